@@ -1,0 +1,22 @@
+import type { Stats } from './stage';
+
+/** Counters keyed by reason, for drops and anomalies: cold paths only. */
+export class ReasonCounter {
+  private readonly counts = new Map<string, number>();
+  total = 0;
+
+  add(reason: string, n = 1): void {
+    this.counts.set(reason, (this.counts.get(reason) ?? 0) + n);
+    this.total += n;
+  }
+
+  get(reason: string): number {
+    return this.counts.get(reason) ?? 0;
+  }
+
+  toJSON(): Stats {
+    const out: Stats = {};
+    for (const k of [...this.counts.keys()].sort()) out[k] = this.counts.get(k)!;
+    return out;
+  }
+}

@@ -1,0 +1,104 @@
+import { Observable, type OperatorFunction } from 'rxjs';
+import { Transform } from 'node:stream';
+
+/** A batch is the unit that moves between stages: an array, never a single item. */
+export type Batch<T> = T[];
+
+export type StatValue = number | { [k: string]: StatValue };
+export type Stats = { [k: string]: StatValue };
+
+/**
+ * A stage's logic. It knows nothing of RxJS, Node streams, files or Kafka, so it is
+ * driven directly with arrays in tests; the adapters below lift it into either world.
+ */
+export interface Stage<I, O> {
+  readonly name: string;
+  /** process one batch; return what it produced (possibly empty) */
+  push(batch: Batch<I>): Batch<O>;
+  /** end of input or shutdown: emit everything still pending */
+  flush(): Batch<O>;
+  /** counters, read at any time */
+  stats(): Stats;
+}
+
+/** Lift a stage into an RxJS operator over batches. */
+export function toOperator<I, O>(stage: Stage<I, O>): OperatorFunction<Batch<I>, Batch<O>> {
+  return (source) =>
+    new Observable<Batch<O>>((subscriber) =>
+      source.subscribe({
+        next(batch) {
+          let out: Batch<O>;
+          try {
+            out = stage.push(batch);
+          } catch (err) {
+            subscriber.error(err);
+            return;
+          }
+          if (out.length > 0) subscriber.next(out);
+        },
+        error(err) {
+          subscriber.error(err);
+        },
+        complete() {
+          let out: Batch<O>;
+          try {
+            out = stage.flush();
+          } catch (err) {
+            subscriber.error(err);
+            return;
+          }
+          if (out.length > 0) subscriber.next(out);
+          subscriber.complete();
+        },
+      }),
+    );
+}
+
+/** Lift a stage into an object-mode Node Transform over batches. */
+export function toTransform<I, O>(stage: Stage<I, O>): Transform {
+  return new Transform({
+    objectMode: true,
+    // a few batches in flight are enough: each already holds many items
+    highWaterMark: 4,
+    transform(batch: Batch<I>, _enc, callback) {
+      let out: Batch<O>;
+      try {
+        out = stage.push(batch);
+      } catch (err) {
+        callback(err as Error);
+        return;
+      }
+      if (out.length > 0) this.push(out);
+      callback();
+    },
+    flush(callback) {
+      let out: Batch<O>;
+      try {
+        out = stage.flush();
+      } catch (err) {
+        callback(err as Error);
+        return;
+      }
+      if (out.length > 0) this.push(out);
+      callback();
+    },
+  });
+}
+
+/** Run a batch through stages in order, synchronously (what both adapters amount to). */
+export function pushThrough(stages: readonly Stage<any, any>[], batch: Batch<any>): Batch<any> {
+  let b = batch;
+  for (let i = 0; i < stages.length && b.length > 0; i++) b = stages[i].push(b);
+  return b;
+}
+
+/** Flush stages in order: what stage i flushes still goes through stages i+1.. */
+export function flushThrough(stages: readonly Stage<any, any>[]): Batch<any> {
+  let carried: Batch<any> = [];
+  for (let i = 0; i < stages.length; i++) {
+    const pushed = carried.length > 0 ? stages[i].push(carried) : [];
+    const flushed = stages[i].flush();
+    carried = flushed.length === 0 ? pushed : pushed.length === 0 ? flushed : pushed.concat(flushed);
+  }
+  return carried;
+}

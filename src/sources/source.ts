@@ -1,0 +1,14 @@
+import type { Frame } from '../core/frame';
+import type { Stats } from '../core/stage';
+
+/**
+ * A source yields batches of Frames. Pulling is the flow control: a source reads
+ * nothing more until the next batch is asked for, so a slow sink slows the source.
+ */
+export interface Source {
+  readonly name: string;
+  batches(): AsyncIterable<Frame[]>;
+  stats(): Stats;
+  /** stop early (shutdown); batches() then ends */
+  close(): void;
+}
