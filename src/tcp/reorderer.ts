@@ -1,0 +1,405 @@
+import { ReasonCounter } from '../core/counters';
+import type { Stage, Stats } from '../core/stage';
+import { IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type Packet } from '../decode/packet';
+import { Connection, DirectionFrom, HalfStream, tupleHash, type Segment } from './connection';
+import { ItemKind, StreamItem } from './items';
+
+export interface TcpOptions {
+  /** connections tracked at once; the least recently active is closed to make room (default 131072) */
+  maxConnections?: number;
+  /** out-of-order bytes queued per direction of a connection (default 1 MiB) */
+  maxBufferedPerDirection?: number;
+  /** out-of-order bytes queued over all connections (default 128 MiB) */
+  maxBufferedTotal?: number;
+  /** seconds of packet time without a packet before a connection is closed (default 120) */
+  idleTimeoutSec?: number;
+  /** seconds of packet time a hole may wait for its bytes before it becomes a gap (default 10) */
+  holeTimeoutSec?: number;
+  /** ports that mark the server side when the handshake was not seen (analyzers' default ports) */
+  isServerPort?: (port: number) => boolean;
+}
+
+/** 32-bit sequence comparison: is a after b (wraparound-safe within 2^31) */
+function seqAfter(a: number, b: number): boolean {
+  return ((a - b) | 0) > 0;
+}
+
+/**
+ * The TCP reorderer: packets in, in-order byte streams out (as StreamItems).
+ * Retransmissions are dropped, overlaps trimmed (first copy wins), out-of-order
+ * segments copied and held until the hole before them fills — under per-direction
+ * and global byte caps and a hole timeout, past which the hole becomes an explicit
+ * gap. Connections close on FIN from both sides, RST, idle timeout (packet time),
+ * eviction, or end of input.
+ */
+export class TcpReorderer implements Stage<Packet, StreamItem> {
+  readonly name = 'tcp';
+  private readonly buckets = new Map<number, Connection>();
+  private head: Connection | null = null; // least recently active
+  private tail: Connection | null = null;
+  private readonly maxConnections: number;
+  private readonly maxPerDirection: number;
+  private readonly maxTotal: number;
+  private readonly idleSec: number;
+  private readonly holeSec: number;
+  private readonly isServerPort: (port: number) => boolean;
+  private out: StreamItem[] = [];
+  private nowSec = 0;
+  private nowNsec = 0;
+  private lastSweepSec = 0;
+  private nextId = 1;
+  active = 0;
+  buffered = 0;
+  bufferedPeak = 0;
+  // counters
+  opened = 0;
+  readonly closedBy = new ReasonCounter();
+  readonly ignored = new ReasonCounter();
+  segments = 0;
+  retransmitted = 0;
+  overlaps = 0;
+  reordered = 0;
+  gaps = 0;
+  gapBytes = 0;
+  readonly gapCause = new ReasonCounter();
+
+  constructor(options: TcpOptions = {}) {
+    this.maxConnections = options.maxConnections ?? 131_072;
+    this.maxPerDirection = options.maxBufferedPerDirection ?? 1024 * 1024;
+    this.maxTotal = options.maxBufferedTotal ?? 128 * 1024 * 1024;
+    this.idleSec = options.idleTimeoutSec ?? 120;
+    this.holeSec = options.holeTimeoutSec ?? 10;
+    this.isServerPort = options.isServerPort ?? (() => false);
+  }
+
+  push(packets: Packet[]): StreamItem[] {
+    const out: StreamItem[] = (this.out = []);
+    for (let i = 0; i < packets.length; i++) {
+      const p = packets[i];
+      if (p.tsSec > this.nowSec || (p.tsSec === this.nowSec && p.tsNsec > this.nowNsec)) {
+        this.nowSec = p.tsSec;
+        this.nowNsec = p.tsNsec;
+      }
+      if (p.proto === IPPROTO_TCP && p.ipVersion !== 0) this.tcp(p);
+      else out.push(new StreamItem(ItemKind.datagram, null, p, 0, null, 0, 0, p.tsSec, p.tsNsec, ''));
+    }
+    if (this.nowSec - this.lastSweepSec >= 1) {
+      this.lastSweepSec = this.nowSec;
+      this.sweep();
+    }
+    return out;
+  }
+
+  /** end of input: every connection is closed, its held bytes released as data and gaps */
+  flush(): StreamItem[] {
+    this.out = [];
+    while (this.head !== null) this.close(this.head, 'end_of_input');
+    return this.out;
+  }
+
+  /** advance packet time without a packet (a live source's idle tick) */
+  advance(sec: number, nsec: number): StreamItem[] {
+    this.out = [];
+    if (sec > this.nowSec || (sec === this.nowSec && nsec > this.nowNsec)) {
+      this.nowSec = sec;
+      this.nowNsec = nsec;
+    }
+    this.sweep();
+    return this.out;
+  }
+
+  stats(): Stats {
+    return {
+      connections: { active: this.active, opened: this.opened, closed: this.closedBy.toJSON() },
+      segments: this.segments,
+      retransmitted: this.retransmitted,
+      overlaps: this.overlaps,
+      reordered: this.reordered,
+      gaps: this.gaps,
+      gap_bytes: this.gapBytes,
+      gap_causes: this.gapCause.toJSON(),
+      buffered_bytes: this.buffered,
+      buffered_peak_bytes: this.bufferedPeak,
+      ignored: this.ignored.toJSON(),
+    };
+  }
+
+  private tcp(p: Packet): void {
+    const h = tupleHash(p);
+    let c = this.buckets.get(h) ?? null;
+    let side = -1;
+    while (c !== null) {
+      side = c.sideOf(p);
+      if (side >= 0) break;
+      c = c.chain;
+    }
+    const flags = p.tcpFlags;
+    const syn = (flags & TCP_SYN) !== 0;
+    const ack = (flags & TCP_ACK) !== 0;
+    // a new SYN on a tuple whose client already sent another sequence space: the tuple is reused
+    if (c !== null && syn && !ack && side === 0 && c.half[0].synSeq >= 0 && c.half[0].synSeq !== p.seq) {
+      this.close(c, 'reused');
+      c = null;
+    }
+    if (c === null) {
+      if ((flags & TCP_RST) !== 0) {
+        this.ignored.add('rst_without_connection');
+        return;
+      }
+      if (!syn && (flags & TCP_FIN) === 0 && p.payloadLen + p.payloadMissing === 0) {
+        this.ignored.add('ack_without_connection');
+        return;
+      }
+      c = this.open(p, h);
+      side = c.clientPort === p.srcPort && c.c3 === p.src3 && c.c0 === p.src0 && c.c1 === p.src1 && c.c2 === p.src2 ? 0 : 1;
+      if (c.clientPort === c.serverPort && c.c3 === c.s3 && c.c0 === c.s0 && c.c1 === c.s1 && c.c2 === c.s2) side = 0;
+    } else {
+      this.touch(c);
+    }
+    c.lastSec = p.tsSec;
+    c.lastNsec = p.tsNsec;
+    this.segments++;
+    const hs = c.half[side];
+    hs.packets++;
+    hs.ipBytes += p.ipLen;
+    let seq = p.seq;
+    if (syn) {
+      hs.synSeq = p.seq;
+      seq = (seq + 1) >>> 0;
+      if (!hs.seqKnown || hs.delivered === 0) {
+        hs.nextSeq = seq;
+        hs.seqKnown = true;
+      }
+    } else if (!hs.seqKnown) {
+      hs.nextSeq = seq;
+      hs.seqKnown = true;
+    }
+    const len = p.payloadLen + p.payloadMissing;
+    if ((flags & TCP_FIN) !== 0 && hs.finSeq < 0) hs.finSeq = (seq + len) >>> 0;
+    if (len > 0) this.segment(c, side, hs, seq, p);
+    this.checkFin(hs);
+    if (ack) {
+      // the peer acknowledged bytes we never saw: they will not be sent again
+      const peer = c.half[1 - side];
+      if (peer.ooo.length > 0 && peer.seqKnown && seqAfter(p.ack, peer.nextSeq)) this.forceGap(c, 1 - side, p.ack, 'acked_unseen');
+    }
+    if (this.holeSec > 0) {
+      for (let s = 0; s < 2; s++) {
+        const q = c.half[s];
+        if (q.ooo.length > 0 && this.nowSec - q.holeSince >= this.holeSec) this.forceGap(c, s, -1, 'hole_timeout');
+      }
+    }
+    if ((flags & TCP_RST) !== 0) this.close(c, 'rst');
+    else if (c.half[0].finDone && c.half[1].finDone) this.close(c, 'fin');
+  }
+
+  private segment(c: Connection, side: number, hs: HalfStream, seq: number, p: Packet): void {
+    const capLen = p.payloadLen;
+    const total = capLen + p.payloadMissing;
+    const rel = (seq - hs.nextSeq) | 0;
+    if (rel > 0) {
+      this.enqueue(c, side, hs, seq, p.data, p.payloadOff, capLen);
+      return;
+    }
+    if (rel + total <= 0) {
+      hs.retransmitted++;
+      this.retransmitted++;
+      return;
+    }
+    if (rel < 0) {
+      hs.overlaps++;
+      this.overlaps++;
+    }
+    const skip = -rel;
+    if (skip < capLen) this.deliver(c, side, hs, p.data, p.payloadOff + skip, capLen - skip);
+    const missing = skip < capLen ? p.payloadMissing : total - skip;
+    if (missing > 0) this.gap(c, side, hs, missing, 'snaplen');
+    this.drain(c, side, hs);
+  }
+
+  private enqueue(c: Connection, side: number, hs: HalfStream, seq: number, b: Buffer, off: number, len: number): void {
+    if (len === 0) return;
+    const q = hs.ooo;
+    const rel = (seq - hs.nextSeq) | 0;
+    let i = q.length;
+    while (i > 0 && ((q[i - 1].seq - hs.nextSeq) | 0) > rel) i--;
+    if (i > 0 && q[i - 1].seq === seq && q[i - 1].bytes.length >= len) {
+      hs.retransmitted++;
+      this.retransmitted++;
+      return;
+    }
+    const seg: Segment = { seq, bytes: Buffer.from(b.subarray(off, off + len)) };
+    if (q.length === 0) hs.holeSince = this.nowSec;
+    q.splice(i, 0, seg);
+    hs.oooBytes += len;
+    hs.reordered++;
+    this.reordered++;
+    this.buffered += len;
+    if (this.buffered > this.bufferedPeak) this.bufferedPeak = this.buffered;
+    while (hs.ooo.length > 0 && hs.oooBytes > this.maxPerDirection) this.forceGap(c, side, -1, 'connection_buffer_limit');
+    while (hs.ooo.length > 0 && this.buffered > this.maxTotal) this.forceGap(c, side, -1, 'total_buffer_limit');
+  }
+
+  /** release queued segments that the stream has reached */
+  private drain(c: Connection, side: number, hs: HalfStream): void {
+    const q = hs.ooo;
+    while (q.length > 0) {
+      const s = q[0];
+      const rel = (s.seq - hs.nextSeq) | 0;
+      if (rel > 0) break;
+      q.shift();
+      const len = s.bytes.length;
+      hs.oooBytes -= len;
+      this.buffered -= len;
+      if (rel + len <= 0) {
+        hs.retransmitted++;
+        this.retransmitted++;
+        continue;
+      }
+      if (rel < 0) {
+        hs.overlaps++;
+        this.overlaps++;
+      }
+      this.deliver(c, side, hs, s.bytes, -rel, len + rel);
+    }
+    if (q.length > 0) hs.holeSince = this.nowSec;
+    this.checkFin(hs);
+  }
+
+  /** give up on the hole before the first queued segment (or up to `upTo`, if it comes first) */
+  private forceGap(c: Connection, side: number, upTo: number, cause: string): void {
+    const hs = c.half[side];
+    if (hs.ooo.length === 0) return;
+    const first = hs.ooo[0].seq;
+    const end = upTo >= 0 && seqAfter(first, upTo) ? upTo : first;
+    const missing = (end - hs.nextSeq) | 0;
+    if (missing > 0) this.gap(c, side, hs, missing, cause);
+    this.drain(c, side, hs);
+  }
+
+  private deliver(c: Connection, side: number, hs: HalfStream, b: Buffer, off: number, len: number): void {
+    hs.nextSeq = (hs.nextSeq + len) >>> 0;
+    hs.delivered += len;
+    this.out.push(new StreamItem(ItemKind.data, c, null, side, b, off, len, this.nowSec, this.nowNsec, ''));
+  }
+
+  private gap(c: Connection, side: number, hs: HalfStream, n: number, cause: string): void {
+    hs.nextSeq = (hs.nextSeq + n) >>> 0;
+    hs.gaps++;
+    hs.gapBytes += n;
+    this.gaps++;
+    this.gapBytes += n;
+    this.gapCause.add(cause);
+    this.out.push(new StreamItem(ItemKind.gap, c, null, side, null, 0, n, this.nowSec, this.nowNsec, cause));
+  }
+
+  private checkFin(hs: HalfStream): void {
+    if (hs.finSeq >= 0 && !hs.finDone && hs.nextSeq === hs.finSeq) {
+      hs.finDone = true;
+      hs.nextSeq = (hs.nextSeq + 1) >>> 0;
+    }
+  }
+
+  private open(p: Packet, h: number): Connection {
+    if (this.active >= this.maxConnections && this.head !== null) this.close(this.head, 'evicted');
+    const syn = (p.tcpFlags & TCP_SYN) !== 0;
+    const ack = (p.tcpFlags & TCP_ACK) !== 0;
+    let srcIsClient: boolean;
+    let from: string;
+    if (syn) {
+      srcIsClient = !ack;
+      from = ack ? DirectionFrom.synAck : DirectionFrom.syn;
+    } else {
+      const srcServer = this.isServerPort(p.srcPort);
+      const dstServer = this.isServerPort(p.dstPort);
+      if (srcServer !== dstServer) {
+        srcIsClient = dstServer;
+        from = DirectionFrom.port;
+      } else if ((p.srcPort < 1024) !== (p.dstPort < 1024)) {
+        srcIsClient = p.dstPort < 1024;
+        from = DirectionFrom.port;
+      } else {
+        srcIsClient = true;
+        from = DirectionFrom.firstPacket;
+      }
+    }
+    const c = srcIsClient
+      ? new Connection(this.nextId++, h, p.ipVersion, p.src0, p.src1, p.src2, p.src3, p.dst0, p.dst1, p.dst2, p.dst3, p.srcPort, p.dstPort, p.vlan, p.vlanInner, from, p.tsSec, p.tsNsec)
+      : new Connection(this.nextId++, h, p.ipVersion, p.dst0, p.dst1, p.dst2, p.dst3, p.src0, p.src1, p.src2, p.src3, p.dstPort, p.srcPort, p.vlan, p.vlanInner, from, p.tsSec, p.tsNsec);
+    c.chain = this.buckets.get(h) ?? null;
+    this.buckets.set(h, c);
+    this.appendLru(c);
+    this.active++;
+    this.opened++;
+    return c;
+  }
+
+  private close(c: Connection, reason: string): void {
+    for (let side = 0; side < 2; side++) {
+      const hs = c.half[side];
+      while (hs.ooo.length > 0) this.forceGap(c, side, -1, 'connection_closed');
+      // a FIN seen beyond a hole: the hole's bytes are lost
+      if (hs.finSeq >= 0 && !hs.finDone && hs.seqKnown) {
+        const missing = (hs.finSeq - hs.nextSeq) | 0;
+        if (missing > 0) this.gap(c, side, hs, missing, 'connection_closed');
+        hs.finDone = true;
+      }
+    }
+    c.closed = true;
+    this.out.push(new StreamItem(ItemKind.close, c, null, 0, null, 0, 0, this.nowSec, this.nowNsec, reason));
+    this.closedBy.add(reason);
+    this.active--;
+    // unlink from its bucket
+    let b = this.buckets.get(c.hash)!;
+    if (b === c) {
+      if (c.chain === null) this.buckets.delete(c.hash);
+      else this.buckets.set(c.hash, c.chain);
+    } else {
+      while (b.chain !== c) b = b.chain!;
+      b.chain = c.chain;
+    }
+    c.chain = null;
+    this.unlinkLru(c);
+  }
+
+  private sweep(): void {
+    const limit = this.nowSec - this.idleSec;
+    while (this.head !== null && this.head.lastSec < limit) this.close(this.head, 'idle');
+    if (this.holeSec > 0) {
+      // holes in connections that went quiet
+      const holeLimit = this.nowSec - this.holeSec;
+      for (let c = this.head; c !== null && c.lastSec < holeLimit; c = c.next) {
+        for (let s = 0; s < 2; s++) {
+          const q = c.half[s];
+          if (q.ooo.length > 0 && q.holeSince <= holeLimit) this.forceGap(c, s, -1, 'hole_timeout');
+        }
+      }
+    }
+  }
+
+  private touch(c: Connection): void {
+    if (this.tail === c) return;
+    this.unlinkLru(c);
+    this.appendLru(c);
+  }
+
+  private appendLru(c: Connection): void {
+    c.prev = this.tail;
+    c.next = null;
+    if (this.tail !== null) this.tail.next = c;
+    else this.head = c;
+    this.tail = c;
+  }
+
+  private unlinkLru(c: Connection): void {
+    if (c.prev !== null) c.prev.next = c.next;
+    else this.head = c.next;
+    if (c.next !== null) c.next.prev = c.prev;
+    else this.tail = c.prev;
+    c.prev = c.next = null;
+  }
+}
+
+export function tcpReorder(options: TcpOptions = {}): TcpReorderer {
+  return new TcpReorderer(options);
+}
