@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto';
+import { ipString, isInternal, writeAddress } from './ip';
+
+/**
+ * The two ends of a conversation as events name them: client and server (source
+ * and destination in transaction events). Built once per connection or query,
+ * never per packet.
+ */
+export interface Endpoints {
+  type: 'ipv4' | 'ipv6';
+  transport: 'tcp' | 'udp' | 'icmp' | 'ipv6-icmp';
+  clientIp: string;
+  clientPort: number;
+  serverIp: string;
+  serverPort: number;
+  communityId: string;
+  direction: string;
+  vlan: number;
+  vlanInner: number;
+}
+
+export interface AddressPair {
+  ipVersion: number;
+  c0: number;
+  c1: number;
+  c2: number;
+  c3: number;
+  s0: number;
+  s1: number;
+  s2: number;
+  s3: number;
+  clientPort: number;
+  serverPort: number;
+  vlan: number;
+  vlanInner: number;
+}
+
+const TRANSPORT_NAMES: Record<number, Endpoints['transport']> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'ipv6-icmp' };
+
+export function makeEndpoints(a: AddressPair, proto: number): Endpoints {
+  const v = a.ipVersion;
+  const ci = isInternal(v, a.c0, a.c3);
+  const si = isInternal(v, a.s0, a.s3);
+  return {
+    type: v === 4 ? 'ipv4' : 'ipv6',
+    transport: TRANSPORT_NAMES[proto] ?? 'tcp',
+    clientIp: ipString(v, a.c0, a.c1, a.c2, a.c3),
+    clientPort: a.clientPort,
+    serverIp: ipString(v, a.s0, a.s1, a.s2, a.s3),
+    serverPort: a.serverPort,
+    communityId: communityId(a, proto),
+    direction: ci && si ? 'internal' : ci ? 'outbound' : si ? 'inbound' : 'external',
+    vlan: a.vlan,
+    vlanInner: a.vlanInner,
+  };
+}
+
+/**
+ * Community ID v1 (seed 0) of a TCP/UDP 5-tuple: base64 of SHA-1 over the ordered
+ * tuple, the lower (address, port) end first — the same for both directions.
+ */
+export function communityId(a: AddressPair, proto: number): string {
+  const v = a.ipVersion;
+  const alen = v === 4 ? 4 : 16;
+  const buf = Buffer.alloc(2 + 2 * alen + 2 + 4);
+  // compare client and server ends: address first, then port
+  const cw = [a.c0, a.c1, a.c2, a.c3];
+  const sw = [a.s0, a.s1, a.s2, a.s3];
+  let cmp = 0;
+  for (let i = v === 4 ? 3 : 0; i < 4 && cmp === 0; i++) cmp = cw[i] < sw[i] ? -1 : cw[i] > sw[i] ? 1 : 0;
+  if (cmp === 0) cmp = a.clientPort < a.serverPort ? -1 : a.clientPort > a.serverPort ? 1 : 0;
+  const clientFirst = cmp <= 0;
+  let o = 2; // seed 0
+  if (clientFirst) {
+    o = writeAddress(buf, o, v, a.c0, a.c1, a.c2, a.c3);
+    o = writeAddress(buf, o, v, a.s0, a.s1, a.s2, a.s3);
+  } else {
+    o = writeAddress(buf, o, v, a.s0, a.s1, a.s2, a.s3);
+    o = writeAddress(buf, o, v, a.c0, a.c1, a.c2, a.c3);
+  }
+  buf[o] = proto;
+  buf[o + 1] = 0;
+  buf.writeUInt16BE(clientFirst ? a.clientPort : a.serverPort, o + 2);
+  buf.writeUInt16BE(clientFirst ? a.serverPort : a.clientPort, o + 4);
+  return '1:' + createHash('sha1').update(buf).digest('base64');
+}

@@ -1,0 +1,60 @@
+import { isoTime, tsDiffNs } from '../core/frame';
+import type { Endpoints } from './endpoints';
+
+/** An output event: a plain JSON-ready object with packetbeat's ECS field names. */
+export type Event = Record<string, unknown>;
+
+export interface TxTimes {
+  startSec: number;
+  startNsec: number;
+  endSec: number;
+  endNsec: number;
+}
+
+/**
+ * The fields every transaction event shares, in a fixed order (so the same input
+ * gives byte-identical output). Packet times only. In transactions, source is the
+ * client and destination the server, as packetbeat has it.
+ */
+export function transactionEvent(
+  type: string,
+  ep: Endpoints,
+  t: TxTimes,
+  status: 'OK' | 'Error',
+  clientBytes: number,
+  serverBytes: number,
+  protocol: string = type,
+): Event {
+  const start = isoTime(t.startSec, t.startNsec);
+  const client = { ip: ep.clientIp, port: ep.clientPort, bytes: clientBytes };
+  const server = { ip: ep.serverIp, port: ep.serverPort, bytes: serverBytes };
+  const network: Record<string, unknown> = {
+    type: ep.type,
+    transport: ep.transport,
+    protocol,
+    direction: ep.direction,
+    community_id: ep.communityId,
+    bytes: clientBytes + serverBytes,
+  };
+  if (ep.vlan >= 0) network.vlan = ep.vlanInner >= 0 ? { id: String(ep.vlan), inner: { id: String(ep.vlanInner) } } : { id: String(ep.vlan) };
+  return {
+    '@timestamp': start,
+    type,
+    status,
+    event: {
+      kind: 'event',
+      category: ['network'],
+      type: ['connection', 'protocol'],
+      dataset: type,
+      start,
+      end: isoTime(t.endSec, t.endNsec),
+      duration: tsDiffNs(t.endSec, t.endNsec, t.startSec, t.startNsec),
+    },
+    source: { ...client },
+    destination: { ...server },
+    client,
+    server,
+    network,
+    related: { ip: ep.clientIp === ep.serverIp ? [ep.clientIp] : [ep.clientIp, ep.serverIp] },
+  };
+}

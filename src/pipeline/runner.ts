@@ -1,0 +1,110 @@
+import { Observable, type OperatorFunction } from 'rxjs';
+import type { Frame } from '../core/frame';
+import { toOperator, type Stats } from '../core/stage';
+import { formatStats } from './stats';
+import type { Pipeline } from './define';
+
+export interface RunResult {
+  /** the source's error (e.g. a damaged capture), after everything before it was processed */
+  error: Error | null;
+  /** the reader of the output went away */
+  readerClosed: boolean;
+  stats: Record<string, Stats>;
+}
+
+export interface RunHandle {
+  done: Promise<RunResult>;
+  /** stop reading; pending state is flushed through the stages and the sink */
+  stop(): void;
+}
+
+export interface RunIO {
+  stderr?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/**
+ * Run a pipeline: the source's batches flow through the stages (each lifted into
+ * an RxJS operator) into the sink. RxJS has no backpressure, so the runner
+ * provides it: the source is asked for its next batch only once the sink has
+ * taken the previous one (and drained, when it said it was full). Memory is then
+ * bounded by one batch per stage plus the sink's buffer.
+ */
+export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
+  const stderr = io.stderr ?? process.stderr;
+  let stopped = false;
+  let sourceError: Error | null = null;
+  let timer: NodeJS.Timeout | null = null;
+
+  const frames$ = new Observable<Frame[]>((subscriber) => {
+    (async () => {
+      try {
+        for await (const batch of p.source.batches()) {
+          subscriber.next(batch);
+          if (p.sink.closed || stopped) break;
+          await p.sink.drained();
+          if (p.sink.closed || stopped) break;
+        }
+      } catch (err) {
+        sourceError = err as Error;
+      }
+      // complete (never error) so every stage flushes what it holds
+      subscriber.complete();
+    })();
+    return () => {
+      stopped = true;
+    };
+  });
+
+  const ops = p.stages.map((s) => toOperator(s) as OperatorFunction<unknown[], unknown[]>);
+  const out$ = ops.reduce<Observable<unknown[]>>((o, op) => o.pipe(op), frames$ as Observable<unknown[]>);
+
+  const collectStats = (): Record<string, Stats> => {
+    const all: Record<string, Stats> = { source: p.source.stats() };
+    for (const s of p.stages) all[s.name] = s.stats();
+    all.sink = p.sink.stats();
+    return all;
+  };
+  const printStats = (final: boolean) => {
+    const all = collectStats();
+    const lines = Object.entries(all).map(([k, v]) => `pktflow: ${final ? '' : '[progress] '}${formatStats(k, v)}`);
+    stderr.write(lines.join('\n') + '\n');
+  };
+
+  const interval = p.options.statsIntervalSec ?? 0;
+  if (interval > 0) {
+    timer = setInterval(() => printStats(false), interval * 1000);
+    timer.unref();
+  }
+
+  const done = new Promise<RunResult>((resolve, reject) => {
+    out$.subscribe({
+      next(batch) {
+        p.sink.write(batch);
+      },
+      error(err) {
+        if (timer) clearInterval(timer);
+        reject(err);
+      },
+      async complete() {
+        if (timer) clearInterval(timer);
+        try {
+          if (p.options.statsEvent && !p.sink.closed) p.sink.write([{ type: 'stats', stats: collectStats() }]);
+          await p.sink.end();
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        if (p.options.printStats !== false) printStats(true);
+        resolve({ error: sourceError, readerClosed: p.sink.closed, stats: collectStats() });
+      },
+    });
+  });
+
+  return {
+    done,
+    stop() {
+      stopped = true;
+      p.source.close();
+    },
+  };
+}

@@ -1,0 +1,195 @@
+import { ReasonCounter } from '../core/counters';
+import type { Stage, Stats } from '../core/stage';
+import { IPPROTO_UDP } from '../decode/packet';
+import { makeEndpoints } from '../events/endpoints';
+import type { Event } from '../events/transaction';
+import type { Connection } from '../tcp/connection';
+import { ItemKind, type StreamItem } from '../tcp/items';
+import type { Emitter, Protocol, ProtocolInstance, TcpAnalyzer } from './analyzer';
+import { protocols as builtins } from './registry';
+
+export interface AnalyzeOptions {
+  /** protocols to run, by name (default: all registered) */
+  protocols?: string[];
+  /** ports per protocol, replacing its defaults: { http: [8080, 8000] } */
+  ports?: Record<string, number[]>;
+  /** recognise protocols on other ports by their first bytes (default true) */
+  probe?: boolean;
+  /** options per protocol, by name */
+  options?: Record<string, Record<string, unknown>>;
+}
+
+/** A connection on which detection gave up, or that has no analyzer */
+const NONE = null;
+/** content probing looks at this many payload chunks before giving up (Zeek looks at 100 packets / 1 KiB) */
+const PROBE_CHUNKS = 4;
+
+interface Probing {
+  chunks: number;
+}
+
+/**
+ * Stream items in, transaction events out. Picks an analyzer for each TCP
+ * connection by server port, else by content probe; hands UDP datagrams to the
+ * protocol that owns the port.
+ */
+export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
+  readonly name = 'analyze';
+  private out: Event[] = [];
+  private readonly instances: ProtocolInstance[] = [];
+  private readonly names: string[] = [];
+  private readonly probers: { p: Protocol; i: number }[] = [];
+  /** port → instance index + 1 (0: none) */
+  private readonly tcpPorts = new Uint8Array(65536);
+  private readonly udpPorts = new Uint8Array(65536);
+  private readonly active = new Set<Connection>();
+  private nowSec = 0;
+  private nowNsec = 0;
+  private lastExpireSec = 0;
+  events = 0;
+  readonly byProtocol: number[] = [];
+  readonly connections = new ReasonCounter();
+
+  constructor(options: AnalyzeOptions = {}, registry: readonly Protocol[] = builtins) {
+    const wanted = options.protocols ?? registry.map((p) => p.name);
+    for (const name of wanted) {
+      const proto = registry.find((p) => p.name === name);
+      if (proto === undefined) throw new Error(`unknown protocol "${name}" (known: ${registry.map((p) => p.name).join(', ')})`);
+      const index = this.instances.length;
+      const inst = proto.create(options.options?.[name] ?? {}, this);
+      this.instances.push(inst);
+      this.names.push(name);
+      this.byProtocol.push(0);
+      const ports = options.ports?.[name];
+      for (const port of ports ?? proto.tcpPorts) if (inst.tcp) this.tcpPorts[port] = index + 1;
+      for (const port of ports ?? proto.udpPorts) if (inst.udp) this.udpPorts[port] = index + 1;
+      if (proto.probe && inst.tcp && options.probe !== false) this.probers.push({ p: proto, i: index });
+    }
+  }
+
+  /** does a protocol claim this port (used by the reorderer to tell the server side) */
+  isServerPort = (port: number): boolean => this.tcpPorts[port] !== 0;
+
+  emit(event: Event): void {
+    this.out.push(event);
+  }
+
+  push(items: StreamItem[]): Event[] {
+    this.out = [];
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      if (it.tsSec > this.nowSec || (it.tsSec === this.nowSec && it.tsNsec > this.nowNsec)) {
+        this.nowSec = it.tsSec;
+        this.nowNsec = it.tsNsec;
+      }
+      switch (it.kind) {
+        case ItemKind.data: {
+          const c = it.conn!;
+          let a = c.app as TcpAnalyzer | Probing | null | undefined;
+          if (a === undefined || (a !== null && !isAnalyzer(a))) a = this.detect(c, it, a as Probing | undefined);
+          if (a !== null && isAnalyzer(a)) a.data(it.side, it.buf!, it.off, it.len, it.tsSec, it.tsNsec);
+          break;
+        }
+        case ItemKind.gap: {
+          const a = it.conn!.app;
+          if (a !== null && a !== undefined && isAnalyzer(a)) a.gap(it.side, it.len, it.tsSec, it.tsNsec);
+          break;
+        }
+        case ItemKind.close: {
+          const c = it.conn!;
+          const a = c.app;
+          if (a !== null && a !== undefined && isAnalyzer(a)) a.close(it.tsSec, it.tsNsec);
+          this.active.delete(c);
+          c.app = NONE;
+          break;
+        }
+        case ItemKind.datagram: {
+          const p = it.packet!;
+          if (p.proto !== IPPROTO_UDP) break;
+          const idx = this.udpPorts[p.dstPort] || this.udpPorts[p.srcPort];
+          if (idx !== 0) this.instances[idx - 1].udp!.datagram(p);
+          break;
+        }
+      }
+    }
+    if (this.nowSec - this.lastExpireSec >= 1) {
+      this.lastExpireSec = this.nowSec;
+      this.expire();
+    }
+    this.count();
+    return this.out;
+  }
+
+  flush(): Event[] {
+    this.out = [];
+    for (const c of this.active) {
+      const a = c.app;
+      if (a !== null && a !== undefined && isAnalyzer(a)) a.close(this.nowSec, this.nowNsec);
+      c.app = NONE;
+    }
+    this.active.clear();
+    for (const inst of this.instances) inst.udp?.flush();
+    this.count();
+    return this.out;
+  }
+
+  stats(): Stats {
+    const protocols: Stats = {};
+    this.instances.forEach((inst, i) => {
+      protocols[this.names[i]] = { events: this.byProtocol[i], ...inst.stats() };
+    });
+    return { events: this.events, connections: this.connections.toJSON(), protocols };
+  }
+
+  private count(): void {
+    const out = this.out;
+    this.events += out.length;
+    for (let i = 0; i < out.length; i++) {
+      const idx = this.names.indexOf(out[i].type as string);
+      if (idx >= 0) this.byProtocol[idx]++;
+    }
+  }
+
+  private expire(): void {
+    for (const c of this.active) (c.app as TcpAnalyzer).expire(this.nowSec, this.nowNsec);
+    for (const inst of this.instances) inst.udp?.expire(this.nowSec, this.nowNsec);
+  }
+
+  private detect(c: Connection, it: StreamItem, probing: Probing | undefined): TcpAnalyzer | Probing | null {
+    let idx = this.tcpPorts[c.serverPort];
+    let how = 'port';
+    if (idx === 0) {
+      for (const { p, i } of this.probers) {
+        if (p.probe!(it.buf!, it.off, it.len, it.side)) {
+          idx = i + 1;
+          how = 'probe';
+          break;
+        }
+      }
+    }
+    if (idx === 0) {
+      const chunks = (probing?.chunks ?? 0) + 1;
+      if (chunks < PROBE_CHUNKS && this.probers.length > 0) {
+        c.app = { chunks };
+        return c.app as Probing;
+      }
+      this.connections.add('unrecognised');
+      c.app = NONE;
+      return NONE;
+    }
+    const inst = this.instances[idx - 1];
+    const a = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out: this });
+    this.connections.add(`${this.names[idx - 1]}_by_${how}`);
+    c.app = a;
+    this.active.add(c);
+    return a;
+  }
+}
+
+function isAnalyzer(a: unknown): a is TcpAnalyzer {
+  return typeof (a as TcpAnalyzer).data === 'function';
+}
+
+export function analyze(options: AnalyzeOptions = {}): AnalyzeStage {
+  return new AnalyzeStage(options);
+}

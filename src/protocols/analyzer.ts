@@ -1,0 +1,57 @@
+import type { Packet } from '../decode/packet';
+import type { Endpoints } from '../events/endpoints';
+import type { Event } from '../events/transaction';
+import type { Connection } from '../tcp/connection';
+import type { Stats } from '../core/stage';
+
+/** Where analyzers put their transactions. */
+export interface Emitter {
+  emit(event: Event): void;
+}
+
+/**
+ * One analyzer instance per TCP connection. Directions: 0 client→server,
+ * 1 server→client. Bytes are buf[off, off+len): valid only during the call — copy
+ * what must be kept.
+ */
+export interface TcpAnalyzer {
+  data(side: number, buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void;
+  /** n bytes of `side` were lost and will never come */
+  gap(side: number, n: number, tsSec: number, tsNsec: number): void;
+  /** the connection ended: emit whatever is pending, with the state it has */
+  close(tsSec: number, tsNsec: number): void;
+  /** packet time moved on: time out what waited too long */
+  expire(nowSec: number, nowNsec: number): void;
+}
+
+/** One analyzer instance per protocol per stage, for all UDP datagrams of that protocol. */
+export interface UdpAnalyzer {
+  datagram(p: Packet): void;
+  expire(nowSec: number, nowNsec: number): void;
+  /** end of input: emit everything pending */
+  flush(): void;
+  stats(): Stats;
+}
+
+export interface TcpContext {
+  readonly conn: Connection;
+  readonly endpoints: Endpoints;
+  readonly out: Emitter;
+}
+
+/** A protocol as the registry knows it. `Opts` is the protocol's own option object. */
+export interface Protocol<Opts = any> {
+  readonly name: string;
+  readonly tcpPorts: readonly number[];
+  readonly udpPorts: readonly number[];
+  /** a look at the first payload of a connection on a port no protocol claims */
+  probe?(buf: Buffer, off: number, len: number, side: number): boolean;
+  /** shared per stage: options resolved once, counters */
+  create(options: Partial<Opts>, out: Emitter): ProtocolInstance;
+}
+
+export interface ProtocolInstance {
+  tcp?(ctx: TcpContext): TcpAnalyzer;
+  udp?: UdpAnalyzer;
+  stats(): Stats;
+}

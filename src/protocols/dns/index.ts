@@ -1,0 +1,301 @@
+import { ReasonCounter } from '../../core/counters';
+import type { Stats } from '../../core/stage';
+import type { Packet } from '../../decode/packet';
+import { makeEndpoints, type Endpoints } from '../../events/endpoints';
+import { transactionEvent } from '../../events/transaction';
+import type { Emitter, Protocol, TcpAnalyzer, TcpContext, UdpAnalyzer } from '../analyzer';
+import { DnsParseError, opcodeName, parseDns, rcodeName, type DnsMessage, type DnsRecord } from './message';
+
+export interface DnsOptions {
+  /** seconds of packet time a query waits for its response (default 10) */
+  transactionTimeoutSec: number;
+  /** queries waiting for responses over all conversations (default 65536) */
+  maxPending: number;
+  /** put authorities and additionals into events (default true) */
+  includeAuthorities: boolean;
+  includeAdditionals: boolean;
+}
+
+export const DNS_DEFAULTS: DnsOptions = {
+  transactionTimeoutSec: 10,
+  maxPending: 65_536,
+  includeAuthorities: true,
+  includeAdditionals: true,
+};
+
+interface Pending {
+  query: DnsMessage;
+  ep: Endpoints;
+  sec: number;
+  nsec: number;
+}
+
+/**
+ * Query/response pairing shared by UDP and TCP: keyed by conversation and id,
+ * insertion-ordered (oldest first) so timeouts and the pending cap cost nothing to
+ * find.
+ */
+class DnsTransactions {
+  private readonly pending = new Map<string, Pending>();
+  queries = 0;
+  responses = 0;
+  transactions = 0;
+  readonly unmatched = new ReasonCounter();
+  readonly malformed = new ReasonCounter();
+
+  constructor(
+    private readonly opts: DnsOptions,
+    private readonly out: Emitter,
+  ) {}
+
+  message(key: string, m: DnsMessage, ep: Endpoints, sec: number, nsec: number): void {
+    if (!m.response) {
+      this.queries++;
+      const old = this.pending.get(key);
+      if (old !== undefined) {
+        this.pending.delete(key);
+        this.unmatched.add('replaced_by_new_query');
+        this.emit(old.query, null, old.ep, old.sec, old.nsec, old.sec, old.nsec, 'another query with the same id arrived before a response');
+      }
+      if (this.pending.size >= this.opts.maxPending) {
+        const [k, p] = this.pending.entries().next().value as [string, Pending];
+        this.pending.delete(k);
+        this.unmatched.add('pending_limit');
+        this.emit(p.query, null, p.ep, p.sec, p.nsec, p.sec, p.nsec, 'too many queries waiting for responses');
+      }
+      this.pending.set(key, { query: m, ep, sec, nsec });
+      return;
+    }
+    this.responses++;
+    const p = this.pending.get(key);
+    if (p === undefined) {
+      this.unmatched.add('response_without_query');
+      this.emit(null, m, ep, sec, nsec, sec, nsec, 'response without a query');
+      return;
+    }
+    this.pending.delete(key);
+    this.emit(p.query, m, p.ep, p.sec, p.nsec, sec, nsec, null);
+  }
+
+  expire(nowSec: number): void {
+    for (const [k, p] of this.pending) {
+      if (nowSec - p.sec < this.opts.transactionTimeoutSec) break;
+      this.pending.delete(k);
+      this.unmatched.add('no_response');
+      this.emit(p.query, null, p.ep, p.sec, p.nsec, p.sec, p.nsec, 'no response');
+    }
+  }
+
+  /** emit every pending query whose key starts with prefix (all when empty) */
+  flush(prefix = ''): void {
+    for (const [k, p] of this.pending) {
+      if (!k.startsWith(prefix)) continue;
+      this.pending.delete(k);
+      this.unmatched.add('no_response');
+      this.emit(p.query, null, p.ep, p.sec, p.nsec, p.sec, p.nsec, 'no response');
+    }
+  }
+
+  stats(): Stats {
+    return {
+      queries: this.queries,
+      responses: this.responses,
+      transactions: this.transactions,
+      pending: this.pending.size,
+      unmatched: this.unmatched.toJSON(),
+      malformed: this.malformed.toJSON(),
+    };
+  }
+
+  private emit(q: DnsMessage | null, r: DnsMessage | null, ep: Endpoints, s: number, sn: number, e: number, en: number, note: string | null): void {
+    this.transactions++;
+    const status = r !== null && r.rcode === 0 ? 'OK' : 'Error';
+    const ev = transactionEvent('dns', ep, { startSec: s, startNsec: sn, endSec: e, endNsec: en }, status, q?.size ?? 0, r?.size ?? 0);
+    const main = (q ?? r)!;
+    const question = main.questions[0];
+    ev.method = opcodeName(main.opcode);
+    if (question !== undefined) {
+      ev.query = `class ${question.class}, type ${question.type}, ${question.name}`;
+      ev.resource = question.name;
+    }
+    const dns: Record<string, unknown> = {
+      id: main.id,
+      op_code: opcodeName(main.opcode),
+      type: r !== null ? 'answer' : 'query',
+    };
+    if (question !== undefined) dns.question = { name: question.name, type: question.type, class: question.class };
+    if (r !== null) {
+      dns.flags = {
+        authoritative: r.aa,
+        recursion_available: r.ra,
+        recursion_desired: r.rd,
+        authentic_data: r.ad,
+        checking_disabled: r.cd,
+        truncated_response: r.tc,
+      };
+      dns.header_flags = headerFlags(r);
+      dns.response_code = rcodeName(r.rcode);
+      dns.answers_count = r.counts[1];
+      dns.authorities_count = r.counts[2];
+      dns.additionals_count = r.counts[3];
+      if (r.answers.length > 0) dns.answers = r.answers;
+      if (this.opts.includeAuthorities && r.authorities.length > 0) dns.authorities = r.authorities;
+      if (this.opts.includeAdditionals && r.additionals.length > 0) dns.additionals = r.additionals;
+      const ips = resolvedIps(r.answers);
+      if (ips.length > 0) dns.resolved_ip = ips;
+      if (r.opt !== null) dns.opt = r.opt;
+    } else {
+      dns.flags = { recursion_desired: main.rd, checking_disabled: main.cd };
+      dns.header_flags = headerFlags(main);
+      if (main.opt !== null) dns.opt = main.opt;
+    }
+    ev.dns = dns;
+    if (note !== null) {
+      ev.notes = [note];
+      if (r === null) ev.error = { message: note };
+    }
+    this.out.emit(ev);
+  }
+}
+
+function headerFlags(m: DnsMessage): string[] {
+  const f: string[] = [];
+  if (m.aa) f.push('AA');
+  if (m.tc) f.push('TC');
+  if (m.rd) f.push('RD');
+  if (m.ra) f.push('RA');
+  if (m.ad) f.push('AD');
+  if (m.cd) f.push('CD');
+  if (m.opt?.do) f.push('DO');
+  return f;
+}
+
+function resolvedIps(answers: DnsRecord[]): string[] {
+  const ips: string[] = [];
+  for (const a of answers) if (a.type === 'A' || a.type === 'AAAA') ips.push(a.data);
+  return ips;
+}
+
+class DnsUdp implements UdpAnalyzer {
+  constructor(private readonly tx: DnsTransactions) {}
+
+  datagram(p: Packet): void {
+    let m: DnsMessage;
+    try {
+      m = parseDns(p.data, p.payloadOff, p.payloadLen);
+    } catch (err) {
+      if (!(err instanceof DnsParseError)) throw err;
+      this.tx.malformed.add(err.reason);
+      return;
+    }
+    // a query goes client → server, a response server → client
+    const q = !m.response;
+    const ep = makeEndpoints(
+      {
+        ipVersion: p.ipVersion,
+        c0: q ? p.src0 : p.dst0, c1: q ? p.src1 : p.dst1, c2: q ? p.src2 : p.dst2, c3: q ? p.src3 : p.dst3,
+        s0: q ? p.dst0 : p.src0, s1: q ? p.dst1 : p.src1, s2: q ? p.dst2 : p.src2, s3: q ? p.dst3 : p.src3,
+        clientPort: q ? p.srcPort : p.dstPort,
+        serverPort: q ? p.dstPort : p.srcPort,
+        vlan: p.vlan,
+        vlanInner: p.vlanInner,
+      },
+      17,
+    );
+    this.tx.message(`u|${ep.clientIp}|${ep.clientPort}|${ep.serverIp}|${ep.serverPort}|${ep.vlan}|${m.id}`, m, ep, p.tsSec, p.tsNsec);
+  }
+
+  expire(nowSec: number): void {
+    this.tx.expire(nowSec);
+  }
+
+  flush(): void {
+    this.tx.flush();
+  }
+
+  stats(): Stats {
+    return this.tx.stats();
+  }
+}
+
+/** DNS over TCP: 2-byte length prefix, any number of messages each way */
+class DnsTcp implements TcpAnalyzer {
+  private readonly buf: [Buffer | null, Buffer | null] = [null, null];
+  private readonly lost = [false, false];
+  private readonly prefix: string;
+
+  constructor(
+    private readonly ctx: TcpContext,
+    private readonly tx: DnsTransactions,
+  ) {
+    this.prefix = `t|${ctx.conn.id}|`;
+  }
+
+  data(side: number, b: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void {
+    if (this.lost[side]) return;
+    let data: Buffer;
+    let o: number;
+    let end: number;
+    const held = this.buf[side];
+    if (held === null) {
+      data = b;
+      o = off;
+      end = off + len;
+    } else {
+      data = Buffer.concat([held, b.subarray(off, off + len)]);
+      o = 0;
+      end = data.length;
+    }
+    while (end - o >= 2) {
+      const mlen = data.readUInt16BE(o);
+      if (end - o - 2 < mlen) break;
+      this.one(data, o + 2, mlen, tsSec, tsNsec);
+      o += 2 + mlen;
+    }
+    // what remains is less than one message (at most 64 KiB + 1): bounded by the format
+    this.buf[side] = o < end ? Buffer.from(data.subarray(o, end)) : null;
+  }
+
+  gap(side: number): void {
+    // message boundaries are lost with the bytes: this direction can no longer be framed
+    this.buf[side] = null;
+    this.lost[side] = true;
+    this.tx.malformed.add('gap_in_tcp_stream');
+  }
+
+  close(): void {
+    this.tx.flush(this.prefix);
+  }
+
+  expire(): void {
+    // pending queries time out in the shared table
+  }
+
+  private one(b: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void {
+    let m: DnsMessage;
+    try {
+      m = parseDns(b, off, len);
+    } catch (err) {
+      if (!(err instanceof DnsParseError)) throw err;
+      this.tx.malformed.add(err.reason);
+      return;
+    }
+    this.tx.message(this.prefix + m.id, m, this.ctx.endpoints, tsSec, tsNsec);
+  }
+}
+
+export const dns: Protocol<DnsOptions> = {
+  name: 'dns',
+  tcpPorts: [53, 5353],
+  udpPorts: [53, 5353],
+  create(options, out) {
+    const opts: DnsOptions = { ...DNS_DEFAULTS, ...options };
+    const tx = new DnsTransactions(opts, out);
+    const udp = new DnsUdp(tx);
+    return {
+      udp,
+      tcp: (ctx) => new DnsTcp(ctx, tx),
+      stats: () => tx.stats(),
+    };
+  },
+};

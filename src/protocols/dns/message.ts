@@ -1,0 +1,272 @@
+import { ipv6Text } from '../../events/ip';
+
+/**
+ * DNS message parsing (RFC 1035, 3596, 2782, 6891, 8659). Every read is bounds
+ * checked; a malformed message throws DnsParseError with a reason that the
+ * analyzer counts.
+ */
+
+export class DnsParseError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+export interface DnsQuestion {
+  name: string;
+  type: string;
+  class: string;
+}
+
+export type DnsRecord = Record<string, string | number> & { name: string; type: string; class: string; ttl: number; data: string };
+
+export interface DnsOpt {
+  version: string;
+  do: boolean;
+  ext_rcode: string;
+  udp_size: number;
+}
+
+export interface DnsMessage {
+  id: number;
+  response: boolean;
+  opcode: number;
+  aa: boolean;
+  tc: boolean;
+  rd: boolean;
+  ra: boolean;
+  ad: boolean;
+  cd: boolean;
+  /** full response code, extended by OPT when present */
+  rcode: number;
+  questions: DnsQuestion[];
+  answers: DnsRecord[];
+  authorities: DnsRecord[];
+  additionals: DnsRecord[];
+  counts: [number, number, number, number];
+  opt: DnsOpt | null;
+  size: number;
+}
+
+const TYPES: Record<number, string> = {
+  1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 13: 'HINFO', 15: 'MX', 16: 'TXT', 28: 'AAAA', 33: 'SRV',
+  35: 'NAPTR', 39: 'DNAME', 41: 'OPT', 43: 'DS', 46: 'RRSIG', 47: 'NSEC', 48: 'DNSKEY', 50: 'NSEC3', 52: 'TLSA',
+  64: 'SVCB', 65: 'HTTPS', 99: 'SPF', 250: 'TSIG', 251: 'IXFR', 252: 'AXFR', 255: 'ANY', 257: 'CAA',
+};
+const CLASSES: Record<number, string> = { 1: 'IN', 3: 'CH', 4: 'HS', 254: 'NONE', 255: 'ANY' };
+const RCODES: Record<number, string> = {
+  0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN', 7: 'YXRRSET',
+  8: 'NXRRSET', 9: 'NOTAUTH', 10: 'NOTZONE', 11: 'DSOTYPENI', 16: 'BADVERS', 17: 'BADKEY', 18: 'BADTIME', 19: 'BADMODE',
+  20: 'BADNAME', 21: 'BADALG', 22: 'BADTRUNC', 23: 'BADCOOKIE',
+};
+const OPCODES: Record<number, string> = { 0: 'QUERY', 1: 'IQUERY', 2: 'STATUS', 4: 'NOTIFY', 5: 'UPDATE', 6: 'DSO' };
+
+export const typeName = (t: number): string => TYPES[t] ?? `TYPE${t}`;
+export const className = (c: number): string => CLASSES[c] ?? `CLASS${c}`;
+export const rcodeName = (r: number): string => RCODES[r] ?? `RCODE${r}`;
+export const opcodeName = (o: number): string => OPCODES[o] ?? `OPCODE${o}`;
+
+const MAX_POINTER_HOPS = 64;
+const MAX_NAME = 255;
+const MAX_RECORDS = 4096;
+
+/** A name at `off` in b[start, end): returns [name, offset after the name in place]. */
+export function readName(b: Buffer, start: number, end: number, off: number): [string, number] {
+  const labels: string[] = [];
+  let o = off;
+  let after = -1;
+  let hops = 0;
+  let length = 0;
+  // compression pointers must point strictly backwards: no loop can then form
+  let limit = off;
+  for (;;) {
+    if (o >= end) throw new DnsParseError('name_out_of_bounds');
+    const l = b[o];
+    if (l === 0) {
+      if (after < 0) after = o + 1;
+      break;
+    }
+    const kind = l & 0xc0;
+    if (kind === 0xc0) {
+      if (o + 1 >= end) throw new DnsParseError('name_out_of_bounds');
+      const target = start + (((l & 0x3f) << 8) | b[o + 1]);
+      if (after < 0) after = o + 2;
+      if (++hops > MAX_POINTER_HOPS) throw new DnsParseError('name_pointer_chain_too_long');
+      if (target >= limit) throw new DnsParseError('name_pointer_loop');
+      limit = target;
+      o = target;
+      continue;
+    }
+    if (kind !== 0) throw new DnsParseError('bad_label_type');
+    if (o + 1 + l > end) throw new DnsParseError('name_out_of_bounds');
+    length += l + 1;
+    if (length > MAX_NAME) throw new DnsParseError('name_too_long');
+    labels.push(label(b, o + 1, o + 1 + l));
+    o += 1 + l;
+  }
+  return [labels.length === 0 ? '.' : labels.join('.'), after];
+}
+
+/** a label as presentation text: dots and backslashes escaped, non-printables as \DDD */
+function label(b: Buffer, from: number, to: number): string {
+  let plain = true;
+  for (let i = from; i < to; i++) {
+    const c = b[i];
+    if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c || c === 0x22) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return b.toString('latin1', from, to);
+  let s = '';
+  for (let i = from; i < to; i++) {
+    const c = b[i];
+    if (c === 0x2e || c === 0x5c || c === 0x22) s += '\\' + String.fromCharCode(c);
+    else if (c <= 0x20 || c >= 0x7f) s += '\\' + String(c).padStart(3, '0');
+    else s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+export function parseDns(b: Buffer, start: number, len: number): DnsMessage {
+  const end = start + len;
+  if (len < 12) throw new DnsParseError('truncated_header');
+  const flags = b.readUInt16BE(start + 2);
+  const counts: [number, number, number, number] = [
+    b.readUInt16BE(start + 4),
+    b.readUInt16BE(start + 6),
+    b.readUInt16BE(start + 8),
+    b.readUInt16BE(start + 10),
+  ];
+  if (counts[0] + counts[1] + counts[2] + counts[3] > MAX_RECORDS) throw new DnsParseError('too_many_records');
+  const m: DnsMessage = {
+    id: b.readUInt16BE(start),
+    response: (flags & 0x8000) !== 0,
+    opcode: (flags >> 11) & 0xf,
+    aa: (flags & 0x0400) !== 0,
+    tc: (flags & 0x0200) !== 0,
+    rd: (flags & 0x0100) !== 0,
+    ra: (flags & 0x0080) !== 0,
+    ad: (flags & 0x0020) !== 0,
+    cd: (flags & 0x0010) !== 0,
+    rcode: flags & 0xf,
+    questions: [],
+    answers: [],
+    authorities: [],
+    additionals: [],
+    counts,
+    opt: null,
+    size: len,
+  };
+  let o = start + 12;
+  for (let i = 0; i < counts[0]; i++) {
+    const [name, next] = readName(b, start, end, o);
+    if (next + 4 > end) throw new DnsParseError('truncated_question');
+    m.questions.push({ name, type: typeName(b.readUInt16BE(next)), class: className(b.readUInt16BE(next + 2)) });
+    o = next + 4;
+  }
+  const sections = [m.answers, m.authorities, m.additionals];
+  for (let s = 0; s < 3; s++) {
+    for (let i = 0; i < counts[s + 1]; i++) o = record(b, start, end, o, m, sections[s]);
+  }
+  return m;
+}
+
+function record(b: Buffer, start: number, end: number, off: number, m: DnsMessage, into: DnsRecord[]): number {
+  const [name, next] = readName(b, start, end, off);
+  if (next + 10 > end) throw new DnsParseError('truncated_record');
+  const type = b.readUInt16BE(next);
+  const cls = b.readUInt16BE(next + 2);
+  const ttl = b.readUInt32BE(next + 4);
+  const rdlen = b.readUInt16BE(next + 8);
+  const rd = next + 10;
+  const rdEnd = rd + rdlen;
+  if (rdEnd > end) throw new DnsParseError('truncated_rdata');
+  if (type === 41) {
+    // OPT pseudo-record: class is the UDP payload size, TTL carries extended rcode, version and DO
+    const extRcode = ((ttl >>> 24) << 4) | m.rcode;
+    m.rcode = extRcode;
+    m.opt = { version: String((ttl >>> 16) & 0xff), do: (ttl & 0x8000) !== 0, ext_rcode: rcodeName(extRcode), udp_size: cls };
+    return rdEnd;
+  }
+  const r: DnsRecord = { name, type: typeName(type), class: className(cls), ttl, data: '' };
+  switch (type) {
+    case 1:
+      if (rdlen !== 4) throw new DnsParseError('bad_a_record');
+      r.data = `${b[rd]}.${b[rd + 1]}.${b[rd + 2]}.${b[rd + 3]}`;
+      break;
+    case 28: {
+      if (rdlen !== 16) throw new DnsParseError('bad_aaaa_record');
+      r.data = ipv6At(b, rd);
+      break;
+    }
+    case 2:
+    case 5:
+    case 12:
+    case 39:
+      r.data = readName(b, start, end, rd)[0];
+      break;
+    case 15: {
+      if (rdlen < 3) throw new DnsParseError('bad_mx_record');
+      r.preference = b.readUInt16BE(rd);
+      r.data = readName(b, start, end, rd + 2)[0];
+      break;
+    }
+    case 6: {
+      const [mname, n1] = readName(b, start, end, rd);
+      const [rname, n2] = readName(b, start, end, n1);
+      if (n2 + 20 > rdEnd) throw new DnsParseError('bad_soa_record');
+      r.data = mname;
+      r.rname = rname;
+      r.serial = b.readUInt32BE(n2);
+      r.refresh = b.readUInt32BE(n2 + 4);
+      r.retry = b.readUInt32BE(n2 + 8);
+      r.expire = b.readUInt32BE(n2 + 12);
+      r.minimum = b.readUInt32BE(n2 + 16);
+      break;
+    }
+    case 16:
+    case 99: {
+      const parts: string[] = [];
+      let o = rd;
+      while (o < rdEnd) {
+        const l = b[o];
+        if (o + 1 + l > rdEnd) throw new DnsParseError('bad_txt_record');
+        parts.push(b.toString('utf8', o + 1, o + 1 + l));
+        o += 1 + l;
+      }
+      r.data = parts.join('');
+      break;
+    }
+    case 33: {
+      if (rdlen < 7) throw new DnsParseError('bad_srv_record');
+      r.priority = b.readUInt16BE(rd);
+      r.weight = b.readUInt16BE(rd + 2);
+      r.port = b.readUInt16BE(rd + 4);
+      r.data = readName(b, start, end, rd + 6)[0];
+      break;
+    }
+    case 257: {
+      if (rdlen < 2 || 2 + b[rd + 1] > rdlen) throw new DnsParseError('bad_caa_record');
+      const tagLen = b[rd + 1];
+      const tag = b.toString('latin1', rd + 2, rd + 2 + tagLen);
+      const value = b.toString('utf8', rd + 2 + tagLen, rdEnd);
+      r.flags = b[rd];
+      r.tag = tag;
+      r.value = value;
+      r.data = `${b[rd]} ${tag} "${value}"`;
+      break;
+    }
+    default:
+      // RFC 3597 generic form
+      r.data = `\\# ${rdlen}${rdlen > 0 ? ' ' + b.toString('hex', rd, rdEnd) : ''}`;
+  }
+  into.push(r);
+  return rdEnd;
+}
+
+function ipv6At(b: Buffer, o: number): string {
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push(b.readUInt16BE(o + 2 * i));
+  return ipv6Text(g);
+}

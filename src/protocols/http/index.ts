@@ -1,0 +1,268 @@
+import { ReasonCounter } from '../../core/counters';
+import type { Stats } from '../../core/stage';
+import type { Endpoints } from '../../events/endpoints';
+import { transactionEvent, type Event } from '../../events/transaction';
+import type { Emitter, Protocol, TcpAnalyzer, TcpContext } from '../analyzer';
+import { HttpMessage } from './message';
+import { BodyMode, HttpParser, startsWithMethod, type HttpParserOptions, type ParserEvents } from './parser';
+
+export interface HttpOptions {
+  /** largest header section kept while parsing (default 64 KiB) */
+  maxHeaderBytes: number;
+  /** headers to put in http.*.headers (lower-case names), or 'all' (default none, as packetbeat) */
+  sendHeaders: string[] | 'all';
+  /** content types (prefixes) whose bodies go into http.*.body.content (default none) */
+  includeBodyFor: string[];
+  /** body bytes kept per message when included (default 1 MiB) */
+  maxBodyBytes: number;
+  /** requests waiting for their responses, per connection (default 64) */
+  maxPending: number;
+  /** seconds of packet time a request waits for its response (default 10, as packetbeat) */
+  transactionTimeoutSec: number;
+}
+
+export const HTTP_DEFAULTS: HttpOptions = {
+  maxHeaderBytes: 64 * 1024,
+  sendHeaders: [],
+  includeBodyFor: [],
+  maxBodyBytes: 1024 * 1024,
+  maxPending: 64,
+  transactionTimeoutSec: 10,
+};
+
+class HttpCounters {
+  requests = 0;
+  responses = 0;
+  transactions = 0;
+  interim = 0;
+  readonly unmatched = new ReasonCounter();
+  readonly violations = new ReasonCounter();
+  partial = 0;
+}
+
+/** a request lost to a gap before its headers: keeps pairing in step with responses */
+function lostRequest(tsSec: number, tsNsec: number): HttpMessage {
+  const m = new HttpMessage(true);
+  m.startSec = m.endSec = tsSec;
+  m.startNsec = m.endNsec = tsNsec;
+  m.note('request lost to packet loss');
+  return m;
+}
+
+class HttpConnection implements TcpAnalyzer {
+  private readonly req: HttpParser;
+  private readonly resp: HttpParser;
+  /** requests whose responses have not completed, oldest first */
+  private readonly pending: HttpMessage[] = [];
+
+  constructor(
+    private readonly ep: Endpoints,
+    private readonly out: Emitter,
+    private readonly opts: HttpOptions,
+    parserOpts: HttpParserOptions,
+    private readonly n: HttpCounters,
+  ) {
+    const reqEvents: ParserEvents = {
+      headers: (m) => {
+        this.n.requests++;
+        this.pending.push(m);
+        if (this.pending.length > this.opts.maxPending) {
+          this.n.unmatched.add('pending_limit');
+          this.emit(this.pending.shift()!, null, 'too many requests waiting for responses');
+        }
+        return m.chunked ? BodyMode.chunked : m.contentLength > 0 ? BodyMode.length : BodyMode.none;
+      },
+      message: () => {},
+      violation: (reason) => {
+        this.n.violations.add(`request_${reason}`);
+        if (reason === 'gap_in_headers') this.pending.push(lostRequest(0, 0));
+      },
+    };
+    const respEvents: ParserEvents = {
+      headers: (m) => this.responseBody(m),
+      message: (m) => this.response(m),
+      violation: (reason) => this.n.violations.add(`response_${reason}`),
+    };
+    this.req = new HttpParser(true, parserOpts, reqEvents);
+    this.resp = new HttpParser(false, parserOpts, respEvents);
+  }
+
+  data(side: number, buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void {
+    (side === 0 ? this.req : this.resp).feed(buf, off, len, tsSec, tsNsec);
+  }
+
+  gap(side: number, n: number, tsSec: number, tsNsec: number): void {
+    (side === 0 ? this.req : this.resp).gap(n, tsSec, tsNsec);
+  }
+
+  close(tsSec: number, tsNsec: number): void {
+    this.req.close(tsSec, tsNsec);
+    this.resp.close(tsSec, tsNsec);
+    while (this.pending.length > 0) {
+      this.n.unmatched.add('no_response');
+      this.emit(this.pending.shift()!, null, 'no response before the connection closed');
+    }
+  }
+
+  expire(nowSec: number): void {
+    // a response in progress keeps its request alive
+    while (this.pending.length > 0 && this.resp.idle) {
+      const m = this.pending[0];
+      if (nowSec - m.startSec < this.opts.transactionTimeoutSec) break;
+      this.pending.shift();
+      this.n.unmatched.add('timeout');
+      this.emit(m, null, 'no response within the transaction timeout');
+    }
+  }
+
+  private responseBody(m: HttpMessage): number {
+    const code = m.statusCode;
+    const req = this.pending[0];
+    if (code >= 100 && code < 200 && code !== 101) return BodyMode.none;
+    if (code === 101 || (req !== undefined && req.method === 'CONNECT' && code >= 200 && code < 300)) return BodyMode.tunnel;
+    if (code === 204 || code === 304 || (req !== undefined && req.method === 'HEAD')) return BodyMode.none;
+    if (m.chunked) return BodyMode.chunked;
+    if (m.contentLength >= 0) return BodyMode.length;
+    return BodyMode.untilClose;
+  }
+
+  private response(m: HttpMessage): void {
+    this.n.responses++;
+    const code = m.statusCode;
+    if (code >= 100 && code < 200 && code !== 101) {
+      this.n.interim++; // 100 Continue and friends: the final response follows
+      return;
+    }
+    const req = this.pending.shift();
+    if (req === undefined) {
+      this.n.unmatched.add('response_without_request');
+      return;
+    }
+    if (req.method === '') {
+      // a request lost to a gap: the transaction starts with what we saw
+      req.startSec = req.endSec = m.startSec;
+      req.startNsec = req.endNsec = m.startNsec;
+    }
+    if (code === 101 || (req.method === 'CONNECT' && code >= 200 && code < 300)) {
+      // the connection now speaks another protocol
+      this.req.stop();
+      this.resp.stop();
+    }
+    this.emit(req, m, null);
+  }
+
+  private emit(req: HttpMessage, resp: HttpMessage | null, note: string | null): void {
+    this.n.transactions++;
+    const end = resp ?? req;
+    const status = resp !== null && resp.statusCode < 400 ? 'OK' : 'Error';
+    const e = transactionEvent('http', this.ep, { startSec: req.startSec, startNsec: req.startNsec, endSec: end.endSec, endNsec: end.endNsec }, status, req.wireBytes, resp?.wireBytes ?? 0);
+    const notes: string[] = [];
+    if (req.notes) notes.push(...req.notes);
+    if (resp?.notes) notes.push(...resp.notes);
+    if (req.missingBytes > 0) notes.push(`packet loss: ${req.missingBytes} request bytes missing`);
+    if (resp !== null && resp.missingBytes > 0) notes.push(`packet loss: ${resp.missingBytes} response bytes missing`);
+    if (note !== null) notes.push(note);
+    if (req.missingBytes > 0 || (resp?.missingBytes ?? 0) > 0 || req.method === '') this.n.partial++;
+
+    if (req.method !== '') {
+      const { path, query } = splitUri(req.uri);
+      e.method = req.method;
+      e.query = `${req.method} ${path}`;
+      e.url = this.url(req, path, query);
+    }
+    const http: Record<string, unknown> = { version: (resp ?? req).version || undefined };
+    if (req.method !== '') http.request = message(req, true);
+    if (resp !== null) http.response = message(resp, false);
+    e.http = http;
+    if (req.userAgent !== '') e.user_agent = { original: req.userAgent };
+    if (notes.length > 0) e.notes = notes;
+    this.out.emit(e);
+  }
+
+  private url(req: HttpMessage, path: string, query: string): Record<string, unknown> {
+    let domain = this.ep.serverIp;
+    let port = this.ep.serverPort;
+    let p = path;
+    const abs = /^https?:\/\/([^/?#]+)(.*)$/i.exec(req.uri);
+    const authority = abs !== null ? abs[1] : req.host;
+    if (abs !== null) {
+      const rest = splitUri(abs[2] || '/');
+      p = rest.path;
+      query = rest.query;
+    }
+    if (authority !== '') {
+      const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(authority);
+      if (m !== null) {
+        domain = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
+        port = m[2] !== undefined ? +m[2] : 80;
+      }
+    }
+    const host = domain.includes(':') ? `[${domain}]` : domain;
+    const u: Record<string, unknown> = {
+      scheme: 'http',
+      domain,
+      port,
+      path: p,
+      full: `http://${host}${port !== 80 ? `:${port}` : ''}${p}${query !== '' ? `?${query}` : ''}`,
+    };
+    if (query !== '') u.query = query;
+    return u;
+  }
+}
+
+function splitUri(uri: string): { path: string; query: string } {
+  const q = uri.indexOf('?');
+  return q < 0 ? { path: uri, query: '' } : { path: uri.slice(0, q), query: uri.slice(q + 1) };
+}
+
+function message(m: HttpMessage, isRequest: boolean): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  if (isRequest) o.method = m.method;
+  else {
+    o.status_code = m.statusCode;
+    o.status_phrase = m.statusPhrase.toLowerCase();
+  }
+  o.bytes = m.wireBytes;
+  const body: Record<string, unknown> = { bytes: m.bodyBytes };
+  if (m.body !== null) body.content = Buffer.concat(m.body).toString('utf8');
+  if (m.bodyTruncated) body.truncated = true;
+  o.body = body;
+  if (m.headers !== null) o.headers = m.headers;
+  if (isRequest && m.referer !== '') o.referrer = m.referer;
+  if (m.contentType !== '') o.mime_type = m.contentType.split(';')[0].trim();
+  return o;
+}
+
+export const http: Protocol<HttpOptions> = {
+  name: 'http',
+  tcpPorts: [80, 8080, 8000, 8008, 8888, 3000, 5000, 9200],
+  udpPorts: [],
+  probe(buf, off, len, side) {
+    if (side === 0) return startsWithMethod(buf, off, off + len);
+    return len >= 7 && buf.toString('latin1', off, off + 7) === 'HTTP/1.';
+  },
+  create(options) {
+    const opts: HttpOptions = { ...HTTP_DEFAULTS, ...options };
+    const parserOpts: HttpParserOptions = {
+      maxHeaderBytes: opts.maxHeaderBytes,
+      captureHeaders: opts.sendHeaders === 'all' ? 'all' : opts.sendHeaders.map((h) => h.toLowerCase()),
+      includeBodyFor: opts.includeBodyFor.map((t) => t.toLowerCase()),
+      maxBodyBytes: opts.maxBodyBytes,
+    };
+    const n = new HttpCounters();
+    return {
+      tcp: (ctx: TcpContext) => new HttpConnection(ctx.endpoints, ctx.out, opts, parserOpts, n),
+      stats: (): Stats => ({
+        requests: n.requests,
+        responses: n.responses,
+        interim_responses: n.interim,
+        transactions: n.transactions,
+        partial: n.partial,
+        unmatched: n.unmatched.toJSON(),
+        violations: n.violations.toJSON(),
+      }),
+    };
+  },
+};
+
+export type { Event };

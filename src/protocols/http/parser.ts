@@ -1,0 +1,457 @@
+import { HttpMessage } from './message';
+
+export interface HttpParserOptions {
+  /** largest header section (start line and headers) before the parser gives up on it */
+  maxHeaderBytes: number;
+  /** headers to capture (lower-case), or 'all' */
+  captureHeaders: readonly string[] | 'all';
+  /** content types (prefixes) whose bodies are kept */
+  includeBodyFor: readonly string[];
+  /** body bytes kept per message */
+  maxBodyBytes: number;
+}
+
+/** How the body of a message is delimited, decided by the caller for responses. */
+export const BodyMode = { none: 0, length: 1, chunked: 2, untilClose: 3, tunnel: 4 } as const;
+
+export interface ParserEvents {
+  /** headers parsed; returns how the body is framed */
+  headers(msg: HttpMessage): number;
+  /** message complete */
+  message(msg: HttpMessage): void;
+  /** a message could not be parsed (the reason is counted) */
+  violation(reason: string): void;
+}
+
+const S_IDLE = 0;
+const S_HEADERS = 1;
+const S_BODY = 2;
+const S_CHUNK_SIZE = 3;
+const S_CHUNK_DATA = 4;
+const S_CHUNK_END = 5;
+const S_TRAILER = 6;
+const S_UNTIL_CLOSE = 7;
+const S_SYNC = 8;
+const S_DEAD = 9;
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const MAX_CHUNK_LINE = 1024;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const VERSION = /^HTTP\/(\d)\.(\d)$/;
+
+/**
+ * Incremental HTTP/1.x parser for one direction of a connection. Fed bytes as
+ * they arrive, in any split; emits complete messages. Every buffer is bounded:
+ * the header section by maxHeaderBytes, a chunk-size line by 1 KiB, kept bodies by
+ * maxBodyBytes. After a violation it resynchronises on the next start line.
+ */
+export class HttpParser {
+  private state = S_IDLE;
+  private msg: HttpMessage | null = null;
+  /** header bytes gathered across chunks (only when a header section spans them) */
+  private hdr: Buffer | null = null;
+  private remaining = 0;
+  private line = '';
+  private keepBody = false;
+
+  constructor(
+    private readonly isRequest: boolean,
+    private readonly opts: HttpParserOptions,
+    private readonly on: ParserEvents,
+  ) {}
+
+  get idle(): boolean {
+    return this.state === S_IDLE || this.state === S_SYNC || this.state === S_DEAD;
+  }
+
+  /** stop parsing this direction for good (after an upgrade or CONNECT) */
+  stop(): void {
+    this.state = S_DEAD;
+    this.msg = null;
+    this.hdr = null;
+  }
+
+  feed(buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void {
+    const end = off + len;
+    while (off < end) {
+      switch (this.state) {
+        case S_IDLE: {
+          // tolerate empty lines between messages
+          while (off < end && (buf[off] === 13 || buf[off] === 10)) off++;
+          if (off === end) return;
+          const m = new HttpMessage(this.isRequest);
+          m.startSec = tsSec;
+          m.startNsec = tsNsec;
+          this.msg = m;
+          this.state = S_HEADERS;
+          break;
+        }
+        case S_HEADERS:
+          off = this.headerBytes(buf, off, end, tsSec, tsNsec);
+          break;
+        case S_BODY: {
+          const n = Math.min(this.remaining, end - off);
+          this.bodyData(buf, off, n);
+          off += n;
+          this.remaining -= n;
+          if (this.remaining === 0) this.complete(tsSec, tsNsec);
+          break;
+        }
+        case S_CHUNK_SIZE:
+        case S_TRAILER:
+          off = this.chunkLine(buf, off, end, tsSec, tsNsec);
+          break;
+        case S_CHUNK_DATA: {
+          const n = Math.min(this.remaining, end - off);
+          this.bodyData(buf, off, n);
+          off += n;
+          this.remaining -= n;
+          if (this.remaining === 0) {
+            this.state = S_CHUNK_END;
+            this.remaining = 2;
+          }
+          break;
+        }
+        case S_CHUNK_END: {
+          // the CRLF after chunk data
+          const n = Math.min(this.remaining, end - off);
+          this.msg!.wireBytes += n;
+          off += n;
+          this.remaining -= n;
+          if (this.remaining === 0) {
+            this.state = S_CHUNK_SIZE;
+            this.line = '';
+          }
+          break;
+        }
+        case S_UNTIL_CLOSE:
+          this.bodyData(buf, off, end - off);
+          off = end;
+          break;
+        case S_SYNC:
+          off = this.sync(buf, off, end);
+          break;
+        default: // S_DEAD
+          return;
+      }
+    }
+  }
+
+  /** the capture lost n bytes of this direction */
+  gap(n: number, tsSec: number, tsNsec: number): void {
+    const m = this.msg;
+    switch (this.state) {
+      case S_BODY:
+      case S_CHUNK_DATA:
+        m!.missingBytes += Math.min(n, this.remaining);
+        m!.wireBytes += Math.min(n, this.remaining);
+        if (n < this.remaining) {
+          this.remaining -= n;
+          return;
+        }
+        if (this.state === S_BODY) {
+          const rest = n - this.remaining;
+          this.remaining = 0;
+          this.complete(tsSec, tsNsec);
+          if (rest > 0) this.state = S_SYNC;
+          return;
+        }
+        m!.note('packet loss inside a chunked body');
+        this.complete(tsSec, tsNsec);
+        this.state = S_SYNC;
+        return;
+      case S_UNTIL_CLOSE:
+        m!.missingBytes += n;
+        m!.wireBytes += n;
+        return;
+      case S_HEADERS:
+      case S_CHUNK_SIZE:
+      case S_CHUNK_END:
+      case S_TRAILER:
+        if (this.state === S_HEADERS) {
+          this.on.violation('gap_in_headers');
+          this.msg = null;
+          this.hdr = null;
+          this.state = S_SYNC;
+          return;
+        }
+        m!.missingBytes += n;
+        m!.note('packet loss inside a chunked body');
+        this.complete(tsSec, tsNsec);
+        this.state = S_SYNC;
+        return;
+      case S_IDLE:
+        this.state = S_SYNC;
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** the connection closed: finish a body delimited by close, or a message cut short */
+  close(tsSec: number, tsNsec: number): void {
+    if (this.state === S_UNTIL_CLOSE) {
+      this.complete(tsSec, tsNsec);
+      return;
+    }
+    if (this.msg !== null && this.state !== S_HEADERS && this.state !== S_DEAD) {
+      this.msg.note('connection closed before the message was complete');
+      this.complete(tsSec, tsNsec);
+      return;
+    }
+    if (this.state === S_HEADERS) this.on.violation('closed_in_headers');
+    this.msg = null;
+  }
+
+  private headerBytes(buf: Buffer, off: number, end: number, tsSec: number, tsNsec: number): number {
+    const m = this.msg!;
+    let section: Buffer;
+    let from: number;
+    let to: number;
+    let consumed: number;
+    if (this.hdr === null) {
+      const i = buf.indexOf(CRLFCRLF, off);
+      if (i >= 0 && i + 4 <= end) {
+        section = buf;
+        from = off;
+        to = i;
+        consumed = i + 4 - off;
+      } else {
+        if (end - off > this.opts.maxHeaderBytes) return this.overflow(end);
+        this.hdr = Buffer.from(buf.subarray(off, end));
+        return end;
+      }
+    } else {
+      const prev = this.hdr.length;
+      const joined = Buffer.concat([this.hdr, buf.subarray(off, end)]);
+      const i = joined.indexOf(CRLFCRLF, prev >= 3 ? prev - 3 : 0);
+      if (i < 0) {
+        if (joined.length > this.opts.maxHeaderBytes) return this.overflow(end);
+        this.hdr = joined;
+        return end;
+      }
+      section = joined;
+      from = 0;
+      to = i;
+      consumed = i + 4 - prev;
+      this.hdr = null;
+    }
+    if (to - from + 4 > this.opts.maxHeaderBytes) return this.overflow(off + consumed);
+    m.headerBytes = to - from + 4;
+    m.wireBytes = m.headerBytes;
+    if (!this.parseHead(m, section.toString('latin1', from, to))) {
+      this.msg = null;
+      this.state = S_SYNC;
+      return off + consumed;
+    }
+    this.keepBody = this.opts.includeBodyFor.length > 0 && m.contentType !== '' && this.opts.includeBodyFor.some((t) => m.contentType.startsWith(t));
+    const mode = this.on.headers(m);
+    switch (mode) {
+      case BodyMode.length:
+        if (m.contentLength > 0) {
+          this.state = S_BODY;
+          this.remaining = m.contentLength;
+        } else this.complete(tsSec, tsNsec);
+        break;
+      case BodyMode.chunked:
+        this.state = S_CHUNK_SIZE;
+        this.line = '';
+        break;
+      case BodyMode.untilClose:
+        this.state = S_UNTIL_CLOSE;
+        break;
+      case BodyMode.tunnel:
+        this.complete(tsSec, tsNsec);
+        this.state = S_DEAD;
+        break;
+      default:
+        this.complete(tsSec, tsNsec);
+    }
+    return off + consumed;
+  }
+
+  private overflow(next: number): number {
+    this.on.violation('header_too_large');
+    this.msg = null;
+    this.hdr = null;
+    this.state = S_SYNC;
+    return next;
+  }
+
+  /** parse the start line and headers; false on a violation */
+  private parseHead(m: HttpMessage, text: string): boolean {
+    const lines = text.split('\r\n');
+    const first = lines[0];
+    const sp1 = first.indexOf(' ');
+    if (sp1 <= 0) return this.bad('bad_start_line');
+    if (this.isRequest) {
+      const sp2 = first.lastIndexOf(' ');
+      if (sp2 === sp1) return this.bad('bad_start_line');
+      const method = first.slice(0, sp1);
+      const version = first.slice(sp2 + 1);
+      const v = VERSION.exec(version);
+      if (!TOKEN.test(method) || v === null) return this.bad('bad_start_line');
+      m.method = method;
+      m.uri = first.slice(sp1 + 1, sp2);
+      m.version = `${v[1]}.${v[2]}`;
+    } else {
+      const v = VERSION.exec(first.slice(0, sp1));
+      if (v === null) return this.bad('bad_start_line');
+      const sp2 = first.indexOf(' ', sp1 + 1);
+      const code = first.slice(sp1 + 1, sp2 < 0 ? first.length : sp2);
+      if (!/^\d{3}$/.test(code)) return this.bad('bad_status_code');
+      m.version = `${v[1]}.${v[2]}`;
+      m.statusCode = +code;
+      m.statusPhrase = sp2 < 0 ? '' : first.slice(sp2 + 1);
+    }
+    const capture = this.opts.captureHeaders;
+    const all = capture === 'all';
+    const wanted = all || capture.length > 0;
+    if (wanted) m.headers = {};
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i];
+      const colon = line.indexOf(':');
+      if (colon <= 0) {
+        if (line.length > 0 && (line[0] === ' ' || line[0] === '\t')) continue; // obsolete line folding
+        return this.bad('bad_header_line');
+      }
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      switch (name) {
+        case 'content-length': {
+          if (!/^\d{1,15}$/.test(value)) return this.bad('bad_content_length');
+          const n = +value;
+          if (m.contentLength >= 0 && m.contentLength !== n) return this.bad('conflicting_content_length');
+          m.contentLength = n;
+          break;
+        }
+        case 'transfer-encoding':
+          m.chunked = /(^|,)\s*chunked\s*$/i.test(value);
+          break;
+        case 'connection':
+          if (/(^|,)\s*close\s*(,|$)/i.test(value)) m.connectionClose = true;
+          break;
+        case 'host':
+          m.host = value;
+          break;
+        case 'user-agent':
+          m.userAgent = value;
+          break;
+        case 'referer':
+          m.referer = value;
+          break;
+        case 'content-type':
+          m.contentType = value.toLowerCase();
+          break;
+        case 'expect':
+          if (value.toLowerCase() === '100-continue') m.expectContinue = true;
+          break;
+      }
+      if (wanted && (all || (capture as readonly string[]).includes(name))) {
+        const h = m.headers!;
+        h[name] = name in h ? `${h[name]}, ${value}` : value;
+      }
+    }
+    return true;
+  }
+
+  private bad(reason: string): false {
+    this.on.violation(reason);
+    return false;
+  }
+
+  /** a chunk-size line or a trailer line; bounded */
+  private chunkLine(buf: Buffer, off: number, end: number, tsSec: number, tsNsec: number): number {
+    const m = this.msg!;
+    let i = off;
+    while (i < end && buf[i] !== 10) i++;
+    const piece = buf.toString('latin1', off, i);
+    m.wireBytes += i - off + (i < end ? 1 : 0);
+    this.line += piece;
+    if (this.line.length > MAX_CHUNK_LINE) {
+      this.on.violation(this.state === S_TRAILER ? 'trailer_too_large' : 'chunk_line_too_long');
+      m.note('malformed chunked body');
+      this.complete(tsSec, tsNsec);
+      this.state = S_SYNC;
+      return end;
+    }
+    if (i === end) return end; // line continues in the next chunk
+    const line = this.line.endsWith('\r') ? this.line.slice(0, -1) : this.line;
+    this.line = '';
+    if (this.state === S_TRAILER) {
+      if (line === '') this.complete(tsSec, tsNsec);
+      return i + 1;
+    }
+    const semi = line.indexOf(';');
+    const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+    if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) {
+      this.on.violation('bad_chunk_size');
+      m.note('malformed chunked body');
+      this.complete(tsSec, tsNsec);
+      this.state = S_SYNC;
+      return i + 1;
+    }
+    const size = parseInt(hex, 16);
+    if (size === 0) this.state = S_TRAILER;
+    else {
+      this.state = S_CHUNK_DATA;
+      this.remaining = size;
+    }
+    return i + 1;
+  }
+
+  private bodyData(buf: Buffer, off: number, n: number): void {
+    const m = this.msg!;
+    m.bodyBytes += n;
+    m.wireBytes += n;
+    if (this.keepBody && n > 0) {
+      const room = this.opts.maxBodyBytes - m.bodyKept;
+      if (room <= 0) {
+        m.bodyTruncated = true;
+        return;
+      }
+      const take = Math.min(room, n);
+      (m.body ??= []).push(Buffer.from(buf.subarray(off, off + take)));
+      m.bodyKept += take;
+      if (take < n) m.bodyTruncated = true;
+    }
+  }
+
+  private complete(tsSec: number, tsNsec: number): void {
+    const m = this.msg!;
+    m.endSec = tsSec;
+    m.endNsec = tsNsec;
+    this.msg = null;
+    this.state = S_IDLE;
+    this.on.message(m);
+  }
+
+  /** look for the next start line after a violation or a gap: only at a line start */
+  private sync(buf: Buffer, off: number, end: number): number {
+    let i = off;
+    while (i < end) {
+      if (this.looksLikeStart(buf, i, end)) {
+        this.state = S_IDLE;
+        return i;
+      }
+      const nl = buf.indexOf(10, i);
+      if (nl < 0 || nl >= end) return end;
+      i = nl + 1;
+    }
+    return end;
+  }
+
+  private looksLikeStart(buf: Buffer, i: number, end: number): boolean {
+    if (!this.isRequest) return end - i >= 7 && buf.toString('latin1', i, i + 7) === 'HTTP/1.';
+    return startsWithMethod(buf, i, end);
+  }
+}
+
+const METHODS = ['GET ', 'POST ', 'PUT ', 'HEAD ', 'DELETE ', 'OPTIONS ', 'PATCH ', 'CONNECT ', 'TRACE '];
+
+/** does buf[i..] begin with a common request method and a space */
+export function startsWithMethod(buf: Buffer, i: number, end: number): boolean {
+  const head = buf.toString('latin1', i, Math.min(end, i + 8));
+  for (const m of METHODS) if (head.startsWith(m)) return true;
+  return false;
+}

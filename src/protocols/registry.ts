@@ -1,0 +1,6 @@
+import type { Protocol } from './analyzer';
+import { dns } from './dns';
+import { http } from './http';
+
+/** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
+export const protocols: readonly Protocol[] = [http, dns];

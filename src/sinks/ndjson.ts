@@ -1,0 +1,78 @@
+import type { Writable } from 'node:stream';
+import type { Stats } from '../core/stage';
+import type { Event } from '../events/transaction';
+import type { Sink } from './sink';
+
+export interface NdjsonOptions {
+  /** where to write (default process.stdout) */
+  stream?: Writable;
+}
+
+/**
+ * One JSON object per line. A batch becomes one write (pino's lesson: few, large
+ * writes); the stream's own buffer is the bound, and a full buffer pauses the
+ * source. A reader that goes away (`pktflow read x | head`) ends the run quietly.
+ */
+export class NdjsonSink implements Sink<Event> {
+  readonly name = 'ndjson';
+  private readonly stream: Writable;
+  private waiting: Promise<void> | null = null;
+  events = 0;
+  bytes = 0;
+  closed = false;
+
+  constructor(options: NdjsonOptions = {}) {
+    this.stream = options.stream ?? process.stdout;
+    this.stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') this.closed = true;
+      else throw err;
+    });
+  }
+
+  write(batch: Event[]): boolean {
+    if (this.closed || batch.length === 0) return !this.closed;
+    let text = '';
+    for (let i = 0; i < batch.length; i++) text += JSON.stringify(batch[i]) + '\n';
+    this.events += batch.length;
+    this.bytes += text.length;
+    return this.stream.write(text);
+  }
+
+  drained(): Promise<void> {
+    if (this.closed || !this.stream.writableNeedDrain) return Promise.resolve();
+    this.waiting ??= new Promise<void>((resolve) => {
+      const done = () => {
+        this.stream.off('drain', done);
+        this.stream.off('close', done);
+        this.stream.off('error', done);
+        this.waiting = null;
+        resolve();
+      };
+      this.stream.on('drain', done);
+      this.stream.on('close', done);
+      this.stream.on('error', done);
+    });
+    return this.waiting;
+  }
+
+  async end(): Promise<void> {
+    if (this.closed) return;
+    const s = this.stream;
+    if (s === process.stdout || s === process.stderr) {
+      // stdout is never ended; wait until what was written is handed to the OS
+      await new Promise<void>((resolve) => {
+        s.write('', () => resolve());
+      });
+      return;
+    }
+    await new Promise<void>((resolve) => s.end(resolve));
+  }
+
+  stats(): Stats {
+    return { events: this.events, bytes: this.bytes };
+  }
+}
+
+export function stdoutNdjson(options: NdjsonOptions = {}): NdjsonSink {
+  return new NdjsonSink(options);
+}

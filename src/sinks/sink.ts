@@ -1,0 +1,16 @@
+import type { Stats } from '../core/stage';
+
+/**
+ * Where batches end. `write` returns false when the sink wants the pipeline to
+ * wait (`drained()`) before the source reads more: that is the flow control.
+ */
+export interface Sink<T> {
+  readonly name: string;
+  write(batch: T[]): boolean;
+  drained(): Promise<void>;
+  /** flush and finish; resolves when everything written has been acknowledged */
+  end(): Promise<void>;
+  stats(): Stats;
+  /** set when the consumer went away (stdout closed): the run stops quietly */
+  readonly closed: boolean;
+}
