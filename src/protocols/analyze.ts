@@ -3,7 +3,7 @@ import type { Stage, Stats } from '../core/stage';
 import { IPPROTO_UDP } from '../decode/packet';
 import { makeEndpoints } from '../events/endpoints';
 import type { Event } from '../events/transaction';
-import type { Connection } from '../tcp/connection';
+import { DirectionFrom, type Connection } from '../tcp/connection';
 import { ItemKind, type StreamItem } from '../tcp/items';
 import type { Emitter, Protocol, ProtocolInstance, TcpAnalyzer } from './analyzer';
 import { protocols as builtins } from './registry';
@@ -178,7 +178,8 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       return NONE;
     }
     const inst = this.instances[idx - 1];
-    const a = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out: this });
+    const midStream = c.directionFrom !== DirectionFrom.syn && c.directionFrom !== DirectionFrom.synAck;
+    const a = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out: this, midStream });
     this.connections.add(`${this.names[idx - 1]}_by_${how}`);
     c.app = a;
     this.active.add(c);

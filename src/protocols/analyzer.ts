@@ -37,6 +37,8 @@ export interface TcpContext {
   readonly conn: Connection;
   readonly endpoints: Endpoints;
   readonly out: Emitter;
+  /** the handshake was not seen: the streams may start inside a message */
+  readonly midStream: boolean;
 }
 
 /** A protocol as the registry knows it. `Opts` is the protocol's own option object. */

@@ -56,6 +56,7 @@ class HttpConnection implements TcpAnalyzer {
   private readonly pending: HttpMessage[] = [];
 
   constructor(
+    midStream: boolean,
     private readonly ep: Endpoints,
     private readonly out: Emitter,
     private readonly opts: HttpOptions,
@@ -85,6 +86,10 @@ class HttpConnection implements TcpAnalyzer {
     };
     this.req = new HttpParser(true, parserOpts, reqEvents);
     this.resp = new HttpParser(false, parserOpts, respEvents);
+    if (midStream) {
+      this.req.resync();
+      this.resp.resync();
+    }
   }
 
   data(side: number, buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void {
@@ -251,7 +256,7 @@ export const http: Protocol<HttpOptions> = {
     };
     const n = new HttpCounters();
     return {
-      tcp: (ctx: TcpContext) => new HttpConnection(ctx.endpoints, ctx.out, opts, parserOpts, n),
+      tcp: (ctx: TcpContext) => new HttpConnection(ctx.midStream, ctx.endpoints, ctx.out, opts, parserOpts, n),
       stats: (): Stats => ({
         requests: n.requests,
         responses: n.responses,

@@ -64,6 +64,11 @@ export class HttpParser {
     return this.state === S_IDLE || this.state === S_SYNC || this.state === S_DEAD;
   }
 
+  /** the stream starts at an unknown point (no handshake seen): wait for a start line */
+  resync(): void {
+    this.state = S_SYNC;
+  }
+
   /** stop parsing this direction for good (after an upgrade or CONNECT) */
   stop(): void {
     this.state = S_DEAD;
