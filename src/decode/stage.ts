@@ -51,6 +51,11 @@ export class DecodeStage implements Stage<Frame, Packet> {
     const out: Packet[] = [];
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i];
+      if (f.tsSec > this.lastSec) {
+        // time moved on: forget fragments that waited too long before adding new ones
+        this.lastSec = f.tsSec;
+        this.defrag.expire(f.tsSec);
+      }
       this.frames++;
       this.bytes += f.capLen;
       const p = new Packet(f);
@@ -60,13 +65,6 @@ export class DecodeStage implements Stage<Frame, Packet> {
         out.push(p);
       } else {
         this.dropped.add(reason);
-      }
-    }
-    if (frames.length > 0) {
-      const last = frames[frames.length - 1].tsSec;
-      if (last > this.lastSec) {
-        this.lastSec = last;
-        this.defrag.expire(last);
       }
     }
     return out;

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { LinkType, type Frame } from '../src/core/frame';
+import { CaptureFileError } from '../src/sources/errors';
+import { captureFile } from '../src/sources/file';
+import { fixture, readFile, summary } from './helpers';
+import { ether, timed, writePcap, writePcapng, type GenFrame } from './gen/packets';
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'pktflow-src-'));
+
+async function frames(file: string, chunkBytes?: number): Promise<{ frames: Frame[]; error: Error | null }> {
+  const out: Frame[] = [];
+  try {
+    for await (const b of captureFile({ path: file, chunkBytes }).batches()) out.push(...b);
+  } catch (err) {
+    return { frames: out, error: err as Error };
+  }
+  return { frames: out, error: null };
+}
+
+function write(name: string, data: Buffer): string {
+  const f = path.join(tmp, name);
+  writeFileSync(f, data);
+  return f;
+}
+
+const sample: GenFrame[] = [
+  { sec: 1_700_000_000, nsec: 123_456_789, data: ether(0x0806, Buffer.alloc(28)) },
+  { sec: 1_700_000_001, nsec: 999_999_999, data: ether(0x0806, Buffer.alloc(46)), origLen: 1500 },
+];
+
+describe('pcap files', () => {
+  for (const nano of [false, true]) {
+    for (const bigEndian of [false, true]) {
+      it(`reads ${nano ? 'nanosecond' : 'microsecond'} ${bigEndian ? 'big' : 'little'}-endian pcap exactly`, async () => {
+        const f = write(`s-${nano}-${bigEndian}.pcap`, writePcap(sample, { nano, bigEndian }));
+        const { frames: got, error } = await frames(f);
+        assert.equal(error, null);
+        assert.equal(got.length, 2);
+        assert.equal(got[0].tsSec, 1_700_000_000);
+        assert.equal(got[0].tsNsec, nano ? 123_456_789 : 123_456_000);
+        assert.equal(got[1].tsNsec, nano ? 999_999_999 : 999_999_000);
+        assert.equal(got[1].origLen, 1500);
+        assert.equal(got[1].capLen, 60);
+        assert.equal(got[0].linkType, LinkType.ETHERNET);
+        assert.deepEqual(got[1].data, sample[1].data);
+      });
+    }
+  }
+
+  it('gives the same frames whatever the read size', async () => {
+    const whole = await frames(fixture('http-dns.pcap'));
+    for (const chunk of [7, 100, 4096]) {
+      const split = await frames(fixture('http-dns.pcap'), chunk);
+      assert.equal(split.error, null);
+      assert.equal(split.frames.length, whole.frames.length);
+      split.frames.forEach((f, i) => assert.deepEqual(f.data, whole.frames[i].data));
+    }
+  });
+});
+
+describe('pcapng files', () => {
+  it('keeps each interface its link type and timestamp resolution; reads simple packet blocks; skips unknown blocks', async () => {
+    const { frames: got, error } = await frames(fixture('edge/multi-iface.pcapng'));
+    assert.equal(error, null);
+    assert.equal(got.length, 19);
+    const raw = got.filter((f) => f.iface === 1);
+    assert.equal(raw.length, 2);
+    assert.ok(raw.every((f) => f.linkType === LinkType.RAW));
+    // if_tsresol 9: the second frame is 123457 ns after the first, exactly
+    assert.equal(raw[1].tsNsec - raw[0].tsNsec, 123_457);
+    const simple = got[got.length - 1];
+    assert.equal(simple.linkType, LinkType.ETHERNET);
+    assert.equal(simple.tsSec, got[got.length - 2].tsSec, 'a simple packet block takes the last timestamp');
+  });
+
+  it('reads big-endian sections with a binary timestamp resolution', async () => {
+    const { frames: got, error } = await frames(fixture('edge/big-endian.pcapng'));
+    assert.equal(error, null);
+    assert.equal(got.length, 16);
+    assert.equal(got[1].tsSec, 1_700_000_000);
+    // 2^-20 s units: 1 ms is 1048.576 units, stored rounded down, read back within a microsecond
+    assert.ok(Math.abs(got[1].tsNsec - 1_000_000) < 1000, `${got[1].tsNsec}`);
+  });
+
+  it('gives the same events as the pcap it was converted from', async () => {
+    const a = await readFile(fixture('http-dns-nsec.pcap'));
+    const b = await readFile(fixture('http-dns.pcapng'));
+    assert.deepEqual(b.events.map(summary), a.events.map(summary));
+    for (const chunk of [13, 512]) {
+      const split = await frames(fixture('http-dns.pcapng'), chunk);
+      assert.equal(split.error, null);
+      assert.equal(split.frames.length, 102);
+    }
+  });
+});
+
+describe('damaged input', () => {
+  it('names the file and the offset of a cut-short record, after the frames before it', async () => {
+    const { frames: got, error } = await frames(fixture('edge/truncated.pcap'));
+    assert.equal(got.length, 8);
+    assert.ok(error instanceof CaptureFileError);
+    assert.equal((error as CaptureFileError).offset, 749);
+    assert.match(error!.message, /truncated\.pcap: offset 749: file ends inside a packet record/);
+  });
+
+  it('rejects a file that is not a capture at offset 0', async () => {
+    const f = write('text.pcap', Buffer.from('this is not a capture file at all\n'));
+    const { error } = await frames(f);
+    assert.match(error!.message, /text\.pcap: offset 0: not a pcap or pcapng capture \(magic 0x74686973\)/);
+  });
+
+  it('rejects an empty file and a file shorter than a header', async () => {
+    assert.match((await frames(write('empty.pcap', Buffer.alloc(0)))).error!.message, /offset 0: empty file/);
+    assert.match((await frames(write('short.pcap', writePcap([]).subarray(0, 10)))).error!.message, /offset 10: file ends inside the file header/);
+  });
+
+  it('stops at a record length no capture can have instead of buffering the rest', async () => {
+    const data = writePcap(sample);
+    data.writeUInt32LE(0x7fffffff, 24 + 8);
+    const { frames: got, error } = await frames(write('huge.pcap', data));
+    assert.equal(got.length, 0);
+    assert.match(error!.message, /offset 24: packet record length 2147483647 exceeds the maximum 262144/);
+  });
+
+  it('reports a pcapng block whose trailing length disagrees', async () => {
+    const data = writePcapng([{ linkType: 1 }], timed([ether(0x0806, Buffer.alloc(28))]));
+    data.writeUInt32LE(999, data.length - 4);
+    const { error } = await frames(write('bad.pcapng', data));
+    assert.match(error!.message, /bad\.pcapng: offset \d+: block trailing length 999 differs/);
+  });
+
+  it('reports a pcapng cut inside a block', async () => {
+    const data = readFileSync(fixture('http-dns.pcapng'));
+    const { frames: got, error } = await frames(write('cut.pcapng', data.subarray(0, 1000)));
+    assert.ok(got.length > 0);
+    assert.match(error!.message, /cut\.pcapng: offset \d+: file ends inside a block/);
+  });
+});
