@@ -160,7 +160,8 @@ async function run(args: string[]): Promise<number> {
   const file = path.resolve(positionals[0]);
   if (!existsSync(file)) throw new UsageError(`pipeline file ${positionals[0]} does not exist`);
   if (values['no-typecheck'] !== true) {
-    const { typecheck } = await import('./typecheck');
+    // loaded only here: the TypeScript compiler is large
+    const { typecheck } = require('./typecheck') as typeof import('./typecheck');
     const errors = typecheck(file);
     if (errors.length > 0) {
       process.stderr.write(`pktflow: ${positionals[0]} does not type-check:\n${errors.slice(0, 10).map((e) => `  ${e}`).join('\n')}\n`);

@@ -1,3 +1,4 @@
+/// <reference path="../types/pcap-parser.d.ts" />
 import { EventEmitter } from 'node:events';
 import * as pcapParser from 'pcap-parser';
 import { makeFrame, type Frame } from '../core/frame';

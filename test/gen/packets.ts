@@ -336,3 +336,19 @@ export function dnsMessage(id: number, name: string, qtype: number, response: bo
   });
   return Buffer.concat([h, q, ...rrs]);
 }
+
+/** n keep-alive HTTP transactions on `conns` connections, interleaved, as Ethernet frames */
+export function httpLoad(n: number, conns = 4, start = 1_700_000_000): GenFrame[] {
+  const out: Buffer[] = [];
+  const cs = Array.from({ length: conns }, (_, i) => new TcpConv([{ ip: '10.9.0.1', port: 30000 + i }, { ip: '10.9.0.2', port: 80 }]));
+  for (const c of cs) out.push(...c.handshake());
+  const body = 'x'.repeat(200);
+  for (let i = 0; i < n; i++) {
+    const c = cs[i % conns];
+    out.push(c.seg(0, F.PSH | F.ACK, Buffer.from(`GET /item/${i} HTTP/1.1\r\nHost: load.test\r\nUser-Agent: gen\r\n\r\n`)));
+    out.push(c.seg(1, F.PSH | F.ACK, Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`)));
+    out.push(c.seg(0, F.ACK));
+  }
+  for (const c of cs) out.push(...c.close());
+  return timed(out.map((p) => ether(0x0800, p)), start, undefined, 10_000);
+}

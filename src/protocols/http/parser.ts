@@ -147,9 +147,12 @@ export class HttpParser {
     const m = this.msg;
     switch (this.state) {
       case S_BODY:
-      case S_CHUNK_DATA:
-        m!.missingBytes += Math.min(n, this.remaining);
-        m!.wireBytes += Math.min(n, this.remaining);
+      case S_CHUNK_DATA: {
+        // the lost bytes still belong to the body: its size stays what the framing says
+        const lost = Math.min(n, this.remaining);
+        m!.missingBytes += lost;
+        m!.wireBytes += lost;
+        m!.bodyBytes += lost;
         if (n < this.remaining) {
           this.remaining -= n;
           return;
@@ -165,9 +168,11 @@ export class HttpParser {
         this.complete(tsSec, tsNsec);
         this.state = S_SYNC;
         return;
+      }
       case S_UNTIL_CLOSE:
         m!.missingBytes += n;
         m!.wireBytes += n;
+        m!.bodyBytes += n;
         return;
       case S_HEADERS:
       case S_CHUNK_SIZE:

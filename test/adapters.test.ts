@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, it } from 'node:test';
+import { from, lastValueFrom, toArray } from 'rxjs';
+import type { Frame } from '../src/core/frame';
+import { flushThrough, pushThrough, toOperator, toTransform } from '../src/core/stage';
+import { eventStages } from '../src/pipeline/presets';
+import { captureFile } from '../src/sources/file';
+import { fixture, summary } from './helpers';
+
+async function batches(): Promise<Frame[][]> {
+  const out: Frame[][] = [];
+  for await (const b of captureFile({ path: fixture('http-dns.pcap'), chunkBytes: 2048 }).batches()) out.push(b);
+  return out;
+}
+
+describe('stage adapters', () => {
+  it('an RxJS operator chain and a Node Transform chain give what direct calls give', async () => {
+    const input = await batches();
+    const direct = eventStages();
+    const expected = [...input.flatMap((b) => pushThrough(direct, b)), ...flushThrough(direct)].map(summary);
+    assert.equal(expected.length, 21);
+
+    const rx = eventStages().map((s) => toOperator(s));
+    const viaRx = await lastValueFrom(from(input).pipe(rx[0], rx[1], rx[2], toArray()));
+    assert.deepEqual(viaRx.flat().map(summary), expected);
+
+    const got: unknown[] = [];
+    const [a, b, c] = eventStages().map((s) => toTransform(s));
+    await pipeline(
+      Readable.from(input, { objectMode: true }),
+      a,
+      b,
+      c,
+      new Writable({
+        objectMode: true,
+        write(batch: unknown[], _e, cb) {
+          got.push(...batch);
+          cb();
+        },
+      }),
+    );
+    assert.deepEqual(got.map((e) => summary(e as any)), expected);
+  });
+});

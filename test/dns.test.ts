@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { LinkType, makeFrame } from '../src/core/frame';
+import { DnsParseError, parseDns, readName } from '../src/protocols/dns/message';
+import { fixture, memorySource, readFile, runStages } from './helpers';
+import { dnsMessage, ipv4, udp } from './gen/packets';
+
+const x = (e: unknown) => e as any;
+
+describe('DNS message parsing', () => {
+  it('follows compression pointers and refuses loops and forward pointers', () => {
+    // 12-byte header then: "a" + pointer to itself (offset 12)
+    const loop = Buffer.concat([Buffer.alloc(12), Buffer.from([1, 0x61, 0xc0, 12])]);
+    assert.throws(() => readName(loop, 0, loop.length, 12), (e: DnsParseError) => e.reason === 'name_pointer_loop');
+    const forward = Buffer.concat([Buffer.alloc(12), Buffer.from([0xc0, 14, 1, 0x62, 0])]);
+    assert.throws(() => readName(forward, 0, forward.length, 12), (e: DnsParseError) => e.reason === 'name_pointer_loop');
+    // a chain of backward pointers: each hop legal, the chain finite
+    const chain = Buffer.concat([Buffer.alloc(12), Buffer.from([1, 0x78, 0]), Buffer.from([0xc0, 12]), Buffer.from([0xc0, 15]), Buffer.from([0xc0, 17])]);
+    assert.deepEqual(readName(chain, 0, chain.length, 19), ['x', 21]);
+  });
+
+  it('refuses names longer than 255 bytes and cut records', () => {
+    const long = Buffer.concat([Buffer.alloc(12), ...Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([63]), Buffer.alloc(63, 0x61)])), Buffer.from([0])]);
+    assert.throws(() => readName(long, 0, long.length, 12), (e: DnsParseError) => e.reason === 'name_too_long');
+    const msg = dnsMessage(1, 'a.example', 1, true, ['1.2.3.4']);
+    assert.throws(() => parseDns(msg, 0, msg.length - 2), DnsParseError);
+  });
+
+  it('never throws anything but DnsParseError on random or mutated bytes (property)', () => {
+    const valid = dnsMessage(7, 'www.example.test', 1, true, ['10.0.0.1', '10.0.0.2']);
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.array(fc.tuple(fc.nat(valid.length - 1), fc.nat(255)), { maxLength: 8 }).map((muts) => {
+        const m = Buffer.from(valid);
+        for (const [i, v] of muts) m[i] = v;
+        return m;
+      })), (bytes) => {
+        const b = Buffer.from(bytes);
+        try {
+          parseDns(b, 0, b.length);
+        } catch (err) {
+          assert.ok(err instanceof DnsParseError, String(err));
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('DNS analyzer', () => {
+  it('reads every record type dnsmasq served, over UDP and TCP', async () => {
+    const { events } = await readFile(fixture('http-dns.pcap'));
+    const dns = events.filter((e) => e.type === 'dns').map(x);
+    const byType = (t: string) => dns.find((e) => e.dns.question.type === t && e.network.transport === 'udp');
+    assert.deepEqual(byType('A').dns.answers.map((a: any) => a.data), ['10.1.2.3']);
+    assert.deepEqual(byType('A').dns.resolved_ip, ['10.1.2.3']);
+    assert.deepEqual(byType('AAAA').dns.answers.map((a: any) => a.data), ['2001:db8::3']);
+    assert.equal(byType('MX').dns.answers[0].preference, 10);
+    assert.equal(byType('TXT').dns.answers[0].data, 'v=spf1 -all');
+    assert.deepEqual([byType('SRV').dns.answers[0].port, byType('SRV').dns.answers[0].data], [8080, 'www.example.test']);
+    assert.equal(byType('CAA').dns.answers[0].tag, 'issue');
+    assert.equal(byType('PTR').dns.answers[0].data, 'www.example.test');
+    assert.equal(dns.find((e) => e.dns.question.name === 'alias.example.test').dns.answers[0].type, 'CNAME');
+    const nx = dns.find((e) => e.dns.response_code === 'NXDOMAIN');
+    assert.equal(nx.status, 'Error');
+    assert.equal(byType('A').dns.opt.udp_size, 1232);
+    assert.equal(dns.filter((e) => e.network.transport === 'tcp').length, 2);
+  });
+
+  it('frames several messages per TCP connection, split anywhere', async () => {
+    const { events } = await readFile(fixture('edge/dns-tcp.pcap'));
+    assert.deepEqual(events.map((e) => [x(e).dns.id, x(e).dns.response_code]), [[1, 'NOERROR'], [2, 'NXDOMAIN']]);
+  });
+
+  it('emits an unanswered query after the timeout with status Error, and a late query at the end', async () => {
+    const q = (id: number, sec: number, port: number) => {
+      const b = ipv4('10.0.0.1', '10.0.0.53', 17, udp(port, 53, dnsMessage(id, `q${id}.test`, 1, false)));
+      return makeFrame(sec, 0, LinkType.RAW, b.length, 0, b);
+    };
+    const { events } = await runStages(memorySource([q(1, 1000, 1111), q(2, 1020, 2222)]));
+    assert.equal(events.length, 2);
+    const [a, b] = events.map(x);
+    assert.equal(a.dns.id, 1);
+    assert.equal(a.status, 'Error');
+    assert.equal(a.error.message, 'no response');
+    assert.equal(a.dns.type, 'query');
+    assert.equal(b.dns.id, 2);
+  });
+});

@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { Event } from '../src/events/transaction';
+import { makeEndpoints } from '../src/events/endpoints';
+import { http, type HttpOptions } from '../src/protocols/http';
+import { Connection } from '../src/tcp/connection';
+import type { TcpAnalyzer } from '../src/protocols/analyzer';
+
+/** one HTTP connection analyzer, driven directly */
+function conn(options: Partial<HttpOptions> = {}, midStream = false) {
+  const events: Event[] = [];
+  const out = { emit: (e: Event) => events.push(e) };
+  const inst = http.create(options, out);
+  const c = new Connection(1, 0, 4, 0, 0, 0, 0x0a000001, 0, 0, 0, 0x0a000002, 40000, 80, -1, -1, 'syn', 1000, 0);
+  const a: TcpAnalyzer = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream });
+  let t = 0;
+  const send = (side: number, s: string | Buffer) => {
+    const buf = typeof s === 'string' ? Buffer.from(s, 'latin1') : s;
+    a.data(side, buf, 0, buf.length, 1000, ++t * 1000);
+  };
+  return { events, a, send, stats: () => inst.stats() as any };
+}
+
+const x = (e: Event) => e as any;
+const GET = (p: string, extra = '') => `GET ${p} HTTP/1.1\r\nHost: example.test:8080\r\nUser-Agent: t/1\r\n${extra}\r\n`;
+const OK = (body: string, extra = '') => `HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: ${body.length}\r\n${extra}\r\n${body}`;
+
+describe('HTTP analyzer', () => {
+  it('pairs keep-alive requests and responses, with ECS fields', () => {
+    const h = conn();
+    h.send(0, GET('/a?q=1'));
+    h.send(1, OK('alpha'));
+    h.send(0, GET('/b'));
+    h.send(1, 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+    assert.equal(h.events.length, 2);
+    const [a, b] = h.events.map(x);
+    assert.equal(a.status, 'OK');
+    assert.equal(a.method, 'GET');
+    assert.equal(a.query, 'GET /a');
+    assert.deepEqual(a.url, { scheme: 'http', domain: 'example.test', port: 8080, path: '/a', full: 'http://example.test:8080/a?q=1', query: 'q=1' });
+    assert.equal(a.http.response.status_code, 200);
+    assert.equal(a.http.response.status_phrase, 'ok');
+    assert.equal(a.http.response.body.bytes, 5);
+    assert.equal(a.http.response.mime_type, 'text/html');
+    assert.equal(a.user_agent.original, 't/1');
+    assert.equal(a.event.duration, 1000);
+    assert.equal(b.status, 'Error');
+    assert.equal(b.http.response.status_code, 404);
+    assert.equal(a.source.bytes, GET('/a?q=1').length);
+    assert.equal(a.destination.bytes, OK('alpha').length);
+  });
+
+  it('pairs pipelined requests in order, HEAD without a body', () => {
+    const h = conn();
+    h.send(0, GET('/1') + 'HEAD /2 HTTP/1.1\r\nHost: h\r\n\r\n' + GET('/3'));
+    h.send(1, OK('one') + 'HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n' + OK('three'));
+    assert.deepEqual(h.events.map((e) => [x(e).url.path, x(e).http.response.body.bytes]), [['/1', 3], ['/2', 0], ['/3', 5]]);
+  });
+
+  it('decodes chunked bodies with extensions and trailers', () => {
+    const h = conn({ includeBodyFor: ['text/plain'] });
+    h.send(0, GET('/c'));
+    h.send(1, 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n4;name=v\r\nWiki\r\n5\r\npedia\r\n0\r\nExpires: never\r\n\r\n');
+    const e = x(h.events[0]);
+    assert.equal(e.http.response.body.bytes, 9);
+    assert.equal(e.http.response.body.content, 'Wikipedia');
+  });
+
+  it('ends a body without length at close; 204 and 304 carry none', () => {
+    const h = conn();
+    h.send(0, GET('/204') + GET('/304') + GET('/close'));
+    h.send(1, 'HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\nHTTP/1.0 200 OK\r\n\r\nuntil the end');
+    assert.equal(h.events.length, 2);
+    h.a.close(1001, 0);
+    assert.deepEqual(h.events.map((e) => x(e).http.response.status_code), [204, 304, 200]);
+    assert.equal(x(h.events[2]).http.response.body.bytes, 'until the end'.length);
+  });
+
+  it('skips 100 Continue and pairs the final response', () => {
+    const h = conn();
+    h.send(0, 'PUT /up HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n');
+    h.send(1, 'HTTP/1.1 100 Continue\r\n\r\n');
+    h.send(0, 'data');
+    h.send(1, 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n');
+    assert.equal(h.events.length, 1);
+    assert.equal(x(h.events[0]).http.response.status_code, 201);
+    assert.equal(x(h.events[0]).http.request.body.bytes, 4);
+    assert.equal(h.stats().interim_responses, 1);
+  });
+
+  it('captures only the headers asked for, and bodies only up to the limit', () => {
+    const h = conn({ sendHeaders: ['content-type', 'x-multi'], includeBodyFor: ['text/html'], maxBodyBytes: 4 });
+    h.send(0, GET('/h', 'X-Multi: a\r\nX-Multi: b\r\n'));
+    h.send(1, OK('0123456789'));
+    const e = x(h.events[0]);
+    assert.deepEqual(e.http.request.headers, { 'x-multi': 'a, b' });
+    assert.deepEqual(e.http.response.headers, { 'content-type': 'text/html; charset=utf-8' });
+    assert.equal(e.http.response.body.content, '0123');
+    assert.equal(e.http.response.body.truncated, true);
+    assert.equal(e.http.response.body.bytes, 10);
+  });
+
+  it('marks a transaction partial when a gap hits its body, and stays in step', () => {
+    const h = conn();
+    h.send(0, GET('/lossy'));
+    h.send(1, 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n' + 'a'.repeat(40));
+    h.a.gap(1, 30, 1000, 0);
+    h.send(1, 'b'.repeat(30));
+    h.send(0, GET('/next'));
+    h.send(1, OK('fine'));
+    assert.equal(h.events.length, 2);
+    assert.deepEqual(x(h.events[0]).notes, ['packet loss: 30 response bytes missing']);
+    assert.equal(x(h.events[1]).url.path, '/next');
+  });
+
+  it('keeps pairing in step when a request is lost to a gap', () => {
+    const h = conn();
+    h.send(0, 'GET /half');
+    h.a.gap(0, 50, 1000, 0);
+    h.send(0, GET('/second'));
+    h.send(1, OK('first'));
+    h.send(1, OK('second'));
+    assert.equal(h.events.length, 2);
+    assert.equal(x(h.events[0]).http.request, undefined);
+    assert.deepEqual(x(h.events[0]).notes, ['request lost to packet loss']);
+    assert.equal(x(h.events[1]).url.path, '/second');
+  });
+
+  it('bounds the header section and resynchronises on the next message', () => {
+    const h = conn({ maxHeaderBytes: 256 });
+    h.send(0, 'GET /big HTTP/1.1\r\n' + 'X-Fill: y\r\n'.repeat(100));
+    h.send(0, '\r\n');
+    h.send(0, GET('/ok'));
+    h.send(1, OK('ok'));
+    assert.equal(h.stats().violations.request_header_too_large, 1);
+    assert.equal(x(h.events[0]).url.path, '/ok');
+  });
+
+  it('emits an unanswered request after the timeout, with status Error', () => {
+    const h = conn({ transactionTimeoutSec: 10 });
+    h.send(0, GET('/slow'));
+    h.a.expire(1005, 0);
+    assert.equal(h.events.length, 0);
+    h.a.expire(1011, 0);
+    assert.equal(h.events.length, 1);
+    assert.equal(x(h.events[0]).status, 'Error');
+    assert.deepEqual(x(h.events[0]).notes, ['no response within the transaction timeout']);
+  });
+
+  it('counts violations without throwing on garbage', () => {
+    const h = conn();
+    h.send(0, 'NOT HTTP AT ALL\r\n\r\n');
+    h.send(1, 'HTTP/1.1 abc nope\r\n\r\n');
+    h.send(0, 'GET / HTTP/1.1\r\nContent-Length: -5\r\n\r\n');
+    assert.equal(h.events.length, 0);
+    const v = h.stats().violations;
+    assert.equal(v.request_bad_start_line, 1);
+    assert.equal(v.response_bad_status_code, 1);
+    assert.equal(v.request_bad_content_length, 1);
+  });
+
+  it('gives the same transactions however the streams are split (property)', () => {
+    const reqs = GET('/1') + 'POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\n\r\npayload' + GET('/3');
+    const resps =
+      OK('first body') +
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n' +
+      'HTTP/1.1 500 Oops\r\nContent-Length: 3\r\n\r\nbad';
+    const reference = (() => {
+      const h = conn();
+      h.send(0, reqs);
+      h.send(1, resps);
+      return h.events.map((e) => JSON.stringify([x(e).url.path, x(e).status, x(e).http.request.bytes, x(e).http.response]));
+    })();
+    assert.equal(reference.length, 3);
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: reqs.length - 1 })), fc.array(fc.integer({ min: 1, max: resps.length - 1 })), fc.boolean(), (rc, pc, interleave) => {
+        const pieces = (s: string, cuts: number[]) => {
+          const pts = [...new Set([0, ...cuts.filter((c) => c < s.length), s.length])].sort((a, b) => a - b);
+          return pts.slice(0, -1).map((p, i) => s.slice(p, pts[i + 1]));
+        };
+        const h = conn();
+        const rq = pieces(reqs, rc);
+        const rp = pieces(resps, pc);
+        if (interleave) {
+          // all requests first is not required: responses may trail each request piece
+          while (rq.length > 0 || rp.length > 0) {
+            if (rq.length > 0) h.send(0, rq.shift()!);
+            if (rp.length > 0 && rq.length === 0) h.send(1, rp.shift()!);
+          }
+        } else {
+          for (const p of rq) h.send(0, p);
+          for (const p of rp) h.send(1, p);
+        }
+        const got = h.events.map((e) => JSON.stringify([x(e).url.path, x(e).status, x(e).http.request.bytes, x(e).http.response]));
+        assert.deepEqual(got, reference);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
