@@ -22,17 +22,17 @@ describe('stage adapters', () => {
     const expected = [...input.flatMap((b) => pushThrough(direct, b)), ...flushThrough(direct)].map(summary);
     assert.equal(expected.length, 21);
 
-    const rx = eventStages().map((s) => toOperator(s));
-    const viaRx = await lastValueFrom(from(input).pipe(rx[0], rx[1], rx[2], toArray()));
+    const [d, t, a] = eventStages();
+    const viaRx = await lastValueFrom(from(input).pipe(toOperator(d), toOperator(t), toOperator(a), toArray()));
     assert.deepEqual(viaRx.flat().map(summary), expected);
 
     const got: unknown[] = [];
-    const [a, b, c] = eventStages().map((s) => toTransform(s));
+    const stages = eventStages();
     await pipeline(
       Readable.from(input, { objectMode: true }),
-      a,
-      b,
-      c,
+      toTransform(stages[0]),
+      toTransform(stages[1]),
+      toTransform(stages[2]),
       new Writable({
         objectMode: true,
         write(batch: unknown[], _e, cb) {

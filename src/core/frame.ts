@@ -48,9 +48,16 @@ export function tsDiffNs(aSec: number, aNsec: number, bSec: number, bNsec: numbe
   return (aSec - bSec) * NS_PER_SEC + (aNsec - bNsec);
 }
 
-/** RFC 3339 with nanoseconds, as packetbeat writes @timestamp (it uses millisecond precision; we keep the exact value) */
+/** the seconds part of the last time formatted: events come in time order, so it is nearly always a hit */
+let isoSec = -1;
+let isoPrefix = '';
+
+/** RFC 3339 with nanoseconds, UTC (packetbeat writes milliseconds; pktflow keeps the exact packet time) */
 export function isoTime(sec: number, nsec: number): string {
-  const d = new Date(sec * 1000);
-  const base = d.toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
-  return base.slice(0, 19) + '.' + String(nsec).padStart(9, '0') + 'Z';
+  if (sec !== isoSec) {
+    isoSec = sec;
+    isoPrefix = new Date(sec * 1000).toISOString().slice(0, 19) + '.';
+  }
+  const frac = '' + nsec;
+  return isoPrefix + (frac.length === 9 ? frac : '000000000'.slice(frac.length) + frac) + 'Z';
 }

