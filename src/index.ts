@@ -14,4 +14,5 @@ export { protocols } from './protocols/registry';
 export type { Event } from './events/transaction';
 export { stdoutNdjson, NdjsonSink } from './sinks/ndjson';
 export { collect, CollectSink } from './sinks/collect';
+export { discard, DiscardSink } from './sinks/discard';
 export type { Sink } from './sinks/sink';

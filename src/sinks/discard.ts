@@ -1,0 +1,30 @@
+import type { Stats } from '../core/stage';
+import type { Sink } from './sink';
+
+/** Counts what arrives and keeps nothing: for measuring the stages alone. */
+export class DiscardSink<T> implements Sink<T> {
+  readonly name = 'discard';
+  readonly closed = false;
+  items = 0;
+
+  write(batch: T[]): boolean {
+    this.items += batch.length;
+    return true;
+  }
+
+  drained(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  end(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  stats(): Stats {
+    return { items: this.items };
+  }
+}
+
+export function discard<T>(): DiscardSink<T> {
+  return new DiscardSink<T>();
+}
