@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Event } from '../src/events/transaction';
+import { definePipeline } from '../src/pipeline/define';
+import { eventStages } from '../src/pipeline/presets';
+import { runPipeline } from '../src/pipeline/runner';
+import type { Sink } from '../src/sinks/sink';
+import { captureFile } from '../src/sources/file';
+import type { Source } from '../src/sources/source';
+import { fixture } from './helpers';
+
+/** a sink that is always full: after every batch the pipeline must wait 2 ms for it */
+class SlowSink implements Sink<Event> {
+  readonly name = 'slow';
+  readonly closed = false;
+  events = 0;
+  gatesPassed = 0;
+  write(batch: Event[]): boolean {
+    this.events += batch.length;
+    return false;
+  }
+  drained(): Promise<void> {
+    return new Promise((r) =>
+      setTimeout(() => {
+        this.gatesPassed++;
+        r();
+      }, 2),
+    );
+  }
+  end(): Promise<void> {
+    return Promise.resolve();
+  }
+  stats() {
+    return { events: this.events };
+  }
+}
+
+/** counts the batches a source has handed out */
+function counting(source: Source): Source & { yielded: number } {
+  const c = {
+    ...source,
+    name: source.name,
+    yielded: 0,
+    async *batches() {
+      for await (const b of source.batches()) {
+        c.yielded++;
+        yield b;
+      }
+    },
+    stats: () => source.stats(),
+    close: () => source.close(),
+  };
+  return c;
+}
+
+describe('runner flow control', () => {
+  it('hands out the next batch only after the sink drained the previous one', async () => {
+    const source = counting(captureFile({ path: fixture('http-dns.pcap'), chunkBytes: 1024 }));
+    const sink = new SlowSink();
+    const ahead: number[] = [];
+    const origWrite = sink.write.bind(sink);
+    sink.write = (b) => {
+      ahead.push(source.yielded - sink.gatesPassed);
+      return origWrite(b);
+    };
+    const r = await runPipeline(definePipeline({ source, stages: [...eventStages()], sink, options: { printStats: false } })).done;
+    assert.equal(r.error, null);
+    assert.equal(sink.events, 21);
+    assert.ok(source.yielded > 10);
+    // every batch waited for the gate: at any write, exactly one batch is past the last gate
+    assert.ok(ahead.length > 0);
+    assert.ok(ahead.every((n) => n === 1), `batches ahead of the sink: ${ahead.join(',')}`);
+    assert.equal(sink.gatesPassed, source.yielded);
+  });
+
+  it('stop() ends the run early and still flushes what the stages hold', async () => {
+    const source = captureFile({ path: fixture('http-dns.pcap'), chunkBytes: 512 });
+    const events: Event[] = [];
+    const sink: Sink<Event> = {
+      name: 'stopper',
+      closed: false,
+      write: (b) => {
+        events.push(...b);
+        handle.stop();
+        return true;
+      },
+      drained: () => Promise.resolve(),
+      end: () => Promise.resolve(),
+      stats: () => ({}),
+    };
+    const handle = runPipeline(definePipeline({ source, stages: [...eventStages()], sink, options: { printStats: false } }));
+    const r = await handle.done;
+    assert.equal(r.error, null);
+    assert.ok(events.length >= 1 && events.length < 21, `${events.length} events`);
+    assert.ok((r.stats.source.bytes_read as number) < 16149);
+  });
+});
