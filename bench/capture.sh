@@ -3,27 +3,15 @@
 # recorded by tcpdump until it holds $PACKETS packets (default 300000).
 #   bash bench/capture.sh OUT.pcap [PACKETS]
 set -euo pipefail
+source "$(dirname "$0")/../scripts/nginx.sh"
 out=${1:?usage: capture.sh OUT.pcap [PACKETS]}
 packets=${2:-300000}
 work=$(mktemp -d); chmod 755 "$work"
 trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/www" "$work/tmp"
+mkdir -p "$work/www"
 # a typical small page: nginx's own welcome page is 615 bytes
 head -c 615 /dev/urandom | base64 -w 76 | head -c 615 > "$work/www/index.html"
-cat > "$work/nginx.conf" <<CONF
-user root;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp; uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:18080; root $work/www; }
-}
-CONF
-nginx -c "$work/nginx.conf"
+start_nginx "$work" 'keepalive_requests 1000000;' "listen 127.0.0.1:18080; root $work/www;"
 sleep 0.3
 tcpdump -i lo -s 0 -B 131072 -c "$packets" -w "$out" 'tcp port 18080' 2>"$work/tcpdump.log" &
 echo $! > "$work/tcpdump.pid"

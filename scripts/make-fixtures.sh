@@ -5,34 +5,18 @@
 # Needs root (tcpdump on lo) and the packages scripts/setup.sh installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=fixtures
+source scripts/nginx.sh
+out=${FIXTURES_OUT:-fixtures}
 work=$(mktemp -d); chmod 755 "$work"
 trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # --- servers ---------------------------------------------------------------
-mkdir -p "$work/www" "$work/dav" "$work/tmp"
+mkdir -p "$work/www" "$work/dav"
 printf 'hello from nginx\n' > "$work/www/index.html"
 head -c 20000 /dev/zero | tr '\0' 'a' > "$work/www/big.txt"
-cat > "$work/nginx.conf" <<CONF
-user root;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp;
-  proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp; uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
-  gzip on; gzip_min_length 100; gzip_types text/plain;
-  keepalive_requests 1000; if_modified_since before;
-  server {
-    listen 127.0.0.1:8080;
-    root $work/www;
-    location /dav/ { root $work; dav_methods PUT DELETE; create_full_put_path on; }
-  }
-}
-CONF
-nginx -c "$work/nginx.conf"
+start_nginx "$work" \
+  'gzip on; gzip_min_length 100; gzip_types text/plain; keepalive_requests 1000; if_modified_since before;' \
+  "listen 127.0.0.1:8080; root $work/www; location /dav/ { root $work; dav_methods PUT DELETE; create_full_put_path on; }"
 dnsmasq --port=53 --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts \
   --pid-file="$work/dnsmasq.pid" --local=/example.test/ \
   --host-record=www.example.test,10.1.2.3,2001:db8::3 \

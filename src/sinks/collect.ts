@@ -1,26 +1,17 @@
 import type { Stats } from '../core/stage';
-import type { Sink } from './sink';
+import { DiscardSink } from './discard';
 
 /** Keeps every item in memory: for tests and for embedding pktflow in a program. */
-export class CollectSink<T> implements Sink<T> {
-  readonly name = 'collect';
+export class CollectSink<T> extends DiscardSink<T> {
+  override readonly name: string = 'collect';
   readonly items: T[] = [];
-  readonly closed = false;
 
-  write(batch: T[]): boolean {
+  override write(batch: T[]): boolean {
     for (let i = 0; i < batch.length; i++) this.items.push(batch[i]);
-    return true;
+    return super.write(batch);
   }
 
-  drained(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  end(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  stats(): Stats {
+  override stats(): Stats {
     return { items: this.items.length };
   }
 }

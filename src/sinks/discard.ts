@@ -3,12 +3,12 @@ import type { Sink } from './sink';
 
 /** Counts what arrives and keeps nothing: for measuring the stages alone. */
 export class DiscardSink<T> implements Sink<T> {
-  readonly name = 'discard';
+  readonly name: string = 'discard';
   readonly closed = false;
-  items = 0;
+  count = 0;
 
   write(batch: T[]): boolean {
-    this.items += batch.length;
+    this.count += batch.length;
     return true;
   }
 
@@ -21,7 +21,7 @@ export class DiscardSink<T> implements Sink<T> {
   }
 
   stats(): Stats {
-    return { items: this.items };
+    return { items: this.count };
   }
 }
 
