@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { LinkType, makeFrame } from '../src/core/frame';
 import { DnsParseError, parseDns, readName } from '../src/protocols/dns/message';
 import { fixture, memorySource, readFile, runStages } from './helpers';
-import { dnsMessage, ipv4, udp } from './gen/packets';
+import { dnsMessage, F, ipv4, TcpConv, udp } from './gen/packets';
 
 const x = (e: unknown) => e as any;
 
@@ -85,5 +85,16 @@ describe('DNS analyzer', () => {
     assert.equal(a.error.message, 'no response');
     assert.equal(a.dns.type, 'query');
     assert.equal(b.dns.id, 2);
+  });
+
+  it('emits a TCP query left unanswered when its connection closes, and only that one', async () => {
+    const framed = (m: Buffer) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]);
+    const c = new TcpConv([{ ip: '10.3.0.1', port: 45001 }, { ip: '10.3.0.53', port: 53 }]);
+    const d = new TcpConv([{ ip: '10.3.0.2', port: 45002 }, { ip: '10.3.0.53', port: 53 }]);
+    const pk = [...c.handshake(), ...d.handshake(), c.seg(0, F.PSH | F.ACK, framed(dnsMessage(5, 'lost.test', 1, false))), d.seg(0, F.PSH | F.ACK, framed(dnsMessage(6, 'kept.test', 1, false))), ...c.close()];
+    const frames = pk.map((p, i) => makeFrame(1000, i, LinkType.RAW, p.length, 0, p));
+    const { events } = await runStages(memorySource(frames));
+    // c's query comes out when c closes; d's at the end of input
+    assert.deepEqual(events.map((e) => [x(e).dns.question.name, x(e).status, x(e).error?.message]), [['lost.test', 'Error', 'no response'], ['kept.test', 'Error', 'no response']]);
   });
 });

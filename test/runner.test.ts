@@ -95,3 +95,30 @@ describe('runner flow control', () => {
     assert.ok((r.stats.source.bytes_read as number) < 16149);
   });
 });
+
+describe('runner reporting', () => {
+  it('prints counters every --stats interval while running, and at the end', async () => {
+    const source = captureFile({ path: fixture('http-dns.pcap'), chunkBytes: 512 });
+    let text = '';
+    const stderr = Object.assign(new (require('node:stream').Writable)({ write: (c: Buffer, _e: string, cb: () => void) => ((text += c), cb()) }), { isTTY: false });
+    const sink = new SlowSink();
+    sink.drained = () => new Promise((r) => setTimeout(r, 30)); // ~30 batches x 30 ms
+    const r = await runPipeline(definePipeline({ source, stages: [...eventStages()], sink, options: { statsIntervalSec: 0.2 } }), { stderr }).done;
+    assert.equal(r.error, null);
+    assert.match(text, /^pktflow: \[progress\] decode: frames=\d+/m);
+    assert.match(text, /^pktflow: decode: frames=102 /m);
+  });
+
+  it('shows progress only on a TTY', async () => {
+    for (const isTTY of [true, false]) {
+      let text = '';
+      const stderr = Object.assign(new (require('node:stream').Writable)({ write: (c: Buffer, _e: string, cb: () => void) => ((text += c), cb()) }), { isTTY });
+      const sink = new SlowSink();
+      sink.drained = () => new Promise((r) => setTimeout(r, 40));
+      const source = captureFile({ path: fixture('http-dns.pcap'), chunkBytes: 512 });
+      await runPipeline(definePipeline({ source, stages: [...eventStages()], sink, options: { printStats: false } }), { stderr }).done;
+      if (isTTY) assert.match(text, /\rpktflow: +\d+% +[\d.]+\/0\.0 MB/);
+      else assert.equal(text, '');
+    }
+  });
+});

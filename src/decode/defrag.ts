@@ -43,6 +43,8 @@ export class Defragmenter {
   reassembled = 0;
   overlaps = 0;
   readonly discarded = new ReasonCounter();
+  /** set by add() when it rejects the fragment itself ('' otherwise) */
+  badReason = '';
 
   constructor(options: DefragOptions = {}) {
     this.maxTrackers = options.maxTrackers ?? 4096;
@@ -89,8 +91,6 @@ export class Defragmenter {
     this.reassembled++;
     return out;
   }
-
-  badReason = '';
 
   /** forget datagrams older than the timeout (packet time) */
   expire(nowSec: number): void {

@@ -75,6 +75,26 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
     timer = setInterval(() => printStats(false), interval * 1000);
     timer.unref();
   }
+  // a progress line for long replays, only where a person watches (a TTY), redrawn in place
+  let progressTimer: NodeJS.Timeout | null = null;
+  const started = Date.now();
+  if (stderr.isTTY && p.source.progress && interval === 0) {
+    progressTimer = setInterval(() => {
+      const pr = p.source.progress!();
+      if (pr === null || pr.total === 0) return;
+      const sec = (Date.now() - started) / 1000;
+      const mb = (n: number) => (n / 1e6).toFixed(1);
+      stderr.write(`\rpktflow: ${((100 * pr.done) / pr.total).toFixed(0).padStart(3)}%  ${mb(pr.done)}/${mb(pr.total)} MB  ${sec.toFixed(0)} s `);
+    }, 1000);
+    progressTimer.unref();
+  }
+  const stopTimers = () => {
+    if (timer) clearInterval(timer);
+    if (progressTimer) {
+      clearInterval(progressTimer);
+      stderr.write('\r\x1b[K');
+    }
+  };
 
   const done = new Promise<RunResult>((resolve, reject) => {
     out$.subscribe({
@@ -82,11 +102,11 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
         p.sink.write(batch);
       },
       error(err) {
-        if (timer) clearInterval(timer);
+        stopTimers();
         reject(err);
       },
       async complete() {
-        if (timer) clearInterval(timer);
+        stopTimers();
         try {
           if (p.options.statsEvent && !p.sink.closed) p.sink.write([{ type: 'stats', stats: collectStats() }]);
           await p.sink.end();

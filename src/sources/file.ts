@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, fstatSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
@@ -31,6 +31,7 @@ class CaptureFileSource implements Source {
   private stream: Readable | null = null;
   private closed = false;
   private bytesRead = 0;
+  private size = -1;
 
   constructor(
     readonly path: string,
@@ -42,11 +43,18 @@ class CaptureFileSource implements Source {
   }
 
   async *batches(): AsyncIterable<Frame[]> {
+    if (this.path === '-' && process.stdin.isTTY) {
+      throw new CaptureFileError(this.label, 0, 'standard input is a terminal: pipe a capture in (e.g. tcpdump -w - | pktflow read -)');
+    }
     const stream = this.path === '-' ? process.stdin : createReadStream(this.path, { highWaterMark: this.chunkBytes });
     this.stream = stream;
     const opened = new Promise<void>((resolve, reject) => {
       if (this.path === '-') return resolve();
-      stream.once('open', () => resolve());
+      stream.once('open', (fd: number) => {
+        const st = fstatSync(fd);
+        if (st.isFile()) this.size = st.size;
+        resolve();
+      });
       stream.once('error', reject);
     });
     try {
@@ -114,5 +122,9 @@ class CaptureFileSource implements Source {
   close(): void {
     this.closed = true;
     this.stream?.destroy();
+  }
+
+  progress(): { done: number; total: number } | null {
+    return this.size >= 0 ? { done: this.bytesRead, total: this.size } : null;
   }
 }

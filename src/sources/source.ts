@@ -11,4 +11,6 @@ export interface Source {
   stats(): Stats;
   /** stop early (shutdown); batches() then ends */
   close(): void;
+  /** how far a source of known size has got, for progress displays */
+  progress?(): { done: number; total: number } | null;
 }

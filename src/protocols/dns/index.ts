@@ -86,14 +86,18 @@ class DnsTransactions {
     }
   }
 
-  /** emit every pending query whose key starts with prefix (all when empty) */
-  flush(prefix = ''): void {
-    for (const [k, p] of this.pending) {
-      if (!k.startsWith(prefix)) continue;
-      this.pending.delete(k);
-      this.unmatched.add('no_response');
-      this.emit(p.query, null, p.ep, p.sec, p.nsec, p.sec, p.nsec, 'no response');
-    }
+  /** end of input: emit every pending query */
+  flush(): void {
+    for (const key of [...this.pending.keys()]) this.flushKey(key);
+  }
+
+  /** emit the query pending under key, if it still is */
+  flushKey(key: string): void {
+    const p = this.pending.get(key);
+    if (p === undefined) return;
+    this.pending.delete(key);
+    this.unmatched.add('no_response');
+    this.emit(p.query, null, p.ep, p.sec, p.nsec, p.sec, p.nsec, 'no response');
   }
 
   stats(): Stats {
@@ -223,6 +227,8 @@ class DnsTcp implements TcpAnalyzer {
   private readonly buf: [Buffer | null, Buffer | null] = [null, null];
   private readonly lost = [false, false];
   private readonly prefix: string;
+  /** keys of the queries this connection sent: flushed at close without scanning the shared table */
+  private readonly keys = new Set<string>();
 
   constructor(
     private readonly ctx: TcpContext,
@@ -264,7 +270,8 @@ class DnsTcp implements TcpAnalyzer {
   }
 
   close(): void {
-    this.tx.flush(this.prefix);
+    for (const k of this.keys) this.tx.flushKey(k);
+    this.keys.clear();
   }
 
   expire(): void {
@@ -280,7 +287,10 @@ class DnsTcp implements TcpAnalyzer {
       this.tx.malformed.add(err.reason);
       return;
     }
-    this.tx.message(this.prefix + m.id, m, this.ctx.endpoints, tsSec, tsNsec);
+    const key = this.prefix + m.id;
+    if (m.response) this.keys.delete(key);
+    else this.keys.add(key);
+    this.tx.message(key, m, this.ctx.endpoints, tsSec, tsNsec);
   }
 }
 

@@ -175,7 +175,9 @@ class HttpConnection implements TcpAnalyzer {
       e.query = `${req.method} ${path}`;
       e.url = this.url(req, path, query);
     }
-    const http: Record<string, unknown> = { version: (resp ?? req).version || undefined };
+    const http: Record<string, unknown> = {};
+    const version = (resp ?? req).version;
+    if (version !== '') http.version = version;
     if (req.method !== '') http.request = message(req, true);
     if (resp !== null) http.response = message(resp, false);
     e.http = http;
