@@ -19,13 +19,16 @@ export interface AnalyzeOptions {
   options?: Record<string, Record<string, unknown>>;
 }
 
-/** A connection on which detection gave up, or that has no analyzer */
-const NONE = null;
 /** content probing looks at this many payload chunks before giving up (Zeek looks at 100 packets / 1 KiB) */
 const PROBE_CHUNKS = 4;
 
-interface Probing {
-  chunks: number;
+/** What the analyzer stage keeps on each TCP connection (in `conn.app`). */
+class AppState {
+  analyzer: TcpAnalyzer | null = null;
+  /** payload chunks looked at without recognising a protocol */
+  probed = 0;
+  /** detection is over: an analyzer was chosen, or none fits */
+  decided = false;
 }
 
 /**
@@ -85,22 +88,20 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       switch (it.kind) {
         case ItemKind.data: {
           const c = it.conn!;
-          let a = c.app as TcpAnalyzer | Probing | null | undefined;
-          if (a === undefined || (a !== null && !isAnalyzer(a))) a = this.detect(c, it, a as Probing | undefined);
-          if (a !== null && isAnalyzer(a)) a.data(it.side, it.buf!, it.off, it.len, it.tsSec, it.tsNsec);
+          let st = c.app as AppState | undefined;
+          if (st === undefined) c.app = st = new AppState();
+          if (!st.decided) this.detect(c, it, st);
+          if (st.analyzer !== null) st.analyzer.data(it.side, it.buf!, it.off, it.len, it.tsSec, it.tsNsec);
           break;
         }
-        case ItemKind.gap: {
-          const a = it.conn!.app;
-          if (a !== null && a !== undefined && isAnalyzer(a)) a.gap(it.side, it.len, it.tsSec, it.tsNsec);
+        case ItemKind.gap:
+          (it.conn!.app as AppState | undefined)?.analyzer?.gap(it.side, it.len, it.tsSec, it.tsNsec);
           break;
-        }
         case ItemKind.close: {
           const c = it.conn!;
-          const a = c.app;
-          if (a !== null && a !== undefined && isAnalyzer(a)) a.close(it.tsSec, it.tsNsec);
+          (c.app as AppState | undefined)?.analyzer?.close(it.tsSec, it.tsNsec);
           this.active.delete(c);
-          c.app = NONE;
+          c.app = undefined;
           break;
         }
         case ItemKind.datagram: {
@@ -123,9 +124,8 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   flush(): Event[] {
     this.out = [];
     for (const c of this.active) {
-      const a = c.app;
-      if (a !== null && a !== undefined && isAnalyzer(a)) a.close(this.nowSec, this.nowNsec);
-      c.app = NONE;
+      (c.app as AppState).analyzer!.close(this.nowSec, this.nowNsec);
+      c.app = undefined;
     }
     this.active.clear();
     for (const inst of this.instances) inst.udp?.flush();
@@ -151,11 +151,12 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   }
 
   private expire(): void {
-    for (const c of this.active) (c.app as TcpAnalyzer).expire(this.nowSec, this.nowNsec);
+    for (const c of this.active) (c.app as AppState).analyzer!.expire(this.nowSec, this.nowNsec);
     for (const inst of this.instances) inst.udp?.expire(this.nowSec, this.nowNsec);
   }
 
-  private detect(c: Connection, it: StreamItem, probing: Probing | undefined): TcpAnalyzer | Probing | null {
+  /** choose the connection's analyzer: by server port, else by the first payload chunks */
+  private detect(c: Connection, it: StreamItem, st: AppState): void {
     let idx = this.tcpPorts[c.serverPort];
     let how = 'port';
     if (idx === 0) {
@@ -168,27 +169,17 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       }
     }
     if (idx === 0) {
-      const chunks = (probing?.chunks ?? 0) + 1;
-      if (chunks < PROBE_CHUNKS && this.probers.length > 0) {
-        c.app = { chunks };
-        return c.app as Probing;
-      }
+      if (++st.probed < PROBE_CHUNKS && this.probers.length > 0) return;
       this.connections.add('unrecognised');
-      c.app = NONE;
-      return NONE;
+      st.decided = true;
+      return;
     }
-    const inst = this.instances[idx - 1];
     const midStream = c.directionFrom !== DirectionFrom.syn && c.directionFrom !== DirectionFrom.synAck;
-    const a = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out: this, midStream });
+    st.analyzer = this.instances[idx - 1].tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out: this, midStream });
+    st.decided = true;
     this.connections.add(`${this.names[idx - 1]}_by_${how}`);
-    c.app = a;
     this.active.add(c);
-    return a;
   }
-}
-
-function isAnalyzer(a: unknown): a is TcpAnalyzer {
-  return typeof (a as TcpAnalyzer).data === 'function';
 }
 
 export function analyze(options: AnalyzeOptions = {}): AnalyzeStage {

@@ -146,8 +146,9 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
         this.ignored.add('rst_without_connection');
         return;
       }
-      if (!syn && (flags & TCP_FIN) === 0 && p.payloadLen + p.payloadMissing === 0) {
-        this.ignored.add('ack_without_connection');
+      if (!syn && p.payloadLen + p.payloadMissing === 0) {
+        // nothing to reassemble: a stray ACK or FIN (often the last ones after a close)
+        this.ignored.add((flags & TCP_FIN) !== 0 ? 'fin_without_connection' : 'ack_without_connection');
         return;
       }
       c = this.open(p, h);
