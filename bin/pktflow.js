@@ -8,5 +8,7 @@ if (!process.env.PKTFLOW_SOURCE_MAPS) process.setSourceMapsEnabled(false);
 require('../src/cli/main.ts')
   .main(process.argv.slice(2))
   .then((code) => {
+    // cap crashes if a handle whose capture failed is ever collected: leave at once then
+    if (require('../src/sources/live.ts').captureFailed()) process.exit(code);
     process.exitCode = code;
   });

@@ -5,6 +5,8 @@ import { eventStages } from '../pipeline/presets';
 import { runPipeline } from '../pipeline/runner';
 import { stdoutNdjson } from '../sinks/ndjson';
 import { captureFile } from '../sources/file';
+import { CaptureError, deviceLinkType, listDevices, liveCapture } from '../sources/live';
+import type { Source } from '../sources/source';
 import { list, parse, ports, seconds, UsageError } from './args';
 
 const VERSION = '0.1.0';
@@ -15,6 +17,8 @@ Usage: pktflow <command> [options]
 
 Commands:
   read <file|->        analyze a pcap/pcapng capture, print JSON events (one per line)
+  capture              capture on a network interface, print JSON events
+  devices              list the interfaces pktflow can capture on
   run <pipeline.ts>    run a pipeline file (export default definePipeline({...}))
   help [command]       show help for a command
 
@@ -29,22 +33,50 @@ const COMMON_RUN_HELP = `  --stats <seconds>          also print counters to std
   -q, --quiet                no counters on stderr at the end
   -h, --help                 show this help`;
 
+const ANALYZE_HELP = `  --protocols <list>         analyzers to run (default: http,dns)
+  --ports <proto=p1,p2>      ports of a protocol, replacing its defaults (repeatable)
+  --no-probe                 recognise protocols by port only, not by content
+  --http-headers <list|all>  HTTP headers to put in events (default: none)
+  --include-body-for <list>  content types whose HTTP bodies go into events`;
+
 const READ_HELP = `Usage: pktflow read <file|-> [options]
 
 Reads a pcap or pcapng capture (a path, or - for stdin) through the decoders, the
 TCP reorderer and the protocol analyzers, and prints one JSON event per line.
 
 Options:
-  --protocols <list>         analyzers to run (default: http,dns)
-  --ports <proto=p1,p2>      ports of a protocol, replacing its defaults (repeatable)
-  --no-probe                 recognise protocols by port only, not by content
-  --http-headers <list|all>  HTTP headers to put in events (default: none)
-  --include-body-for <list>  content types whose HTTP bodies go into events
+${ANALYZE_HELP}
 ${COMMON_RUN_HELP}
 
 Examples:
   pktflow read trace.pcap | jq -c 'select(.type=="http") | .http.response.status_code'
   tcpdump -w - -i lo | pktflow read - --ports http=8080
+`;
+
+const CAPTURE_HELP = `Usage: pktflow capture [options]
+
+Captures on a network interface (libpcap, through cap) and runs the default
+pipeline: decoders, TCP reorderer, analyzers, JSON events on stdout. Stops on
+SIGINT/SIGTERM (or after --count frames), flushes what is pending, prints the
+counters and exits 0; a second signal exits at once. Needs root or CAP_NET_RAW.
+
+Options:
+  -i, --interface <name>     device to capture on, or "any" (default: the first usable one)
+  -f, --filter <expr>        BPF filter, e.g. 'tcp port 8080' (compiled by libpcap)
+  -s, --snaplen <bytes>      bytes kept of each frame (default 65535)
+  -B, --buffer-size <KiB>    kernel capture buffer (default 16384)
+  -c, --count <n>            stop after n frames
+${ANALYZE_HELP}
+${COMMON_RUN_HELP}
+
+Example:
+  pktflow capture -i lo -f 'tcp port 8080'
+`;
+
+const DEVICES_HELP = `Usage: pktflow devices
+
+Lists the interfaces libpcap can capture on, with their addresses and the link
+type a capture on each will have.
 `;
 
 const RUN_HELP = `Usage: pktflow run <pipeline.ts> [options]
@@ -57,6 +89,8 @@ Options:
   --no-typecheck             load the file without type-checking it first
 ${COMMON_RUN_HELP}
 `;
+
+const HELPS: Record<string, string> = { read: READ_HELP, capture: CAPTURE_HELP, devices: DEVICES_HELP, run: RUN_HELP };
 
 const RUN_FLAGS = {
   stats: { type: 'string' },
@@ -80,9 +114,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'help':
       case '--help':
       case '-h':
-        if (rest[0] === 'read') process.stdout.write(READ_HELP);
-        else if (rest[0] === 'run') process.stdout.write(RUN_HELP);
-        else process.stdout.write(HELP);
+        process.stdout.write(HELPS[rest[0]] ?? HELP);
         return 0;
       case '--version':
       case '-v':
@@ -92,12 +124,16 @@ export async function main(argv: string[]): Promise<number> {
         return await read(rest);
       case 'run':
         return await run(rest);
+      case 'capture':
+        return await capture(rest);
+      case 'devices':
+        return devices(rest);
       default:
-        throw new UsageError(`unknown command "${cmd}" (commands: read, run, help)`);
+        throw new UsageError(`unknown command "${cmd}" (commands: read, capture, devices, run, help)`);
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`pktflow: ${err.message}\nTry 'pktflow ${argv[0] && ['read', 'run'].includes(argv[0]) ? argv[0] + ' ' : ''}--help'.\n`);
+      process.stderr.write(`pktflow: ${err.message}\nTry 'pktflow ${argv[0] && argv[0] in HELPS ? argv[0] + ' ' : ''}--help'.\n`);
       return 2;
     }
     process.stderr.write(`pktflow: ${(err as Error).message}\n`);
@@ -105,49 +141,127 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+export { CaptureError };
+
+const ANALYZE_FLAGS = {
+  protocols: { type: 'string' },
+  ports: { type: 'string', multiple: true },
+  'no-probe': { type: 'boolean' },
+  'http-headers': { type: 'string' },
+  'include-body-for': { type: 'string' },
+} as const;
+
+/** the default stages, configured by the analyzer flags */
+function stagesFrom(values: Record<string, unknown>) {
+  const headers = values['http-headers'] === 'all' ? 'all' : list(values['http-headers']);
+  try {
+    return eventStages({
+      protocols: list(values.protocols) ?? ['http', 'dns'],
+      ports: ports(values.ports),
+      probe: values['no-probe'] !== true,
+      options: {
+        http: {
+          ...(headers !== undefined ? { sendHeaders: headers } : {}),
+          ...(values['include-body-for'] !== undefined ? { includeBodyFor: list(values['include-body-for']) } : {}),
+        },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function positiveInt(v: unknown, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} takes a positive whole number, not "${v}"`);
+  return n;
+}
+
 async function read(args: string[]): Promise<number> {
-  const { values, positionals } = parse(
-    args,
-    {
-      ...RUN_FLAGS,
-      protocols: { type: 'string' },
-      ports: { type: 'string', multiple: true },
-      'no-probe': { type: 'boolean' },
-      'http-headers': { type: 'string' },
-      'include-body-for': { type: 'string' },
-    },
-    1,
-  );
+  const { values, positionals } = parse(args, { ...RUN_FLAGS, ...ANALYZE_FLAGS }, 1);
   if (values.help) {
     process.stdout.write(READ_HELP);
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('read needs a capture file (or - for stdin)');
-  const headers = values['http-headers'] === 'all' ? 'all' : list(values['http-headers']);
-  const stagesOpts = {
-    protocols: list(values.protocols) ?? ['http', 'dns'],
-    ports: ports(values.ports),
-    probe: values['no-probe'] !== true,
-    options: {
-      http: {
-        ...(headers !== undefined ? { sendHeaders: headers } : {}),
-        ...(values['include-body-for'] !== undefined ? { includeBodyFor: list(values['include-body-for']) } : {}),
-      },
-    },
-  };
-  let stages;
-  try {
-    stages = eventStages(stagesOpts);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
   const pipeline = definePipeline({
     source: captureFile({ path: positionals[0] }),
-    stages: [...stages],
+    stages: [...stagesFrom(values)],
     sink: stdoutNdjson(),
     options: runOptions(values),
   });
   return execute(pipeline);
+}
+
+async function capture(args: string[]): Promise<number> {
+  const { values } = parse(
+    args,
+    {
+      ...RUN_FLAGS,
+      ...ANALYZE_FLAGS,
+      interface: { type: 'string', short: 'i' },
+      filter: { type: 'string', short: 'f' },
+      snaplen: { type: 'string', short: 's' },
+      'buffer-size': { type: 'string', short: 'B' },
+      count: { type: 'string', short: 'c' },
+    },
+    0,
+  );
+  if (values.help) {
+    process.stdout.write(CAPTURE_HELP);
+    return 0;
+  }
+  const snaplen = positiveInt(values.snaplen, '--snaplen');
+  const bufferKiB = positiveInt(values['buffer-size'], '--buffer-size');
+  const count = positiveInt(values.count, '--count');
+  const stages = stagesFrom(values);
+  const source = liveCapture({
+    device: values.interface as string | undefined,
+    filter: values.filter as string | undefined,
+    snaplen,
+    bufferBytes: bufferKiB !== undefined ? bufferKiB * 1024 : undefined,
+  });
+  // open now: a missing device, bad filter or missing permission is one line, before any output
+  source.open();
+  process.stderr.write(`pktflow: capturing on ${source.device}${values.filter ? ` (filter: ${values.filter})` : ''}\n`);
+  const pipeline = definePipeline({ source: count !== undefined ? firstFrames(source, count) : source, stages: [...stages], sink: stdoutNdjson(), options: runOptions(values) });
+  return execute(pipeline);
+}
+
+/** a source that ends after n frames */
+function firstFrames(source: Source, n: number): Source {
+  let left = n;
+  return {
+    name: source.name,
+    async *batches() {
+      for await (const b of source.batches()) {
+        if (b.length >= left) {
+          yield b.slice(0, left);
+          break;
+        }
+        left -= b.length;
+        yield b;
+      }
+      source.close();
+    },
+    stats: () => source.stats(),
+    close: () => source.close(),
+  };
+}
+
+function devices(args: string[]): number {
+  const { values } = parse(args, {}, 0);
+  if (values.help) {
+    process.stdout.write(DEVICES_HELP);
+    return 0;
+  }
+  for (const d of listDevices()) {
+    const addrs = d.addresses.map((a) => a.addr).join(', ');
+    const flags = d.flags ? ` [${d.flags.replace(/PCAP_IF_/g, '').toLowerCase()}]` : '';
+    process.stdout.write(`${d.name}\t${deviceLinkType(d.name)}\t${addrs || '-'}${flags}${d.description ? `\t${d.description}` : ''}\n`);
+  }
+  return 0;
 }
 
 async function run(args: string[]): Promise<number> {

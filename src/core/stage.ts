@@ -19,6 +19,26 @@ export interface Stage<I, O> {
   flush(): Batch<O>;
   /** counters, read at any time */
   stats(): Stats;
+  /**
+   * the clock moved on with no packet (a live source's idle tick, wall time):
+   * time out what waited too long. An empty batch reaching an adapter is a tick.
+   */
+  tick?(sec: number, nsec: number): Batch<O>;
+}
+
+/** wall-clock now as (seconds, nanoseconds), for ticks */
+export function wallClock(): [number, number] {
+  const t = performance.timeOrigin + performance.now();
+  const sec = Math.floor(t / 1000);
+  return [sec, Math.min(999_999_999, Math.round((t - sec * 1000) * 1e6))];
+}
+
+/** one batch through a stage: an empty batch is a clock tick, and its result goes on even when empty */
+function step<I, O>(stage: Stage<I, O>, batch: Batch<I>): Batch<O> | null {
+  if (batch.length > 0) return stage.push(batch);
+  if (stage.tick === undefined) return [];
+  const [sec, nsec] = wallClock();
+  return stage.tick(sec, nsec);
 }
 
 /** Lift a stage into an RxJS operator over batches. */
@@ -27,14 +47,14 @@ export function toOperator<I, O>(stage: Stage<I, O>): OperatorFunction<Batch<I>,
     new Observable<Batch<O>>((subscriber) =>
       source.subscribe({
         next(batch) {
-          let out: Batch<O>;
+          let out: Batch<O> | null;
           try {
-            out = stage.push(batch);
+            out = step(stage, batch);
           } catch (err) {
             subscriber.error(err);
             return;
           }
-          if (out.length > 0) subscriber.next(out);
+          if (out !== null && (out.length > 0 || batch.length === 0)) subscriber.next(out);
         },
         error(err) {
           subscriber.error(err);
@@ -61,14 +81,14 @@ export function toTransform<I, O>(stage: Stage<I, O>): Transform {
     // a few batches in flight are enough: each already holds many items
     highWaterMark: 4,
     transform(batch: Batch<I>, _enc, callback) {
-      let out: Batch<O>;
+      let out: Batch<O> | null;
       try {
-        out = stage.push(batch);
+        out = step(stage, batch);
       } catch (err) {
         callback(err as Error);
         return;
       }
-      if (out.length > 0) this.push(out);
+      if (out !== null && (out.length > 0 || batch.length === 0)) this.push(out);
       callback();
     },
     flush(callback) {

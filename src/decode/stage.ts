@@ -74,6 +74,14 @@ export class DecodeStage implements Stage<Frame, Packet> {
     return [];
   }
 
+  tick(sec: number): Packet[] {
+    if (sec > this.lastSec) {
+      this.lastSec = sec;
+      this.defrag.expire(sec);
+    }
+    return [];
+  }
+
   /** null when the packet goes on; else the reason it is dropped */
   private decodeOne(p: Packet, f: Frame): string | null {
     const b = f.data;

@@ -99,7 +99,7 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
   const done = new Promise<RunResult>((resolve, reject) => {
     out$.subscribe({
       next(batch) {
-        p.sink.write(batch);
+        if (batch.length > 0) p.sink.write(batch);
       },
       error(err) {
         stopTimers();

@@ -121,6 +121,18 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
     return this.out;
   }
 
+  tick(sec: number, nsec: number): Event[] {
+    this.out = [];
+    if (sec > this.nowSec || (sec === this.nowSec && nsec > this.nowNsec)) {
+      this.nowSec = sec;
+      this.nowNsec = nsec;
+    }
+    this.lastExpireSec = this.nowSec;
+    this.expire();
+    this.count();
+    return this.out;
+  }
+
   flush(): Event[] {
     this.out = [];
     for (const c of this.active) {

@@ -98,7 +98,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   }
 
   /** advance packet time without a packet (a live source's idle tick) */
-  advance(sec: number, nsec: number): StreamItem[] {
+  tick(sec: number, nsec: number): StreamItem[] {
     this.out = [];
     if (sec > this.nowSec || (sec === this.nowSec && nsec > this.nowNsec)) {
       this.nowSec = sec;
