@@ -7,6 +7,10 @@ import { stdoutNdjson } from '../sinks/ndjson';
 import { captureFile } from '../sources/file';
 import { CaptureError, deviceLinkType, listDevices, liveCapture } from '../sources/live';
 import type { Source } from '../sources/source';
+import { bpfFilter } from '../decode/bpf';
+import { pcapDump } from '../sinks/pcap-dump';
+import { sequence, type Stage } from '../core/stage';
+import type { Frame } from '../core/frame';
 import { list, parse, ports, seconds, UsageError } from './args';
 
 const VERSION = '0.1.0';
@@ -28,12 +32,14 @@ Options for every command:
 Run 'pktflow <command> --help' for a command's options.
 `;
 
-const COMMON_RUN_HELP = `  --stats <seconds>          also print counters to stderr every N seconds
+const COMMON_RUN_HELP = `  -w, --write <file.pcap>    also write the raw frames, before decoding, to a nanosecond pcap
+  --rotate-mb <n>            start a new dump file (file.1.pcap, ...) every n MB
+  --stats <seconds>          also print counters to stderr every N seconds
   --stats-event              end the output with a {"type":"stats"} event
   -q, --quiet                no counters on stderr at the end
   -h, --help                 show this help`;
 
-const ANALYZE_HELP = `  --protocols <list>         analyzers to run (default: http,dns)
+const ANALYZE_HELP = `  --protocols <list>         analyzers to run (default: http,dns,icmp)
   --ports <proto=p1,p2>      ports of a protocol, replacing its defaults (repeatable)
   --no-probe                 recognise protocols by port only, not by content
   --http-headers <list|all>  HTTP headers to put in events (default: none)
@@ -45,10 +51,13 @@ Reads a pcap or pcapng capture (a path, or - for stdin) through the decoders, th
 TCP reorderer and the protocol analyzers, and prints one JSON event per line.
 
 Options:
+  -f, --filter <expr>        keep only the frames this BPF filter accepts (tcpdump's
+                             filter language, compiled by libpcap through tcpdump)
 ${ANALYZE_HELP}
 ${COMMON_RUN_HELP}
 
 Examples:
+  pktflow read -f 'tcp port 80' trace.pcap
   pktflow read trace.pcap | jq -c 'select(.type=="http") | .http.response.status_code'
   tcpdump -w - -i lo | pktflow read - --ports http=8080
 `;
@@ -93,6 +102,8 @@ ${COMMON_RUN_HELP}
 const HELPS: Record<string, string> = { read: READ_HELP, capture: CAPTURE_HELP, devices: DEVICES_HELP, run: RUN_HELP };
 
 const RUN_FLAGS = {
+  write: { type: 'string', short: 'w' },
+  'rotate-mb': { type: 'string' },
   stats: { type: 'string' },
   'stats-event': { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
@@ -156,7 +167,7 @@ function stagesFrom(values: Record<string, unknown>) {
   const headers = values['http-headers'] === 'all' ? 'all' : list(values['http-headers']);
   try {
     return eventStages({
-      protocols: list(values.protocols) ?? ['http', 'dns'],
+      protocols: list(values.protocols) ?? ['http', 'dns', 'icmp'],
       ports: ports(values.ports),
       probe: values['no-probe'] !== true,
       options: {
@@ -171,6 +182,16 @@ function stagesFrom(values: Record<string, unknown>) {
   }
 }
 
+/** --write FILE [--rotate-mb N]: the raw-frame tee, first in the chain */
+function dumpStage(values: Record<string, unknown>): Stage<Frame, Frame>[] {
+  const rotate = positiveInt(values['rotate-mb'], '--rotate-mb');
+  if (values.write === undefined) {
+    if (rotate !== undefined) throw new UsageError('--rotate-mb goes with --write');
+    return [];
+  }
+  return [pcapDump({ path: values.write as string, rotateBytes: rotate !== undefined ? rotate * 1_000_000 : undefined })];
+}
+
 function positiveInt(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -179,15 +200,18 @@ function positiveInt(v: unknown, flag: string): number | undefined {
 }
 
 async function read(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { ...RUN_FLAGS, ...ANALYZE_FLAGS }, 1);
+  const { values, positionals } = parse(args, { ...RUN_FLAGS, ...ANALYZE_FLAGS, filter: { type: 'string', short: 'f' } }, 1);
   if (values.help) {
     process.stdout.write(READ_HELP);
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('read needs a capture file (or - for stdin)');
+  const frameStages: Stage<Frame, Frame>[] = [];
+  if (values.filter !== undefined) frameStages.push(bpfFilter(values.filter as string));
+  frameStages.push(...dumpStage(values));
   const pipeline = definePipeline({
     source: captureFile({ path: positionals[0] }),
-    stages: [...stagesFrom(values)],
+    stages: [sequence('frames', frameStages), ...stagesFrom(values)],
     sink: stdoutNdjson(),
     options: runOptions(values),
   });
@@ -225,7 +249,12 @@ async function capture(args: string[]): Promise<number> {
   // open now: a missing device, bad filter or missing permission is one line, before any output
   source.open();
   process.stderr.write(`pktflow: capturing on ${source.device}${values.filter ? ` (filter: ${values.filter})` : ''}\n`);
-  const pipeline = definePipeline({ source: count !== undefined ? firstFrames(source, count) : source, stages: [...stages], sink: stdoutNdjson(), options: runOptions(values) });
+  const pipeline = definePipeline({
+    source: count !== undefined ? firstFrames(source, count) : source,
+    stages: [sequence('frames', dumpStage(values)), ...stages],
+    sink: stdoutNdjson(),
+    options: runOptions(values),
+  });
   return execute(pipeline);
 }
 

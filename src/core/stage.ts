@@ -122,3 +122,29 @@ export function flushThrough(stages: readonly Stage<any, any>[]): Batch<any> {
   }
   return carried;
 }
+
+/**
+ * Several stages of one item type run in order as one stage (e.g. a filter and a
+ * tee in front of the decoders). With no stages it passes batches through.
+ */
+export function sequence<T>(name: string, stages: readonly Stage<T, T>[]): Stage<T, T> {
+  return {
+    name,
+    push: (batch) => pushThrough(stages, batch),
+    flush: () => flushThrough(stages),
+    tick(sec, nsec) {
+      let carried: Batch<T> = [];
+      for (const s of stages) {
+        const pushed = carried.length > 0 ? s.push(carried) : [];
+        const ticked = s.tick ? s.tick(sec, nsec) : [];
+        carried = pushed.concat(ticked);
+      }
+      return carried;
+    },
+    stats() {
+      const out: Stats = {};
+      for (const s of stages) out[s.name] = s.stats();
+      return out;
+    },
+  };
+}

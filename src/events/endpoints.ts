@@ -37,7 +37,7 @@ export interface AddressPair {
 
 const TRANSPORT_NAMES: Record<number, Endpoints['transport']> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'ipv6-icmp' };
 
-export function makeEndpoints(a: AddressPair, proto: number): Endpoints {
+export function makeEndpoints(a: AddressPair, proto: number, oneWay = false): Endpoints {
   const v = a.ipVersion;
   const ci = isInternal(v, a.c0, a.c3);
   const si = isInternal(v, a.s0, a.s3);
@@ -48,7 +48,7 @@ export function makeEndpoints(a: AddressPair, proto: number): Endpoints {
     clientPort: a.clientPort,
     serverIp: ipString(v, a.s0, a.s1, a.s2, a.s3),
     serverPort: a.serverPort,
-    communityId: communityId(a, proto),
+    communityId: communityId(a, proto, oneWay),
     direction: ci && si ? 'internal' : ci ? 'outbound' : si ? 'inbound' : 'external',
     vlan: a.vlan,
     vlanInner: a.vlanInner,
@@ -56,10 +56,12 @@ export function makeEndpoints(a: AddressPair, proto: number): Endpoints {
 }
 
 /**
- * Community ID v1 (seed 0) of a TCP/UDP 5-tuple: base64 of SHA-1 over the ordered
- * tuple, the lower (address, port) end first — the same for both directions.
+ * Community ID v1 (seed 0): base64 of SHA-1 over the ordered tuple, the lower
+ * (address, port) end first — the same for both directions. For ICMP the ports are
+ * (type, counterpart type) for request/reply types and (type, code) for the
+ * others, which are one-way and keep their order.
  */
-export function communityId(a: AddressPair, proto: number): string {
+export function communityId(a: AddressPair, proto: number, oneWay = false): string {
   const v = a.ipVersion;
   const alen = v === 4 ? 4 : 16;
   const buf = Buffer.alloc(2 + 2 * alen + 2 + 4);
@@ -69,7 +71,7 @@ export function communityId(a: AddressPair, proto: number): string {
   let cmp = 0;
   for (let i = v === 4 ? 3 : 0; i < 4 && cmp === 0; i++) cmp = cw[i] < sw[i] ? -1 : cw[i] > sw[i] ? 1 : 0;
   if (cmp === 0) cmp = a.clientPort < a.serverPort ? -1 : a.clientPort > a.serverPort ? 1 : 0;
-  const clientFirst = cmp <= 0;
+  const clientFirst = oneWay || cmp <= 0;
   let o = 2; // seed 0
   if (clientFirst) {
     o = writeAddress(buf, o, v, a.c0, a.c1, a.c2, a.c3);

@@ -45,6 +45,8 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   /** port → instance index + 1 (0: none) */
   private readonly tcpPorts = new Uint8Array(65536);
   private readonly udpPorts = new Uint8Array(65536);
+  /** IP protocol → instance index + 1, for protocols taken whole (ICMP) */
+  private readonly ipProtos = new Uint8Array(256);
   private readonly active = new Set<Connection>();
   private nowSec = 0;
   private nowNsec = 0;
@@ -65,7 +67,8 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       this.byProtocol.push(0);
       const ports = options.ports?.[name];
       for (const port of ports ?? proto.tcpPorts) if (inst.tcp) this.tcpPorts[port] = index + 1;
-      for (const port of ports ?? proto.udpPorts) if (inst.udp) this.udpPorts[port] = index + 1;
+      for (const port of ports ?? proto.udpPorts) if (inst.datagrams) this.udpPorts[port] = index + 1;
+      for (const ip of proto.ipProtocols ?? []) if (inst.datagrams) this.ipProtos[ip] = index + 1;
       if (proto.probe && inst.tcp && options.probe !== false) this.probers.push({ p: proto, i: index });
     }
   }
@@ -106,9 +109,9 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
         }
         case ItemKind.datagram: {
           const p = it.packet!;
-          if (p.proto !== IPPROTO_UDP) break;
-          const idx = this.udpPorts[p.dstPort] || this.udpPorts[p.srcPort];
-          if (idx !== 0) this.instances[idx - 1].udp!.datagram(p);
+          if (p.ipVersion === 0) break;
+          const idx = p.proto === IPPROTO_UDP ? this.udpPorts[p.dstPort] || this.udpPorts[p.srcPort] : this.ipProtos[p.proto];
+          if (idx !== 0) this.instances[idx - 1].datagrams!.datagram(p);
           break;
         }
       }
@@ -140,7 +143,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       c.app = undefined;
     }
     this.active.clear();
-    for (const inst of this.instances) inst.udp?.flush();
+    for (const inst of this.instances) inst.datagrams?.flush();
     this.count();
     return this.out;
   }
@@ -164,7 +167,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
 
   private expire(): void {
     for (const c of this.active) (c.app as AppState).analyzer!.expire(this.nowSec, this.nowNsec);
-    for (const inst of this.instances) inst.udp?.expire(this.nowSec, this.nowNsec);
+    for (const inst of this.instances) inst.datagrams?.expire(this.nowSec, this.nowNsec);
   }
 
   /** choose the connection's analyzer: by server port, else by the first payload chunks */

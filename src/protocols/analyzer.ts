@@ -24,8 +24,8 @@ export interface TcpAnalyzer {
   expire(nowSec: number, nowNsec: number): void;
 }
 
-/** One analyzer instance per protocol per stage, for all UDP datagrams of that protocol. */
-export interface UdpAnalyzer {
+/** One analyzer instance per protocol per stage, for all its datagrams (UDP by port, or an IP protocol such as ICMP). */
+export interface DatagramAnalyzer {
   datagram(p: Packet): void;
   expire(nowSec: number, nowNsec: number): void;
   /** end of input: emit everything pending */
@@ -46,6 +46,8 @@ export interface Protocol<Opts = any> {
   readonly name: string;
   readonly tcpPorts: readonly number[];
   readonly udpPorts: readonly number[];
+  /** IP protocol numbers this protocol takes whole (ICMP: 1 and 58) */
+  readonly ipProtocols?: readonly number[];
   /** a look at the first payload of a connection on a port no protocol claims */
   probe?(buf: Buffer, off: number, len: number, side: number): boolean;
   /** shared per stage: options resolved once, counters */
@@ -54,6 +56,7 @@ export interface Protocol<Opts = any> {
 
 export interface ProtocolInstance {
   tcp?(ctx: TcpContext): TcpAnalyzer;
-  udp?: UdpAnalyzer;
+  /** for UDP datagrams on its ports and packets of its IP protocols */
+  datagrams?: DatagramAnalyzer;
   stats(): Stats;
 }

@@ -3,7 +3,7 @@ import type { Stats } from '../../core/stage';
 import type { Packet } from '../../decode/packet';
 import { makeEndpoints, type Endpoints } from '../../events/endpoints';
 import { transactionEvent } from '../../events/transaction';
-import type { Emitter, Protocol, TcpAnalyzer, TcpContext, UdpAnalyzer } from '../analyzer';
+import type { Emitter, Protocol, TcpAnalyzer, TcpContext, DatagramAnalyzer } from '../analyzer';
 import { DnsParseError, opcodeName, parseDns, rcodeName, type DnsMessage, type DnsRecord } from './message';
 
 export interface DnsOptions {
@@ -180,7 +180,7 @@ function resolvedIps(answers: DnsRecord[]): string[] {
   return ips;
 }
 
-class DnsUdp implements UdpAnalyzer {
+class DnsUdp implements DatagramAnalyzer {
   constructor(private readonly tx: DnsTransactions) {}
 
   datagram(p: Packet): void {
@@ -303,7 +303,7 @@ export const dns: Protocol<DnsOptions> = {
     const tx = new DnsTransactions(opts, out);
     const udp = new DnsUdp(tx);
     return {
-      udp,
+      datagrams: udp,
       tcp: (ctx) => new DnsTcp(ctx, tx),
       stats: () => tx.stats(),
     };
