@@ -11,7 +11,7 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'pktflow-cli-'));
 
 describe('pktflow CLI', () => {
   it('has --help on every command', async () => {
-    for (const args of [['--help'], ['help'], ['read', '--help'], ['run', '--help'], ['help', 'read']]) {
+    for (const args of [['--help'], ['help'], ['read', '--help'], ['run', '--help'], ['help', 'read'], ['capture', '--help'], ['devices', '--help']]) {
       const r = await cli(args);
       assert.equal(r.code, 0, args.join(' '));
       assert.match(r.stdout, /Usage: pktflow/);
@@ -26,6 +26,9 @@ describe('pktflow CLI', () => {
       [['read', fixture('http-dns.pcap'), '--ports', 'http=99999'], /port outside 1-65535/],
       [['read', fixture('http-dns.pcap'), '--protocols', 'gopher'], /unknown protocol "gopher"/],
       [['read', fixture('http-dns.pcap'), '--stats', 'soon'], /--stats takes a number of seconds/],
+      [['read', fixture('http-dns.pcap'), '--flow-period', '5'], /--flow-period and --flow-timeout go with --flows/],
+      [['read', fixture('http-dns.pcap'), '--rotate-mb', '5'], /--rotate-mb goes with --write/],
+      [['capture', '-c', 'x'], /--count takes a positive whole number/],
     ] as [string[], RegExp][]) {
       const r = await cli(args);
       assert.equal(r.code, 2, args.join(' '));
@@ -115,5 +118,20 @@ describe('pktflow CLI', () => {
     const missing = await cli(['run', path.join(tmp, 'missing.ts')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /does not exist/);
+  });
+
+  it('lists capture devices with their link types', async () => {
+    const r = await cli(['devices']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^lo\tEN10MB \(Ethernet\)\t127\.0\.0\.1/m);
+  });
+
+  it('refuses a missing device and a bad filter in one line', async () => {
+    const dev = await cli(['capture', '-i', 'nope0']);
+    assert.equal(dev.code, 1);
+    assert.match(dev.stderr, /^pktflow: no such device "nope0" \(devices: .*lo.*\)\n$/);
+    const filter = await cli(['read', fixture('http-dns.pcap'), '-f', 'tcp port']);
+    assert.equal(filter.code, 1);
+    assert.match(filter.stderr, /^pktflow: bad filter "tcp port": .*\n$/);
   });
 });

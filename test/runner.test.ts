@@ -121,4 +121,26 @@ describe('runner reporting', () => {
       else assert.equal(text, '');
     }
   });
+
+  it('an idle tick from the source times out what waits, while the run goes on', async () => {
+    const { ipv4, udp, dnsMessage } = require('./gen/packets');
+    const { LinkType, makeFrame } = require('../src/core/frame');
+    const q = ipv4('10.0.0.1', '10.0.0.53', 17, udp(1111, 53, dnsMessage(1, 'quiet.test', 1, false)));
+    const seenBeforeEnd: number[] = [];
+    const written: Event[] = [];
+    const source: Source = {
+      name: 'ticking',
+      async *batches() {
+        yield [makeFrame(1000, 0, LinkType.RAW, q.length, 0, q)];
+        yield []; // idle: wall time is decades past packet time
+        seenBeforeEnd.push(written.length);
+      },
+      stats: () => ({}),
+      close() {},
+    };
+    const sink: Sink<Event> = { name: 's', closed: false, write: (b) => (written.push(...b), true), drained: () => Promise.resolve(), end: () => Promise.resolve(), stats: () => ({}) };
+    await runPipeline(definePipeline({ source, stages: [...eventStages()], sink, options: { printStats: false } })).done;
+    assert.deepEqual(seenBeforeEnd, [1], 'the unanswered query came out on the tick');
+    assert.equal((written[0] as any).error.message, 'no response');
+  });
 });

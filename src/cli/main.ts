@@ -39,7 +39,10 @@ const COMMON_RUN_HELP = `  -w, --write <file.pcap>    also write the raw frames,
   -q, --quiet                no counters on stderr at the end
   -h, --help                 show this help`;
 
-const ANALYZE_HELP = `  --protocols <list>         analyzers to run (default: http,dns,icmp)
+const ANALYZE_HELP = `  --flows                    also report flows (type: flow), as packetbeat
+  --flow-period <seconds>    report active flows every N seconds of packet time (default 10)
+  --flow-timeout <seconds>   a flow's final report after N idle seconds (default 30)
+  --protocols <list>         analyzers to run (default: http,dns,icmp)
   --ports <proto=p1,p2>      ports of a protocol, replacing its defaults (repeatable)
   --no-probe                 recognise protocols by port only, not by content
   --http-headers <list|all>  HTTP headers to put in events (default: none)
@@ -155,6 +158,9 @@ export async function main(argv: string[]): Promise<number> {
 export { CaptureError };
 
 const ANALYZE_FLAGS = {
+  flows: { type: 'boolean' },
+  'flow-period': { type: 'string' },
+  'flow-timeout': { type: 'string' },
   protocols: { type: 'string' },
   ports: { type: 'string', multiple: true },
   'no-probe': { type: 'boolean' },
@@ -166,7 +172,11 @@ const ANALYZE_FLAGS = {
 function stagesFrom(values: Record<string, unknown>) {
   const headers = values['http-headers'] === 'all' ? 'all' : list(values['http-headers']);
   try {
+    const period = seconds(values['flow-period'], '--flow-period');
+    const timeout = seconds(values['flow-timeout'], '--flow-timeout');
+    if ((period !== undefined || timeout !== undefined) && values.flows !== true) throw new UsageError('--flow-period and --flow-timeout go with --flows');
     return eventStages({
+      tcp: { flows: values.flows === true ? { periodSec: period, timeoutSec: timeout } : false },
       protocols: list(values.protocols) ?? ['http', 'dns', 'icmp'],
       ports: ports(values.ports),
       probe: values['no-probe'] !== true,

@@ -7,6 +7,7 @@ export interface EventStagesOptions extends AnalyzeOptions {
   tcp?: Omit<TcpOptions, 'isServerPort'>;
 }
 
+
 /**
  * decode → TCP reorderer → analyzers: the packet path from frames to transaction
  * events. The reorderer takes the analyzers' ports to tell the server side of a

@@ -52,6 +52,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   private nowNsec = 0;
   private lastExpireSec = 0;
   events = 0;
+  flowEvents = 0;
   readonly byProtocol: number[] = [];
   readonly connections = new ReasonCounter();
 
@@ -107,6 +108,9 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
           c.app = undefined;
           break;
         }
+        case ItemKind.event:
+          this.out.push(it.event!);
+          break;
         case ItemKind.datagram: {
           const p = it.packet!;
           if (p.ipVersion === 0) break;
@@ -153,7 +157,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
     this.instances.forEach((inst, i) => {
       protocols[this.names[i]] = { events: this.byProtocol[i], ...inst.stats() };
     });
-    return { events: this.events, connections: this.connections.toJSON(), protocols };
+    return { events: this.events, flow_events: this.flowEvents, connections: this.connections.toJSON(), protocols };
   }
 
   private count(): void {
@@ -162,6 +166,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
     for (let i = 0; i < out.length; i++) {
       const idx = this.names.indexOf(out[i].type as string);
       if (idx >= 0) this.byProtocol[idx]++;
+      else if (out[i].type === 'flow') this.flowEvents++;
     }
   }
 

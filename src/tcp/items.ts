@@ -1,5 +1,6 @@
 import type { Packet } from '../decode/packet';
 import type { Connection } from './connection';
+import type { Event } from '../events/transaction';
 
 export const ItemKind = {
   /** in-order bytes of one direction of a TCP connection */
@@ -10,6 +11,8 @@ export const ItemKind = {
   close: 3,
   /** a packet that is not TCP (UDP, ICMP, other IP, non-IP), passed on whole */
   datagram: 4,
+  /** a finished event made by the transport stage (a flow report), passed through to the output */
+  event: 5,
 } as const;
 
 /**
@@ -30,5 +33,6 @@ export class StreamItem {
     readonly tsSec: number,
     readonly tsNsec: number,
     readonly reason: string,
+    readonly event: Event | null = null,
   ) {}
 }

@@ -3,6 +3,7 @@ import type { Stage, Stats } from '../core/stage';
 import { IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type Packet } from '../decode/packet';
 import { Connection, DirectionFrom, HalfStream, tupleHash, type Segment } from './connection';
 import { ItemKind, StreamItem } from './items';
+import { FlowTable, type FlowOptions } from '../flows/table';
 
 export interface TcpOptions {
   /** connections tracked at once; the least recently active is closed to make room (default 131072) */
@@ -17,6 +18,8 @@ export interface TcpOptions {
   holeTimeoutSec?: number;
   /** ports that mark the server side when the handshake was not seen (analyzers' default ports) */
   isServerPort?: (port: number) => boolean;
+  /** keep packetbeat-style flow records for every packet, reported as events (default off) */
+  flows?: FlowOptions | false;
 }
 
 /** 32-bit sequence comparison: is a after b (wraparound-safe within 2^31) */
@@ -43,6 +46,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   private readonly idleSec: number;
   private readonly holeSec: number;
   private readonly isServerPort: (port: number) => boolean;
+  private readonly flows: FlowTable | null;
   private out: StreamItem[] = [];
   private nowSec = 0;
   private nowNsec = 0;
@@ -70,6 +74,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     this.idleSec = options.idleTimeoutSec ?? 120;
     this.holeSec = options.holeTimeoutSec ?? 10;
     this.isServerPort = options.isServerPort ?? (() => false);
+    this.flows = options.flows ? new FlowTable(options.flows) : null;
   }
 
   push(packets: Packet[]): StreamItem[] {
@@ -79,6 +84,10 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       if (p.tsSec > this.nowSec || (p.tsSec === this.nowSec && p.tsNsec > this.nowNsec)) {
         this.nowSec = p.tsSec;
         this.nowNsec = p.tsNsec;
+      }
+      if (this.flows !== null) {
+        this.flows.packet(p);
+        this.flowEvents();
       }
       if (p.proto === IPPROTO_TCP && p.ipVersion !== 0) this.tcp(p);
       else out.push(new StreamItem(ItemKind.datagram, null, p, 0, null, 0, 0, p.tsSec, p.tsNsec, ''));
@@ -94,7 +103,16 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   flush(): StreamItem[] {
     this.out = [];
     while (this.head !== null) this.close(this.head, 'end_of_input');
+    if (this.flows !== null) {
+      this.flows.flush();
+      this.flowEvents();
+    }
     return this.out;
+  }
+
+  /** flow reports made so far, as items in the output */
+  private flowEvents(): void {
+    for (const e of this.flows!.take()) this.out.push(new StreamItem(ItemKind.event, null, null, 0, null, 0, 0, this.nowSec, this.nowNsec, '', e));
   }
 
   /** advance packet time without a packet (a live source's idle tick) */
@@ -105,6 +123,10 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       this.nowNsec = nsec;
     }
     this.sweep();
+    if (this.flows !== null) {
+      this.flows.advance(sec, nsec);
+      this.flowEvents();
+    }
     return this.out;
   }
 
@@ -121,6 +143,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       buffered_bytes: this.buffered,
       buffered_peak_bytes: this.bufferedPeak,
       ignored: this.ignored.toJSON(),
+      ...(this.flows !== null ? { flows: this.flows.stats() } : {}),
     };
   }
 

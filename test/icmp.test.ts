@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { LinkType, makeFrame } from '../src/core/frame';
+import { icmpEcho, ipv4, ipv6, tcp, udp } from './gen/packets';
+import { memorySource, runStages } from './helpers';
+
+const frames = (pk: [number, Buffer][]) => pk.map(([ms, b], i) => makeFrame(1000 + Math.floor(ms / 1000), (ms % 1000) * 1e6 + i, LinkType.RAW, b.length, 0, b));
+const x = (e: unknown) => e as any;
+
+describe('ICMP analyzer', () => {
+  it('pairs echo requests and replies (v4 and v6) with their round-trip time', async () => {
+    const { events } = await runStages(
+      memorySource(
+        frames([
+          [0, ipv4('10.0.0.1', '10.0.0.2', 1, icmpEcho(8, 7, 1))],
+          [3, ipv4('10.0.0.2', '10.0.0.1', 1, icmpEcho(0, 7, 1))],
+          [10, ipv6('2001:db8::1', '2001:db8::2', 58, icmpEcho(128, 9, 1))],
+          [12, ipv6('2001:db8::2', '2001:db8::1', 58, icmpEcho(129, 9, 1))],
+          [20, ipv4('10.0.0.1', '10.0.0.2', 1, icmpEcho(8, 7, 2))], // never answered
+        ]),
+      ),
+    );
+    const v = events.map(x).map((e) => [e.icmp.version, e.status, e.icmp.request?.type, e.icmp.response?.type, e.event.duration, e.network.transport]);
+    assert.deepEqual(v, [
+      [4, 'OK', 8, 0, 3_000_001, 'icmp'],
+      [6, 'OK', 128, 129, 2_000_001, 'ipv6-icmp'],
+      [4, 'Error', 8, undefined, 0, 'icmp'],
+    ]);
+    assert.equal(x(events[0]).source.port, undefined, 'ICMP has no ports');
+    assert.deepEqual(x(events[2]).notes, ['no reply']);
+  });
+
+  it('reports an unreachable or time-exceeded message with the tuple it quotes', async () => {
+    const original = ipv4('10.0.0.1', '192.0.2.9', 17, udp(40000, 33434, Buffer.alloc(8)));
+    const unreach = Buffer.concat([Buffer.from([3, 3, 0, 0, 0, 0, 0, 0]), original.subarray(0, 28)]);
+    const quoted6 = ipv6('2001:db8::1', '2001:db8::9', 6, tcp(5555, 443, 1, 0, 2));
+    const exceeded = Buffer.concat([Buffer.from([3, 0, 0, 0, 0, 0, 0, 0]), quoted6.subarray(0, 48)]);
+    const { events } = await runStages(memorySource(frames([[0, ipv4('192.0.2.254', '10.0.0.1', 1, unreach)], [1, ipv6('2001:db8::fe', '2001:db8::1', 58, exceeded)]])));
+    const [a, b] = events.map(x);
+    assert.equal(a.icmp.request.message, 'Destination Unreachable');
+    assert.equal(a.status, 'Error');
+    assert.deepEqual(a.icmp.original, { transport: 'udp', source: { ip: '10.0.0.1', port: 40000 }, destination: { ip: '192.0.2.9', port: 33434 } });
+    assert.equal(b.icmp.request.message, 'Time Exceeded');
+    assert.deepEqual(b.icmp.original, { transport: 'tcp', source: { ip: '2001:db8::1', port: 5555 }, destination: { ip: '2001:db8::9', port: 443 } });
+  });
+});
