@@ -5,6 +5,11 @@ export { toOperator, toTransform, type Stage, type Batch, type Stats } from './c
 export { LinkType, type Frame } from './core/frame';
 export { captureFile, type CaptureFileOptions } from './sources/file';
 export type { Source } from './sources/source';
+export { liveCapture, LiveSource, listDevices, type LiveOptions } from './sources/live';
+export { bpfFilter, BpfFilterStage, compileBpf, runBpf } from './decode/bpf';
+export { pcapDump, PcapDump, type PcapDumpOptions } from './sinks/pcap-dump';
+export { FlowTable, type FlowOptions } from './flows/table';
+export { sequence } from './core/stage';
 export { decode, DecodeStage, type DecodeOptions } from './decode/stage';
 export { Packet } from './decode/packet';
 export { tcpReorder, TcpReorderer, type TcpOptions } from './tcp/reorderer';

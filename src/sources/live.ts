@@ -116,7 +116,14 @@ function canCapture(): boolean {
 export class LiveSource implements Source {
   readonly name = 'live';
   private cap: any = null;
-  private stream: Highland.Stream<Frame> | null = null;
+  /** bursts of frames (one libuv poll's worth each) on their way to the batcher */
+  private stream: Highland.Stream<Frame[]> | null = null;
+  private burst: Frame[] = [];
+  private readonly endBurst = () => {
+    const b = this.burst;
+    this.burst = [];
+    if (b.length > 0 && this.stream !== null) this.stream.write(b);
+  };
   private queued = 0;
   private closed = false;
   device = '';
@@ -159,8 +166,8 @@ export class LiveSource implements Source {
     this.device = device;
     this.linkType = linkTypeOf(name);
     const max = this.options.maxQueuedFrames ?? 262_144;
-    const stream = _<Frame>();
-    this.stream = stream;
+    const burstMax = this.options.batchFrames ?? 1024;
+    this.stream = _<Frame[]>();
     cap.on('packet', (n: number, truncated: boolean) => {
       if (this.queued >= max) {
         this.droppedBehind++;
@@ -175,13 +182,18 @@ export class LiveSource implements Source {
       this.frames++;
       this.bytes += n;
       this.queued++;
-      stream.write(makeFrame(sec, nsec, this.linkType, n, 0, data));
+      // cap delivers a poll's packets in one synchronous burst: hand them on together
+      if (this.burst.length === 0) setImmediate(this.endBurst);
+      this.burst.push(makeFrame(sec, nsec, this.linkType, n, 0, data));
+      if (this.burst.length >= burstMax) this.endBurst();
     });
   }
 
   async *batches(): AsyncIterable<Frame[]> {
     this.open();
-    const batched = this.stream!.batchWithTimeOrCount(this.options.batchMs ?? 100, this.options.batchFrames ?? 1024);
+    // highland gathers bursts into batches, closed on time or count (of bursts), then flattened
+    const perBatch = Math.max(1, Math.ceil((this.options.batchFrames ?? 1024) / 64));
+    const batched = this.stream!.batchWithTimeOrCount(this.options.batchMs ?? 100, perBatch).map((bursts: Frame[][]) => (bursts.length === 1 ? bursts[0] : ([] as Frame[]).concat(...bursts)));
     const reader = batched.toNodeStream({ objectMode: true }) as unknown as Readable;
     const tickMs = this.options.tickMs ?? 1000;
     const it = reader[Symbol.asyncIterator]() as AsyncIterator<Frame[]>;
@@ -223,6 +235,7 @@ export class LiveSource implements Source {
       this.cap.close();
       this.cap = null;
     }
+    this.endBurst();
     this.stream?.end();
   }
 }
