@@ -4,6 +4,7 @@ import { IPPROTO_TCP, IPPROTO_UDP, type Packet } from '../decode/packet';
 import { communityId } from '../events/endpoints';
 import { ipString } from '../events/ip';
 import type { Event } from '../events/transaction';
+import { LruList } from '../core/lru';
 
 export interface FlowOptions {
   /** seconds of packet time between reports of active flows (default 10, as packetbeat) */
@@ -59,8 +60,8 @@ function mac(b: Buffer, o: number): string {
  */
 export class FlowTable {
   private readonly flows = new Map<string, Flow>();
-  private head: Flow | null = null;
-  private tail: Flow | null = null;
+  /** flows, least recently active first */
+  private readonly lru = new LruList<Flow>();
   private readonly periodSec: number;
   private readonly timeoutSec: number;
   private readonly maxFlows: number;
@@ -88,12 +89,12 @@ export class FlowTable {
     const k = this.keyOf(p);
     let f = this.flows.get(k.key);
     if (f === undefined) {
-      if (this.flows.size >= this.maxFlows && this.head !== null) {
+      if (this.flows.size >= this.maxFlows && this.lru.head !== null) {
         this.evicted++;
-        this.final(this.head);
+        this.final(this.lru.head);
       }
       f = this.create(p, k.key, k.forward);
-    } else this.touch(f);
+    } else this.lru.touch(f);
     const bytes = p.frame.origLen;
     if (k.forward === f.sourceFirst) {
       f.packets0++;
@@ -113,16 +114,16 @@ export class FlowTable {
     this.nowSec = sec;
     this.nowNsec = nsec;
     if (this.nextReportSec < 0) this.nextReportSec = sec + this.periodSec;
-    while (this.head !== null && this.head.lastSec + this.timeoutSec <= sec) this.final(this.head);
+    while (this.lru.head !== null && this.lru.head.lastSec + this.timeoutSec <= sec) this.final(this.lru.head);
     if (this.periodSec > 0 && sec >= this.nextReportSec) {
-      for (let f = this.head; f !== null; f = f.next) if (f.fresh > 0) this.report(f, false);
+      for (let f = this.lru.head; f !== null; f = f.next) if (f.fresh > 0) this.report(f, false);
       this.nextReportSec = sec + this.periodSec;
     }
   }
 
   /** end of input: every flow's final report */
   flush(): void {
-    while (this.head !== null) this.final(this.head);
+    while (this.lru.head !== null) this.final(this.lru.head);
   }
 
   /** the events made since the last take */
@@ -183,7 +184,7 @@ export class FlowTable {
     if (p.vlan >= 0) network.vlan = p.vlanInner >= 0 ? { id: String(p.vlan), inner: { id: String(p.vlanInner) } } : { id: String(p.vlan) };
     const f = new Flow(key, id, src, dst, network, forward, p.tsSec, p.tsNsec);
     this.flows.set(key, f);
-    this.append(f);
+    this.lru.append(f);
     this.created++;
     return f;
   }
@@ -216,29 +217,7 @@ export class FlowTable {
     this.finals++;
     this.report(f, true);
     this.flows.delete(f.key);
-    this.unlink(f);
-  }
-
-  private touch(f: Flow): void {
-    if (this.tail === f) return;
-    this.unlink(f);
-    this.append(f);
-  }
-
-  private append(f: Flow): void {
-    f.prev = this.tail;
-    f.next = null;
-    if (this.tail !== null) this.tail.next = f;
-    else this.head = f;
-    this.tail = f;
-  }
-
-  private unlink(f: Flow): void {
-    if (f.prev !== null) f.prev.next = f.next;
-    else this.head = f.next;
-    if (f.next !== null) f.next.prev = f.prev;
-    else this.tail = f.prev;
-    f.prev = f.next = null;
+    this.lru.unlink(f);
   }
 
   stats() {

@@ -3,6 +3,7 @@ import type { Stage, Stats } from '../core/stage';
 import { IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type Packet } from '../decode/packet';
 import { Connection, DirectionFrom, HalfStream, tupleHash, type Segment } from './connection';
 import { ItemKind, StreamItem } from './items';
+import { LruList } from '../core/lru';
 import { FlowTable, type FlowOptions } from '../flows/table';
 
 export interface TcpOptions {
@@ -38,8 +39,8 @@ function seqAfter(a: number, b: number): boolean {
 export class TcpReorderer implements Stage<Packet, StreamItem> {
   readonly name = 'tcp';
   private readonly buckets = new Map<number, Connection>();
-  private head: Connection | null = null; // least recently active
-  private tail: Connection | null = null;
+  /** connections, least recently active first */
+  private readonly lru = new LruList<Connection>();
   private readonly maxConnections: number;
   private readonly maxPerDirection: number;
   private readonly maxTotal: number;
@@ -102,7 +103,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   /** end of input: every connection is closed, its held bytes released as data and gaps */
   flush(): StreamItem[] {
     this.out = [];
-    while (this.head !== null) this.close(this.head, 'end_of_input');
+    while (this.lru.head !== null) this.close(this.lru.head, 'end_of_input');
     if (this.flows !== null) {
       this.flows.flush();
       this.flowEvents();
@@ -178,7 +179,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       side = c.clientPort === p.srcPort && c.c3 === p.src3 && c.c0 === p.src0 && c.c1 === p.src1 && c.c2 === p.src2 ? 0 : 1;
       if (c.clientPort === c.serverPort && c.c3 === c.s3 && c.c0 === c.s0 && c.c1 === c.s1 && c.c2 === c.s2) side = 0;
     } else {
-      this.touch(c);
+      this.lru.touch(c);
     }
     c.lastSec = p.tsSec;
     c.lastNsec = p.tsNsec;
@@ -325,7 +326,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   }
 
   private open(p: Packet, h: number): Connection {
-    if (this.active >= this.maxConnections && this.head !== null) this.close(this.head, 'evicted');
+    if (this.active >= this.maxConnections && this.lru.head !== null) this.close(this.lru.head, 'evicted');
     const syn = (p.tcpFlags & TCP_SYN) !== 0;
     const ack = (p.tcpFlags & TCP_ACK) !== 0;
     let srcIsClient: boolean;
@@ -352,7 +353,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       : new Connection(this.nextId++, h, p.ipVersion, p.dst0, p.dst1, p.dst2, p.dst3, p.src0, p.src1, p.src2, p.src3, p.dstPort, p.srcPort, p.vlan, p.vlanInner, from, p.tsSec, p.tsNsec);
     c.chain = this.buckets.get(h) ?? null;
     this.buckets.set(h, c);
-    this.appendLru(c);
+    this.lru.append(c);
     this.active++;
     this.opened++;
     return c;
@@ -383,44 +384,22 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       b.chain = c.chain;
     }
     c.chain = null;
-    this.unlinkLru(c);
+    this.lru.unlink(c);
   }
 
   private sweep(): void {
     const limit = this.nowSec - this.idleSec;
-    while (this.head !== null && this.head.lastSec < limit) this.close(this.head, 'idle');
+    while (this.lru.head !== null && this.lru.head.lastSec < limit) this.close(this.lru.head, 'idle');
     if (this.holeSec > 0) {
       // holes in connections that went quiet
       const holeLimit = this.nowSec - this.holeSec;
-      for (let c = this.head; c !== null && c.lastSec < holeLimit; c = c.next) {
+      for (let c = this.lru.head; c !== null && c.lastSec < holeLimit; c = c.next) {
         for (let s = 0; s < 2; s++) {
           const q = c.half[s];
           if (q.ooo.length > 0 && q.holeSince <= holeLimit) this.forceGap(c, s, -1, 'hole_timeout');
         }
       }
     }
-  }
-
-  private touch(c: Connection): void {
-    if (this.tail === c) return;
-    this.unlinkLru(c);
-    this.appendLru(c);
-  }
-
-  private appendLru(c: Connection): void {
-    c.prev = this.tail;
-    c.next = null;
-    if (this.tail !== null) this.tail.next = c;
-    else this.head = c;
-    this.tail = c;
-  }
-
-  private unlinkLru(c: Connection): void {
-    if (c.prev !== null) c.prev.next = c.next;
-    else this.head = c.next;
-    if (c.next !== null) c.next.prev = c.prev;
-    else this.tail = c.prev;
-    c.prev = c.next = null;
   }
 }
 

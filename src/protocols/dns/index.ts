@@ -1,4 +1,5 @@
 import { ReasonCounter } from '../../core/counters';
+import { PendingTable } from '../../core/pending';
 import type { Stats } from '../../core/stage';
 import type { Packet } from '../../decode/packet';
 import { makeEndpoints, type Endpoints } from '../../events/endpoints';
@@ -30,13 +31,17 @@ interface Pending {
   nsec: number;
 }
 
-/**
- * Query/response pairing shared by UDP and TCP: keyed by conversation and id,
- * insertion-ordered (oldest first) so timeouts and the pending cap cost nothing to
- * find.
- */
+/** why a query left without its response: the counter and the event's note */
+const UNANSWERED = {
+  replaced: ['replaced_by_new_query', 'another query with the same id arrived before a response'],
+  pending_limit: ['pending_limit', 'too many queries waiting for responses'],
+  timeout: ['no_response', 'no response'],
+  flushed: ['no_response', 'no response'],
+} as const;
+
+/** Query/response pairing shared by UDP and TCP: keyed by conversation and id. */
 class DnsTransactions {
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending: PendingTable<Pending>;
   queries = 0;
   responses = 0;
   transactions = 0;
@@ -46,58 +51,37 @@ class DnsTransactions {
   constructor(
     private readonly opts: DnsOptions,
     private readonly out: Emitter,
-  ) {}
+  ) {
+    this.pending = new PendingTable<Pending>(opts.maxPending, (p, why) => {
+      const [reason, note] = UNANSWERED[why];
+      this.unmatched.add(reason);
+      this.emit(p.query, null, p.ep, p.sec, p.nsec, p.sec, p.nsec, note);
+    });
+  }
 
   message(key: string, m: DnsMessage, ep: Endpoints, sec: number, nsec: number): void {
     if (!m.response) {
       this.queries++;
-      const old = this.pending.get(key);
-      if (old !== undefined) {
-        this.pending.delete(key);
-        this.unmatched.add('replaced_by_new_query');
-        this.emit(old.query, null, old.ep, old.sec, old.nsec, old.sec, old.nsec, 'another query with the same id arrived before a response');
-      }
-      if (this.pending.size >= this.opts.maxPending) {
-        const [k, p] = this.pending.entries().next().value as [string, Pending];
-        this.pending.delete(k);
-        this.unmatched.add('pending_limit');
-        this.emit(p.query, null, p.ep, p.sec, p.nsec, p.sec, p.nsec, 'too many queries waiting for responses');
-      }
-      this.pending.set(key, { query: m, ep, sec, nsec });
+      this.pending.add(key, { query: m, ep, sec, nsec });
       return;
     }
     this.responses++;
-    const p = this.pending.get(key);
+    const p = this.pending.take(key);
     if (p === undefined) {
       this.unmatched.add('response_without_query');
       this.emit(null, m, ep, sec, nsec, sec, nsec, 'response without a query');
       return;
     }
-    this.pending.delete(key);
     this.emit(p.query, m, p.ep, p.sec, p.nsec, sec, nsec, null);
   }
 
   expire(nowSec: number): void {
-    for (const [k, p] of this.pending) {
-      if (nowSec - p.sec < this.opts.transactionTimeoutSec) break;
-      this.pending.delete(k);
-      this.unmatched.add('no_response');
-      this.emit(p.query, null, p.ep, p.sec, p.nsec, p.sec, p.nsec, 'no response');
-    }
+    this.pending.expire(nowSec, this.opts.transactionTimeoutSec);
   }
 
-  /** end of input: emit every pending query */
-  flush(): void {
-    for (const key of [...this.pending.keys()]) this.flushKey(key);
-  }
-
-  /** emit the query pending under key, if it still is */
-  flushKey(key: string): void {
-    const p = this.pending.get(key);
-    if (p === undefined) return;
-    this.pending.delete(key);
-    this.unmatched.add('no_response');
-    this.emit(p.query, null, p.ep, p.sec, p.nsec, p.sec, p.nsec, 'no response');
+  /** end of input (no key), or a TCP connection's own query at its close: emitted unanswered */
+  flush(key?: string): void {
+    this.pending.flush(key);
   }
 
   stats(): Stats {
@@ -270,7 +254,7 @@ class DnsTcp implements TcpAnalyzer {
   }
 
   close(): void {
-    for (const k of this.keys) this.tx.flushKey(k);
+    for (const k of this.keys) this.tx.flush(k);
     this.keys.clear();
   }
 

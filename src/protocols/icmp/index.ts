@@ -1,4 +1,5 @@
 import { ReasonCounter } from '../../core/counters';
+import { PendingTable } from '../../core/pending';
 import type { Stats } from '../../core/stage';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, type Packet } from '../../decode/packet';
 import { makeEndpoints, type AddressPair, type Endpoints } from '../../events/endpoints';
@@ -55,8 +56,16 @@ function pairOf(p: Packet, reverse: boolean): AddressPair {
  * (unreachable, time exceeded, ...) reported on their own with the tuple of the
  * datagram they quote.
  */
+/** why a request left without its reply: the counter and the event's note */
+const UNANSWERED = {
+  replaced: ['repeated_request', 'another request with the same id and sequence arrived before a reply'],
+  pending_limit: ['pending_limit', 'too many requests waiting for replies'],
+  timeout: ['no_reply', 'no reply'],
+  flushed: ['no_reply', 'no reply'],
+} as const;
+
 class Icmp implements DatagramAnalyzer {
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending: PendingTable<Pending>;
   requests = 0;
   replies = 0;
   errors = 0;
@@ -67,7 +76,13 @@ class Icmp implements DatagramAnalyzer {
   constructor(
     private readonly opts: IcmpOptions,
     private readonly out: Emitter,
-  ) {}
+  ) {
+    this.pending = new PendingTable<Pending>(opts.maxPending, (p, why) => {
+      const [reason, note] = UNANSWERED[why];
+      this.unmatched.add(reason);
+      this.emit(p, null, note);
+    });
+  }
 
   datagram(p: Packet): void {
     const v6 = p.proto === IPPROTO_ICMPV6;
@@ -84,19 +99,7 @@ class Icmp implements DatagramAnalyzer {
       this.requests++;
       const ep = makeEndpoints({ ...pairOf(p, false), clientPort: type, serverPort: pairs[type] }, p.proto);
       const key = `${ep.clientIp}|${ep.serverIp}|${p.vlan}|${type}|${p.icmpId}|${p.icmpSeq}`;
-      const old = this.pending.get(key);
-      if (old !== undefined) {
-        this.pending.delete(key);
-        this.unmatched.add('repeated_request');
-        this.emit(old, null, 'another request with the same id and sequence arrived before a reply');
-      }
-      if (this.pending.size >= this.opts.maxPending) {
-        const [k, o] = this.pending.entries().next().value as [string, Pending];
-        this.pending.delete(k);
-        this.unmatched.add('pending_limit');
-        this.emit(o, null, 'too many requests waiting for replies');
-      }
-      this.pending.set(key, { p: { type, code: p.icmpCode, bytes }, ep, sec: p.tsSec, nsec: p.tsNsec });
+      this.pending.add(key, { p: { type, code: p.icmpCode, bytes }, ep, sec: p.tsSec, nsec: p.tsNsec });
       return;
     }
     const req = Object.keys(pairs).find((k) => pairs[+k] === type);
@@ -104,14 +107,13 @@ class Icmp implements DatagramAnalyzer {
       this.replies++;
       const reqType = +req;
       const key = `${ipString(p.ipVersion, p.dst0, p.dst1, p.dst2, p.dst3)}|${ipString(p.ipVersion, p.src0, p.src1, p.src2, p.src3)}|${p.vlan}|${reqType}|${p.icmpId}|${p.icmpSeq}`;
-      const pend = this.pending.get(key);
+      const pend = this.pending.take(key);
       if (pend === undefined) {
         this.unmatched.add('reply_without_request');
         const ep = makeEndpoints({ ...pairOf(p, true), clientPort: reqType, serverPort: type }, p.proto);
         this.emit({ p: { type: reqType, code: 0, bytes: 0 }, ep, sec: p.tsSec, nsec: p.tsNsec }, { type, code: p.icmpCode, bytes, sec: p.tsSec, nsec: p.tsNsec }, 'reply without a request');
         return;
       }
-      this.pending.delete(key);
       this.emit(pend, { type, code: p.icmpCode, bytes, sec: p.tsSec, nsec: p.tsNsec }, null);
       return;
     }
@@ -124,20 +126,11 @@ class Icmp implements DatagramAnalyzer {
   }
 
   expire(nowSec: number): void {
-    for (const [k, pend] of this.pending) {
-      if (nowSec - pend.sec < this.opts.transactionTimeoutSec) break;
-      this.pending.delete(k);
-      this.unmatched.add('no_reply');
-      this.emit(pend, null, 'no reply');
-    }
+    this.pending.expire(nowSec, this.opts.transactionTimeoutSec);
   }
 
   flush(): void {
-    for (const [k, pend] of this.pending) {
-      this.pending.delete(k);
-      this.unmatched.add('no_reply');
-      this.emit(pend, null, 'no reply');
-    }
+    this.pending.flush();
   }
 
   stats(): Stats {
