@@ -11,6 +11,9 @@ sudo=""
 
 # libpcap for cap; tshark, tcpdump, nginx, dnsmasq, dig, curl for fixtures, tests and benchmarks
 packages=(libpcap-dev build-essential python3 tshark tcpdump nginx-light dnsmasq-base dnsutils curl jq wrk time iputils-ping)
+# the Kafka broker the tests use runs on Java, fetched with Maven
+command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || packages+=(maven)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

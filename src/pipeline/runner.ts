@@ -42,6 +42,11 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
           subscriber.next(batch);
           if (p.sink.closed || stopped) break;
           await p.sink.drained();
+          if (p.source.acknowledge) {
+            // at-least-once: the source may commit this batch once its events are acknowledged
+            if (p.sink.allAcked) await p.sink.allAcked();
+            p.source.acknowledge();
+          }
           if (p.sink.closed || stopped) break;
         }
       } catch (err) {

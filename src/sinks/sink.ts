@@ -8,6 +8,8 @@ export interface Sink<T> {
   readonly name: string;
   write(batch: T[]): boolean;
   drained(): Promise<void>;
+  /** resolves when everything written so far is acknowledged (a broker's acks); absent: writing is acknowledging */
+  allAcked?(): Promise<void>;
   /** flush and finish; resolves when everything written has been acknowledged */
   end(): Promise<void>;
   stats(): Stats;

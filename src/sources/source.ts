@@ -11,6 +11,11 @@ export interface Source {
   stats(): Stats;
   /** stop early (shutdown); batches() then ends */
   close(): void;
+  /**
+   * the sink acknowledged everything made from the last batch: a source that commits
+   * (Kafka) commits that batch's offsets now (at-least-once)
+   */
+  acknowledge?(): void;
   /** how far a source of known size has got, for progress displays */
   progress?(): { done: number; total: number } | null;
 }

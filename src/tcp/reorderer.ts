@@ -51,6 +51,9 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   private out: StreamItem[] = [];
   private nowSec = 0;
   private nowNsec = 0;
+  /** time stamped on items: the packet being handled, or the clock (flush, sweeps) */
+  private itemSec = 0;
+  private itemNsec = 0;
   private lastSweepSec = 0;
   private nextId = 1;
   active = 0;
@@ -95,7 +98,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     }
     if (this.nowSec - this.lastSweepSec >= 1) {
       this.lastSweepSec = this.nowSec;
-      this.sweep();
+      this.sweepNow();
     }
     return out;
   }
@@ -103,6 +106,8 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   /** end of input: every connection is closed, its held bytes released as data and gaps */
   flush(): StreamItem[] {
     this.out = [];
+    this.itemSec = this.nowSec;
+    this.itemNsec = this.nowNsec;
     while (this.lru.head !== null) this.close(this.lru.head, 'end_of_input');
     if (this.flows !== null) {
       this.flows.flush();
@@ -123,7 +128,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       this.nowSec = sec;
       this.nowNsec = nsec;
     }
-    this.sweep();
+    this.sweepNow();
     if (this.flows !== null) {
       this.flows.advance(sec, nsec);
       this.flowEvents();
@@ -149,6 +154,8 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   }
 
   private tcp(p: Packet): void {
+    this.itemSec = p.tsSec;
+    this.itemNsec = p.tsNsec;
     const h = tupleHash(p);
     let c = this.buckets.get(h) ?? null;
     let side = -1;
@@ -305,7 +312,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   private deliver(c: Connection, side: number, hs: HalfStream, b: Buffer, off: number, len: number): void {
     hs.nextSeq = (hs.nextSeq + len) >>> 0;
     hs.delivered += len;
-    this.out.push(new StreamItem(ItemKind.data, c, null, side, b, off, len, this.nowSec, this.nowNsec, ''));
+    this.out.push(new StreamItem(ItemKind.data, c, null, side, b, off, len, this.itemSec, this.itemNsec, ''));
   }
 
   private gap(c: Connection, side: number, hs: HalfStream, n: number, cause: string): void {
@@ -315,7 +322,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     this.gaps++;
     this.gapBytes += n;
     this.gapCause.add(cause);
-    this.out.push(new StreamItem(ItemKind.gap, c, null, side, null, 0, n, this.nowSec, this.nowNsec, cause));
+    this.out.push(new StreamItem(ItemKind.gap, c, null, side, null, 0, n, this.itemSec, this.itemNsec, cause));
   }
 
   private checkFin(hs: HalfStream): void {
@@ -371,7 +378,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       }
     }
     c.closed = true;
-    this.out.push(new StreamItem(ItemKind.close, c, null, 0, null, 0, 0, this.nowSec, this.nowNsec, reason));
+    this.out.push(new StreamItem(ItemKind.close, c, null, 0, null, 0, 0, this.itemSec, this.itemNsec, reason));
     this.closedBy.add(reason);
     this.active--;
     // unlink from its bucket
@@ -385,6 +392,13 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     }
     c.chain = null;
     this.lru.unlink(c);
+  }
+
+  /** sweeps happen at the clock's time, not a packet's */
+  private sweepNow(): void {
+    this.itemSec = this.nowSec;
+    this.itemNsec = this.nowNsec;
+    this.sweep();
   }
 
   private sweep(): void {
