@@ -9,6 +9,8 @@ export { liveCapture, LiveSource, listDevices, type LiveOptions } from './source
 export { bpfFilter, BpfFilterStage, compileBpf, runBpf } from './decode/bpf';
 export { pcapDump, PcapDump, type PcapDumpOptions } from './sinks/pcap-dump';
 export { FlowTable, type FlowOptions } from './flows/table';
+export { kafkaFrames, kafkaEvents, KafkaFrameSink, KafkaEventSink, type KafkaSinkOptions } from './sinks/kafka';
+export { kafkaSource, KafkaFrameSource, type KafkaSourceOptions } from './sources/kafka';
 export { sequence } from './core/stage';
 export { decode, DecodeStage, type DecodeOptions } from './decode/stage';
 export { Packet } from './decode/packet';

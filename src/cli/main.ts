@@ -9,6 +9,8 @@ import { CaptureError, deviceLinkType, listDevices, liveCapture } from '../sourc
 import type { Source } from '../sources/source';
 import { bpfFilter } from '../decode/bpf';
 import { pcapDump } from '../sinks/pcap-dump';
+import { kafkaFrames } from '../sinks/kafka';
+import { kafkaSource } from '../sources/kafka';
 import { sequence, type Stage } from '../core/stage';
 import type { Frame } from '../core/frame';
 import { list, parse, ports, seconds, UsageError } from './args';
@@ -22,6 +24,7 @@ Usage: pktflow <command> [options]
 Commands:
   read <file|->        analyze a pcap/pcapng capture, print JSON events (one per line)
   capture              capture on a network interface, print JSON events
+  replay --topic <t>   analyze raw frames stored in a Kafka topic
   devices              list the interfaces pktflow can capture on
   run <pipeline.ts>    run a pipeline file (export default definePipeline({...}))
   help [command]       show help for a command
@@ -48,6 +51,10 @@ const ANALYZE_HELP = `  --flows                    also report flows (type: flow
   --http-headers <list|all>  HTTP headers to put in events (default: none)
   --include-body-for <list>  content types whose HTTP bodies go into events`;
 
+const KAFKA_OUT_HELP = `  --kafka-topic <topic>      send the raw frames to this Kafka topic instead of analyzing them
+  --brokers <host:port,...>  Kafka bootstrap brokers (default 127.0.0.1:9092)
+  --compression gzip         compress produce requests`;
+
 const READ_HELP = `Usage: pktflow read <file|-> [options]
 
 Reads a pcap or pcapng capture (a path, or - for stdin) through the decoders, the
@@ -56,6 +63,7 @@ TCP reorderer and the protocol analyzers, and prints one JSON event per line.
 Options:
   -f, --filter <expr>        keep only the frames this BPF filter accepts (tcpdump's
                              filter language, compiled by libpcap through tcpdump)
+${KAFKA_OUT_HELP}
 ${ANALYZE_HELP}
 ${COMMON_RUN_HELP}
 
@@ -78,11 +86,32 @@ Options:
   -s, --snaplen <bytes>      bytes kept of each frame (default 65535)
   -B, --buffer-size <KiB>    kernel capture buffer (default 16384)
   -c, --count <n>            stop after n frames
+${KAFKA_OUT_HELP}
 ${ANALYZE_HELP}
 ${COMMON_RUN_HELP}
 
 Example:
   pktflow capture -i lo -f 'tcp port 8080'
+`;
+
+const REPLAY_HELP = `Usage: pktflow replay --topic <topic> [options]
+
+Reads raw frames from a Kafka topic (written by 'capture --kafka-topic' or a
+pipeline with a kafkaFrames sink) and runs the default pipeline on them. Offsets
+are committed, per consumer group, only after the events made from the frames
+were written. Without --follow the replay ends at the offsets the topic had when
+it started.
+
+Options:
+  --topic <topic>            the raw-frame topic (required)
+  --brokers <host:port,...>  Kafka bootstrap brokers (default 127.0.0.1:9092)
+  --group <id>               consumer group (default: a new one for this replay)
+  --from-beginning           a group without offsets starts at the beginning (default)
+  --from-latest              ... or at new frames only
+  --from-time <time>         start at the first frame at or after this time (ISO 8601 or ms)
+  --follow                   keep following new frames as a group member
+${ANALYZE_HELP}
+${COMMON_RUN_HELP}
 `;
 
 const DEVICES_HELP = `Usage: pktflow devices
@@ -102,7 +131,7 @@ Options:
 ${COMMON_RUN_HELP}
 `;
 
-const HELPS: Record<string, string> = { read: READ_HELP, capture: CAPTURE_HELP, devices: DEVICES_HELP, run: RUN_HELP };
+const HELPS: Record<string, string> = { read: READ_HELP, capture: CAPTURE_HELP, replay: REPLAY_HELP, devices: DEVICES_HELP, run: RUN_HELP };
 
 const RUN_FLAGS = {
   write: { type: 'string', short: 'w' },
@@ -142,6 +171,8 @@ export async function main(argv: string[]): Promise<number> {
         return await capture(rest);
       case 'devices':
         return devices(rest);
+      case 'replay':
+        return await replay(rest);
       default:
         throw new UsageError(`unknown command "${cmd}" (commands: read, capture, devices, run, help)`);
     }
@@ -156,6 +187,32 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 export { CaptureError };
+
+const KAFKA_OUT_FLAGS = {
+  'kafka-topic': { type: 'string' },
+  brokers: { type: 'string' },
+  compression: { type: 'string' },
+} as const;
+
+function brokers(values: Record<string, unknown>): string[] | undefined {
+  return list(values.brokers);
+}
+
+/** --kafka-topic: raw frames to a topic, no analysis (a capture agent, or loading a file) */
+function kafkaOut(source: Source, frameStages: Stage<Frame, Frame>[], values: Record<string, unknown>): number | Promise<number> | null {
+  const topic = values['kafka-topic'] as string | undefined;
+  if (topic === undefined) return null;
+  const c = values.compression;
+  if (c !== undefined && c !== 'gzip' && c !== 'none') throw new UsageError(`--compression takes gzip or none, not "${c}"`);
+  return execute(
+    definePipeline({
+      source,
+      stages: [sequence('frames', frameStages)],
+      sink: kafkaFrames({ topic, brokers: brokers(values), compression: c as 'gzip' | 'none' | undefined }),
+      options: runOptions(values),
+    }),
+  );
+}
 
 const ANALYZE_FLAGS = {
   flows: { type: 'boolean' },
@@ -210,7 +267,7 @@ function positiveInt(v: unknown, flag: string): number | undefined {
 }
 
 async function read(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { ...RUN_FLAGS, ...ANALYZE_FLAGS, filter: { type: 'string', short: 'f' } }, 1);
+  const { values, positionals } = parse(args, { ...RUN_FLAGS, ...ANALYZE_FLAGS, ...KAFKA_OUT_FLAGS, filter: { type: 'string', short: 'f' } }, 1);
   if (values.help) {
     process.stdout.write(READ_HELP);
     return 0;
@@ -219,6 +276,8 @@ async function read(args: string[]): Promise<number> {
   const frameStages: Stage<Frame, Frame>[] = [];
   if (values.filter !== undefined) frameStages.push(bpfFilter(values.filter as string));
   frameStages.push(...dumpStage(values));
+  const toKafka = kafkaOut(captureFile({ path: positionals[0] }), frameStages, values);
+  if (toKafka !== null) return toKafka;
   const pipeline = definePipeline({
     source: captureFile({ path: positionals[0] }),
     stages: [sequence('frames', frameStages), ...stagesFrom(values)],
@@ -234,6 +293,7 @@ async function capture(args: string[]): Promise<number> {
     {
       ...RUN_FLAGS,
       ...ANALYZE_FLAGS,
+      ...KAFKA_OUT_FLAGS,
       interface: { type: 'string', short: 'i' },
       filter: { type: 'string', short: 'f' },
       snaplen: { type: 'string', short: 's' },
@@ -259,6 +319,8 @@ async function capture(args: string[]): Promise<number> {
   // open now: a missing device, bad filter or missing permission is one line, before any output
   source.open();
   process.stderr.write(`pktflow: capturing on ${source.device}${values.filter ? ` (filter: ${values.filter})` : ''}\n`);
+  const toKafka = kafkaOut(count !== undefined ? firstFrames(source, count) : source, dumpStage(values), values);
+  if (toKafka !== null) return toKafka;
   const pipeline = definePipeline({
     source: count !== undefined ? firstFrames(source, count) : source,
     stages: [sequence('frames', dumpStage(values)), ...stages],
@@ -287,6 +349,52 @@ function firstFrames(source: Source, n: number): Source {
     stats: () => source.stats(),
     close: () => source.close(),
   };
+}
+
+async function replay(args: string[]): Promise<number> {
+  const { values } = parse(
+    args,
+    {
+      ...RUN_FLAGS,
+      ...ANALYZE_FLAGS,
+      topic: { type: 'string' },
+      brokers: { type: 'string' },
+      group: { type: 'string' },
+      'from-beginning': { type: 'boolean' },
+      'from-latest': { type: 'boolean' },
+      'from-time': { type: 'string' },
+      follow: { type: 'boolean' },
+    },
+    0,
+  );
+  if (values.help) {
+    process.stdout.write(REPLAY_HELP);
+    return 0;
+  }
+  if (values.topic === undefined) throw new UsageError('replay needs --topic');
+  if (values['from-beginning'] && values['from-latest']) throw new UsageError('--from-beginning and --from-latest exclude each other');
+  let fromTimestamp: number | undefined;
+  if (values['from-time'] !== undefined) {
+    const t = values['from-time'] as string;
+    fromTimestamp = /^\d+$/.test(t) ? Number(t) : Date.parse(t);
+    if (!Number.isFinite(fromTimestamp)) throw new UsageError(`--from-time takes an ISO 8601 time or milliseconds, not "${t}"`);
+  }
+  const stages = stagesFrom(values);
+  return execute(
+    definePipeline({
+      source: kafkaSource({
+        topic: values.topic as string,
+        brokers: brokers(values),
+        groupId: values.group as string | undefined,
+        from: values['from-latest'] ? 'latest' : 'beginning',
+        fromTimestamp,
+        follow: values.follow === true,
+      }),
+      stages: [sequence('frames', dumpStage(values)), ...stages],
+      sink: stdoutNdjson(),
+      options: runOptions(values),
+    }),
+  );
 }
 
 function devices(args: string[]): number {

@@ -57,7 +57,10 @@ export class KafkaFrameSource implements Source {
   async *batches(): AsyncIterable<Frame[]> {
     const client = kafkaClient(this.o);
     const admin = client.admin();
-    await admin.connect();
+    const fail = (err: Error): never => {
+      throw new Error(`kafka topic ${this.o.topic} at ${(this.o.brokers ?? ['127.0.0.1:9092']).join(',')}: ${err.message}`);
+    };
+    await admin.connect().catch(fail);
     const ends = new Map<number, bigint>();
     const pos = new Map<number, bigint>();
     const groupId = this.o.groupId ?? `pktflow-replay-${Date.now()}-${process.pid}`;
@@ -73,6 +76,8 @@ export class KafkaFrameSource implements Source {
       } else if (this.o.offsets !== undefined) {
         seeks = Object.entries(this.o.offsets).map(([p, offset]) => ({ partition: Number(p), offset }));
       }
+    } catch (err) {
+      fail(err as Error);
     } finally {
       await admin.disconnect();
     }
