@@ -96,3 +96,4 @@ describe('Kafka', () => {
     assert.equal(offsets.reduce((n, p) => n + Number(p.high), 0), 21);
   });
 });
+
