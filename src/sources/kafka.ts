@@ -44,7 +44,6 @@ export class KafkaFrameSource implements Source {
   messages = 0;
   frames = 0;
   commits = 0;
-  partitions = 0;
   readonly bad = new ReasonCounter();
 
   constructor(private readonly o: KafkaSourceOptions) {}
@@ -83,9 +82,7 @@ export class KafkaFrameSource implements Source {
       await admin.disconnect();
     }
     const follow = this.o.follow === true;
-    /** the partitions this member owns; until the group assigns them, all */
-    let assigned: number[] | null = null;
-    const finished = () => !follow && [...ends].every(([p, end]) => (assigned !== null && !assigned.includes(p)) || (pos.get(p) ?? -1n) >= end);
+    const finished = () => !follow && [...ends].every(([p, end]) => (pos.get(p) ?? -1n) >= end);
     const startOf = (p: number) => {
       const s = seeks.find((x) => x.partition === p);
       return s !== undefined ? BigInt(s.offset) : -1n;
@@ -96,30 +93,6 @@ export class KafkaFrameSource implements Source {
 
     const consumer = client.consumer({ groupId, maxBytesPerPartition: 1024 * 1024 });
     this.consumer = consumer;
-    // several replays in one group share the partitions: each ends when its own are done
-    // a rebalance may hand over partitions another member already finished: read where the group stands
-    const groupAdmin = client.admin();
-    await groupAdmin.connect().catch(fail);
-    consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      const mine = e.payload.memberAssignment[this.o.topic] ?? [];
-      groupAdmin
-        .fetchOffsets({ groupId, topics: [this.o.topic] })
-        .then((committed) => {
-          for (const p of committed[0]?.partitions ?? []) {
-            const off = BigInt(p.offset);
-            if (off >= 0n && off > (pos.get(p.partition) ?? -1n)) pos.set(p.partition, off);
-          }
-        })
-        .catch(() => {})
-        .finally(() => {
-          assigned = mine;
-          this.partitions = mine.length;
-          if (finished()) {
-            this.ended = true;
-            this.wake?.();
-          }
-        });
-    });
     await consumer.connect();
     await consumer.subscribe({ topic: this.o.topic, fromBeginning: (this.o.from ?? 'beginning') === 'beginning' });
     await consumer.run({
@@ -180,13 +153,12 @@ export class KafkaFrameSource implements Source {
     } finally {
       this.acknowledge();
       await consumer.disconnect();
-      await groupAdmin.disconnect();
       this.consumer = null;
     }
   }
 
   stats(): Stats {
-    return { partitions: this.partitions, messages: this.messages, frames: this.frames, commits: this.commits, bad_messages: this.bad.toJSON() };
+    return { messages: this.messages, frames: this.frames, commits: this.commits, bad_messages: this.bad.toJSON() };
   }
 
   close(): void {
