@@ -11,5 +11,5 @@ import { definePipeline, kafkaFrames, liveCapture } from '../src';
 export default definePipeline({
   source: liveCapture({ device: process.env.PKTFLOW_DEVICE ?? 'lo', filter: process.env.PKTFLOW_FILTER ?? '' }),
   stages: [],
-  sink: kafkaFrames({ brokers: (process.env.PKTFLOW_KAFKA ?? '127.0.0.1:9092').split(','), topic: 'pktflow.frames', maxInFlight: 16, compression: 'gzip' }),
+  sink: kafkaFrames({ brokers: (process.env.PKTFLOW_KAFKA ?? '127.0.0.1:9092').split(','), topic: 'pktflow.frames', compression: 'gzip' }),
 });

@@ -16,7 +16,11 @@ import { captureFile } from '../src/sources/file';
 import { kafkaSource } from '../src/sources/kafka';
 import type { Event } from '../src/events/transaction';
 import type { Frame } from '../src/core/frame';
-import { fixture, readFile, summary } from './helpers';
+import { CollectSink } from '../src/sinks/collect';
+import { makeFrame } from '../src/core/frame';
+import { PartitionLog } from '../src/kafka/offsets';
+import { dnsMessage, ether, httpLoad, ipv4, timed, udp } from './gen/packets';
+import { fixture, memorySource, readFile, runStages, summary } from './helpers';
 
 const BROKERS = [process.env.PKTFLOW_KAFKA ?? '127.0.0.1:9092'];
 const run = `${Date.now()}-${process.pid}`;
@@ -42,6 +46,71 @@ async function replay(t: string, groupId?: string): Promise<{ events: Event[]; s
 }
 
 const sorted = (events: Event[]) => events.map(summary).sort();
+
+/** a sink that takes its time over every batch: the replay lasts long enough for a group to rebalance under it */
+class SlowCollect extends CollectSink<Event> {
+  constructor(private readonly ms: number) {
+    super();
+  }
+  override drained(): Promise<void> {
+    return new Promise((r) => setTimeout(r, this.ms));
+  }
+}
+
+/** 2,000 HTTP transactions on 32 keep-alive connections and 300 DNS queries over UDP, interleaved in time */
+function scaleOutFrames(): Frame[] {
+  const http = httpLoad(2000, 32);
+  const dns = timed(
+    Array.from({ length: 600 }, (_, i) => {
+      const q = i >> 1;
+      const answer = (i & 1) === 1;
+      const client = '10.9.1.' + (1 + (q % 50));
+      const msg = dnsMessage(q + 1, `host${q}.load.test`, 1, answer, answer ? ['10.9.2.' + (q % 250)] : []);
+      return ether(0x0800, answer ? ipv4('10.9.0.53', client, 17, udp(53, 40000 + q, msg)) : ipv4(client, '10.9.0.53', 17, udp(40000 + q, 53, msg)));
+    }),
+    1_700_000_000,
+    undefined,
+    100_000,
+  );
+  return [...http, ...dns]
+    .sort((a, b) => a.sec - b.sec || a.nsec - b.nsec)
+    .map((g) => makeFrame(g.sec, g.nsec, 1, g.data.length, 0, g.data));
+}
+
+describe('PartitionLog (what a commit may pass)', () => {
+  it('gives the oldest offset still held, through releases and compaction behind a long-lived hold', () => {
+    const log = new PartitionLog();
+    assert.equal(log.oldest(), -1);
+    const first = log.hold(10);
+    const later = Array.from({ length: 5000 }, (_, i) => log.hold(11 + i));
+    assert.equal(log.oldest(), 10);
+    for (const h of later.slice(0, 4999)) h.release();
+    assert.equal(log.oldest(), 10, 'the long-lived hold still pins the commit');
+    assert.ok(log.live === 2);
+    first.release();
+    assert.equal(log.oldest(), 5010);
+    later[4999].release();
+    later[4999].release();
+    assert.equal(log.live, 0);
+    assert.equal(log.oldest(), -1);
+  });
+
+  it('a discarded pipeline lets go of every hold it had', async () => {
+    const log = new PartitionLog();
+    const frames = scaleOutFrames().slice(0, 600);
+    frames.forEach((f, i) => {
+      f.log = log;
+      f.seq = i;
+    });
+    const stages = eventStages();
+    let items: unknown[] = frames;
+    for (const s of stages) items = s.push(items as never[]);
+    assert.ok(log.live > 0, 'open connections and unanswered queries hold their first frames');
+    for (const s of stages) s.discard?.();
+    assert.equal(log.live, 0);
+    assert.equal(log.oldest(), -1);
+  });
+});
 
 describe('Kafka', () => {
   before(async () => {
@@ -86,6 +155,43 @@ describe('Kafka', () => {
     // nothing new: a second run of the group reads nothing
     const second = await replay(t, group);
     assert.equal(second.events.length, 0);
+  });
+
+  it('two analyzers in one group, the second joining mid-replay, together make the single-process events', async () => {
+    const frames = scaleOutFrames();
+    const t = await topic('scale', 4);
+    // small produce requests make small record batches, so the replay goes in many small steps
+    const sink = new KafkaFrameSink({ brokers: BROKERS, topic: t, maxRequestBytes: 16 * 1024 });
+    const load = await runPipeline(definePipeline({ source: memorySource(frames, 256), stages: [], sink, options: { printStats: false } })).done;
+    assert.equal(load.error, null);
+    const single = (await runStages(memorySource(frames))).events;
+    assert.equal(single.length, 2300);
+
+    const group = `scale-${run}`;
+    const member = () => {
+      const source = kafkaSource({ brokers: BROKERS, topic: t, groupId: group, maxBytesPerPartition: 8 * 1024 });
+      const sink = new SlowCollect(30);
+      const done = runPipeline(definePipeline({ source, stages: [...eventStages()], sink, options: { printStats: false } })).done;
+      return { source, sink, done };
+    };
+    const a = member();
+    // the second member joins once the first is well into its partitions
+    while (a.source.frames < 1000) await new Promise((r) => setTimeout(r, 20));
+    const b = member();
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    assert.equal(ra.error, null);
+    assert.equal(rb.error, null);
+    assert.ok(a.source.rebalances >= 1, 'the first member saw its partitions reassigned');
+    assert.ok(b.source.frames > 0, 'the second member took a share');
+
+    const union = new Set([...a.sink.items, ...b.sink.items].map(summary));
+    assert.deepEqual([...union].sort(), [...new Set(single.map(summary))].sort());
+    // every event is there at least once; those made twice around the rebalance are counted, not lost
+    const twice = a.sink.items.length + b.sink.items.length - single.length;
+    assert.ok(twice >= 0);
+    assert.ok(twice === 0 || a.source.readAgain + b.source.readAgain > 0);
+    const offsets = await admin.fetchOffsets({ groupId: group, topics: [t] });
+    assert.equal(offsets[0].partitions.reduce((n, p) => n + Number(p.offset), 0), frames.length, 'the group committed every frame');
   });
 
   it('writes events to a topic, keyed by community id', async () => {

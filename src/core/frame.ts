@@ -15,6 +15,42 @@ export interface Frame {
   iface: number;
   /** exactly capLen bytes; a view, valid for as long as the frame is referenced */
   data: Buffer;
+  /** the log the frame was read from, when its source must know which frames are still needed (Kafka), else null */
+  log: FrameLog | null;
+  /** the frame's position in `log` (a Kafka offset) */
+  seq: number;
+}
+
+/** Marks a frame as still needed: state made from it has not yet become output. */
+export interface Hold {
+  release(): void;
+}
+
+/**
+ * A source that commits positions (Kafka) must not commit past a frame whose state
+ * (an open connection, a query waiting for its response) is still held in memory:
+ * replayed from a commit, the frames behind that state must come again. Stages take
+ * a Hold on the first frame of each such piece of state and release it when the state
+ * has become events (or was dropped).
+ */
+export interface FrameLog {
+  hold(seq: number): Hold;
+  /** an earlier reader of the log got past this frame (its events were made then) */
+  readBefore(seq: number): boolean;
+}
+
+/**
+ * The frame is read again: its partition restarted from a commit behind what an
+ * earlier reader had processed (a rebalance, a restart). A response here whose
+ * request lies before the restart point was paired then; it is not an orphan.
+ */
+export function readBefore(f: Frame): boolean {
+  return f.log !== null && f.log.readBefore(f.seq);
+}
+
+/** a hold on the frame's position, or null for sources that need none (files, live) */
+export function holdFrame(f: Frame): Hold | null {
+  return f.log === null ? null : f.log.hold(f.seq);
 }
 
 export function makeFrame(
@@ -24,9 +60,11 @@ export function makeFrame(
   origLen: number,
   iface: number,
   data: Buffer,
+  log: FrameLog | null = null,
+  seq = 0,
 ): Frame {
   // all fields, always in this order: one hidden class for every frame
-  return { tsSec, tsNsec, linkType, capLen: data.length, origLen, iface, data };
+  return { tsSec, tsNsec, linkType, capLen: data.length, origLen, iface, data, log, seq };
 }
 
 /** libpcap LINKTYPE_* values handled by the link decoder */

@@ -1,9 +1,12 @@
+import type { Hold } from './frame';
+
 /**
  * Requests waiting for their responses, keyed, oldest first (a Map keeps insertion
  * order), bounded. Whatever leaves without a response goes to `unanswered` with the
  * reason, so the analyzer can emit it.
+ * An entry's `hold` (its request's frame, for Kafka commits) is released when it leaves.
  */
-export class PendingTable<V extends { sec: number }> {
+export class PendingTable<V extends { sec: number; hold: Hold | null }> {
   private readonly map = new Map<string, V>();
 
   constructor(
@@ -20,12 +23,12 @@ export class PendingTable<V extends { sec: number }> {
     const old = this.map.get(key);
     if (old !== undefined) {
       this.map.delete(key);
-      this.unanswered(old, 'replaced');
+      this.leave(old, 'replaced');
     }
     if (this.map.size >= this.max) {
       const [k, o] = this.map.entries().next().value as [string, V];
       this.map.delete(k);
-      this.unanswered(o, 'pending_limit');
+      this.leave(o, 'pending_limit');
     }
     this.map.set(key, v);
   }
@@ -33,7 +36,10 @@ export class PendingTable<V extends { sec: number }> {
   /** the response came: the request it answers, if one waits */
   take(key: string): V | undefined {
     const v = this.map.get(key);
-    if (v !== undefined) this.map.delete(key);
+    if (v !== undefined) {
+      this.map.delete(key);
+      v.hold?.release();
+    }
     return v;
   }
 
@@ -42,7 +48,7 @@ export class PendingTable<V extends { sec: number }> {
     for (const [k, v] of this.map) {
       if (nowSec - v.sec < timeoutSec) break;
       this.map.delete(k);
-      this.unanswered(v, 'timeout');
+      this.leave(v, 'timeout');
     }
   }
 
@@ -55,7 +61,18 @@ export class PendingTable<V extends { sec: number }> {
     }
     for (const [k, v] of this.map) {
       this.map.delete(k);
-      this.unanswered(v, 'flushed');
+      this.leave(v, 'flushed');
     }
+  }
+
+  /** forget every request without a word (their frames will be read again) */
+  discard(): void {
+    for (const v of this.map.values()) v.hold?.release();
+    this.map.clear();
+  }
+
+  private leave(v: V, reason: 'replaced' | 'pending_limit' | 'timeout' | 'flushed'): void {
+    v.hold?.release();
+    this.unanswered(v, reason);
   }
 }

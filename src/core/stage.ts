@@ -24,6 +24,12 @@ export interface Stage<I, O> {
    * time out what waited too long. An empty batch reaching an adapter is a tick.
    */
   tick?(sec: number, nsec: number): Batch<O>;
+  /**
+   * drop all state without emitting anything: the frames it was made from will be
+   * read again (a Kafka consumer whose partitions were reassigned restarts from its
+   * committed offsets)
+   */
+  discard?(): void;
 }
 
 /** wall-clock now as (seconds, nanoseconds), for ticks */

@@ -1,5 +1,6 @@
 import { ReasonCounter } from '../core/counters';
 import type { Stats } from '../core/stage';
+import { holdFrame, type Frame, type Hold } from '../core/frame';
 
 export interface DefragOptions {
   /** datagrams being reassembled at once (default 4096) */
@@ -23,6 +24,8 @@ interface Tracker {
   /** length of the whole payload once the last fragment was seen, else -1 */
   total: number;
   held: number;
+  /** the first fragment's frame stays needed until the datagram is done with */
+  hold: Hold | null;
 }
 
 /** the largest IP payload a fragment may describe */
@@ -57,7 +60,8 @@ export class Defragmenter {
    * Returns the whole payload when this fragment completes the datagram, else
    * null; `badReason` is set when the fragment itself is rejected.
    */
-  add(key: string, nowSec: number, fragOffset: number, more: boolean, b: Buffer, off: number, len: number): Buffer | null {
+  add(key: string, frame: Frame, fragOffset: number, more: boolean, b: Buffer, off: number, len: number): Buffer | null {
+    const nowSec = frame.tsSec;
     this.fragments++;
     this.badReason = '';
     const end = fragOffset + len;
@@ -68,7 +72,7 @@ export class Defragmenter {
     let t = this.trackers.get(key);
     if (t === undefined) {
       if (this.trackers.size >= this.maxTrackers) this.evictOldest('tracker_limit');
-      t = { firstSec: nowSec, parts: [], total: -1, held: 0 };
+      t = { firstSec: nowSec, parts: [], total: -1, held: 0, hold: holdFrame(frame) };
       this.trackers.set(key, t);
     }
     if (!more) {
@@ -92,12 +96,12 @@ export class Defragmenter {
     return out;
   }
 
-  /** forget datagrams older than the timeout (packet time) */
-  expire(nowSec: number): void {
+  /** forget datagrams older than the timeout (packet time); Infinity: all of them */
+  expire(nowSec: number, reason = 'timeout'): void {
     for (const [key, t] of this.trackers) {
       if (nowSec - t.firstSec < this.timeoutSec) break; // insertion order is age order
       this.drop(key, t);
-      this.discarded.add('timeout');
+      this.discarded.add(reason);
     }
   }
 
@@ -143,8 +147,14 @@ export class Defragmenter {
     this.discarded.add(reason);
   }
 
+  /** forget every datagram without counting it: its frames will be read again (a Kafka rebalance) */
+  discard(): void {
+    for (const [key, t] of this.trackers) this.drop(key, t);
+  }
+
   private drop(key: string, t: Tracker): void {
     this.held -= t.held;
+    t.hold?.release();
     this.trackers.delete(key);
   }
 }

@@ -71,7 +71,13 @@ export class DecodeStage implements Stage<Frame, Packet> {
   }
 
   flush(): Packet[] {
+    // datagrams still missing fragments will not complete: let go of them (and their frames)
+    this.defrag.expire(Infinity, 'end_of_input');
     return [];
+  }
+
+  discard(): void {
+    this.defrag.discard();
   }
 
   tick(sec: number): Packet[] {
@@ -118,7 +124,7 @@ export class DecodeStage implements Stage<Frame, Packet> {
       const more = p.ipVersion === 4 ? ipv4MoreFragments(b, ipOff) : ipv6Frag.more;
       const id = p.ipVersion === 4 ? ipv4Id(b, ipOff) : ipv6Frag.id;
       const key = `${p.ipVersion}|${p.src0}|${p.src1}|${p.src2}|${p.src3}|${p.dst0}|${p.dst1}|${p.dst2}|${p.dst3}|${p.proto}|${id}`;
-      const whole = this.defrag.add(key, f.tsSec, fragOffset, more, b, l4, end - l4);
+      const whole = this.defrag.add(key, f, fragOffset, more, b, l4, end - l4);
       if (whole === null) return this.defrag.badReason !== '' ? this.defrag.badReason : Reason.fragmentHeld;
       p.data = whole;
       p.reassembled = true;

@@ -126,6 +126,13 @@ export class FlowTable {
     while (this.lru.head !== null) this.final(this.lru.head);
   }
 
+  /** forget every flow without reporting it (its frames will be read again) */
+  discard(): void {
+    this.flows.clear();
+    this.lru.head = this.lru.tail = null;
+    this.out = [];
+  }
+
   /** the events made since the last take */
   take(): Event[] {
     const o = this.out;

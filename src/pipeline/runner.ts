@@ -35,6 +35,9 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
   let sourceError: Error | null = null;
   let timer: NodeJS.Timeout | null = null;
 
+  p.source.setStateDiscarder?.(() => {
+    for (const s of p.stages) s.discard?.();
+  });
   const frames$ = new Observable<Frame[]>((subscriber) => {
     (async () => {
       try {
@@ -108,7 +111,8 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
       },
       error(err) {
         stopTimers();
-        reject(err);
+        // a committing source commits nothing more: what follows the last commit is read again
+        void (p.source.finish?.(false) ?? Promise.resolve()).finally(() => reject(err));
       },
       async complete() {
         stopTimers();
@@ -116,9 +120,14 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
           if (p.options.statsEvent && !p.sink.closed) p.sink.write([{ type: 'stats', stats: collectStats() }]);
           await p.sink.end();
         } catch (err) {
+          await p.source.finish?.(false).catch(() => {});
           reject(err);
           return;
         }
+        // everything is flushed and acknowledged, unless the reader of the output went away
+        await p.source.finish?.(!p.sink.closed).catch((err: Error) => {
+          sourceError ??= err;
+        });
         if (p.options.printStats !== false) printStats(true);
         resolve({ error: sourceError, readerClosed: p.sink.closed, stats: collectStats() });
       },

@@ -152,6 +152,12 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
     return this.out;
   }
 
+  discard(): void {
+    for (const c of this.active) c.app = undefined;
+    this.active.clear();
+    for (const inst of this.instances) inst.datagrams?.discard();
+  }
+
   stats(): Stats {
     const protocols: Stats = {};
     this.instances.forEach((inst, i) => {

@@ -30,6 +30,8 @@ export interface DatagramAnalyzer {
   expire(nowSec: number, nowNsec: number): void;
   /** end of input: emit everything pending */
   flush(): void;
+  /** forget everything pending without emitting it (its frames will be read again) */
+  discard(): void;
   stats(): Stats;
 }
 

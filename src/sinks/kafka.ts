@@ -8,25 +8,33 @@ import type { Sink } from './sink';
 
 export interface KafkaSinkOptions extends KafkaConnection {
   topic: string;
-  /** produce requests waiting for their acknowledgements; more makes the pipeline wait (default 8) */
-  maxInFlight?: number;
+  /** bytes of messages waiting to be sent or acknowledged; more makes the pipeline wait (default 16 MiB) */
+  maxBufferedBytes?: number;
+  /** bytes of message values per produce request (default 512 KiB, under the broker's 1 MB batch limit) */
+  maxRequestBytes?: number;
   compression?: 'none' | 'gzip';
 }
 
 /**
- * A Kafka producer as a sink: each batch is one produce request acknowledged by
- * all in-sync replicas (acks=-1); kafkajs retries failed requests. At most
- * maxInFlight requests wait for acknowledgement; past that the pipeline waits
- * (write returns false), so a slow broker slows a file or Kafka source. A request
- * that fails after its retries fails the run.
+ * A Kafka producer as a sink. One produce request is in flight at a time, acknowledged
+ * by all in-sync replicas (acks=-1) and retried by kafkajs; what is written meanwhile
+ * queues and goes out as the next request. One request at a time keeps every
+ * partition in the order frames were written: kafkajs does not keep concurrent
+ * send() calls in order. Past maxBufferedBytes the pipeline waits (write returns
+ * false), so a slow broker slows a file or Kafka source. A request that fails after
+ * its retries fails the run.
  */
 abstract class KafkaSink<T> implements Sink<T> {
   abstract readonly name: string;
   private readonly producer: Producer;
   private readonly ready: Promise<void>;
-  private readonly max: number;
+  private readonly maxBuffered: number;
+  private readonly maxRequest: number;
   private readonly compression: CompressionTypes;
-  private inFlight = 0;
+  private queue: Message[] = [];
+  private queueHead = 0;
+  private buffered = 0;
+  private sending = false;
   private waiters: (() => void)[] = [];
   private error: Error | null = null;
   private connected = false;
@@ -41,7 +49,8 @@ abstract class KafkaSink<T> implements Sink<T> {
       this.connected = true;
     });
     this.ready.catch(() => {});
-    this.max = options.maxInFlight ?? 8;
+    this.maxBuffered = options.maxBufferedBytes ?? 16 * 1024 * 1024;
+    this.maxRequest = options.maxRequestBytes ?? 512 * 1024;
     this.compression = options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
   }
 
@@ -49,10 +58,30 @@ abstract class KafkaSink<T> implements Sink<T> {
 
   write(batch: T[]): boolean {
     if (this.error !== null) return false;
-    const messages = batch.map((x) => this.message(x));
-    this.inFlight++;
+    for (let i = 0; i < batch.length; i++) {
+      const m = this.message(batch[i]);
+      this.queue.push(m);
+      this.buffered += size(m);
+    }
+    this.sent += batch.length;
+    this.next();
+    return this.buffered < this.maxBuffered;
+  }
+
+  /** send what queued, up to maxRequestBytes, once the previous request is acknowledged */
+  private next(): void {
+    if (this.sending || this.error !== null || this.queueHead === this.queue.length) return;
+    let bytes = 0;
+    let end = this.queueHead;
+    while (end < this.queue.length && (end === this.queueHead || bytes + size(this.queue[end]) <= this.maxRequest)) bytes += size(this.queue[end++]);
+    const messages = this.queue.slice(this.queueHead, end);
+    this.queueHead = end;
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    }
+    this.sending = true;
     this.requests++;
-    this.sent += messages.length;
     this.ready
       .then(() => this.producer.send({ topic: this.options.topic, messages, acks: -1, compression: this.compression }))
       .then(
@@ -64,23 +93,28 @@ abstract class KafkaSink<T> implements Sink<T> {
         },
       )
       .finally(() => {
-        this.inFlight--;
+        this.sending = false;
+        this.buffered -= bytes;
         const w = this.waiters;
         this.waiters = [];
         for (const f of w) f();
+        this.next();
       });
-    return this.inFlight < this.max;
   }
 
-  /** resolves when fewer than maxInFlight requests wait; rejects once a request failed */
+  private get pending(): boolean {
+    return this.sending || this.queueHead < this.queue.length;
+  }
+
+  /** resolves when fewer than maxBufferedBytes wait; rejects once a request failed */
   async drained(): Promise<void> {
-    while (this.error === null && this.inFlight >= this.max) await new Promise<void>((r) => this.waiters.push(r));
+    while (this.error === null && this.buffered >= this.maxBuffered) await new Promise<void>((r) => this.waiters.push(r));
     if (this.error !== null) throw this.error;
   }
 
   /** resolves when everything written so far is acknowledged */
   async allAcked(): Promise<void> {
-    while (this.error === null && this.inFlight > 0) await new Promise<void>((r) => this.waiters.push(r));
+    while (this.error === null && this.pending) await new Promise<void>((r) => this.waiters.push(r));
     if (this.error !== null) throw this.error;
   }
 
@@ -93,8 +127,13 @@ abstract class KafkaSink<T> implements Sink<T> {
   }
 
   stats(): Stats {
-    return { messages: this.sent, acknowledged: this.acked, requests: this.requests, in_flight: this.inFlight };
+    return { messages: this.sent, acknowledged: this.acked, requests: this.requests, buffered_bytes: this.buffered };
   }
+}
+
+function size(m: Message): number {
+  const v = m.value;
+  return (v === null ? 0 : typeof v === 'string' ? v.length : v.length) + 64;
 }
 
 /** Raw frames to a topic, in the format of docs/kafka.md: a capture agent's sink. */

@@ -16,6 +16,16 @@ export interface Source {
    * (Kafka) commits that batch's offsets now (at-least-once)
    */
   acknowledge?(): void;
+  /**
+   * the runner hands over a function that drops all state in the stages unemitted: a
+   * source whose frames are read again (a Kafka group rebalance) calls it first
+   */
+  setStateDiscarder?(discard: () => void): void;
+  /**
+   * after the pipeline flushed and the sink ended: release connections, and when
+   * `commit` (everything was delivered) make the final commits
+   */
+  finish?(commit: boolean): Promise<void>;
   /** how far a source of known size has got, for progress displays */
   progress?(): { done: number; total: number } | null;
 }

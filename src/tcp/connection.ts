@@ -1,3 +1,4 @@
+import type { Hold } from '../core/frame';
 import type { Packet } from '../decode/packet';
 
 /** How the reorderer decided which side is the client. */
@@ -48,6 +49,8 @@ export class Connection {
   lastSec: number;
   lastNsec: number;
   closed = false;
+  /** keeps the connection's first frame needed (Kafka commits) until the connection closes */
+  hold: Hold | null = null;
   // LRU list, least recently active first
   prev: Connection | null = null;
   next: Connection | null = null;

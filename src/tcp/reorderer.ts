@@ -4,6 +4,7 @@ import { IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type Packet } from '..
 import { Connection, DirectionFrom, HalfStream, tupleHash, type Segment } from './connection';
 import { ItemKind, StreamItem } from './items';
 import { LruList } from '../core/lru';
+import { holdFrame } from '../core/frame';
 import { FlowTable, type FlowOptions } from '../flows/table';
 
 export interface TcpOptions {
@@ -358,6 +359,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     const c = srcIsClient
       ? new Connection(this.nextId++, h, p.ipVersion, p.src0, p.src1, p.src2, p.src3, p.dst0, p.dst1, p.dst2, p.dst3, p.srcPort, p.dstPort, p.vlan, p.vlanInner, from, p.tsSec, p.tsNsec)
       : new Connection(this.nextId++, h, p.ipVersion, p.dst0, p.dst1, p.dst2, p.dst3, p.src0, p.src1, p.src2, p.src3, p.dstPort, p.srcPort, p.vlan, p.vlanInner, from, p.tsSec, p.tsNsec);
+    c.hold = holdFrame(p.frame);
     c.chain = this.buckets.get(h) ?? null;
     this.buckets.set(h, c);
     this.lru.append(c);
@@ -392,6 +394,20 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     }
     c.chain = null;
     this.lru.unlink(c);
+    c.hold?.release();
+  }
+
+  /** forget every connection without a word: its frames will be read again */
+  discard(): void {
+    for (let c = this.lru.head; c !== null; c = c.next) {
+      c.closed = true;
+      c.hold?.release();
+    }
+    this.buckets.clear();
+    this.lru.head = this.lru.tail = null;
+    this.active = 0;
+    this.buffered = 0;
+    this.flows?.discard();
   }
 
   /** sweeps happen at the clock's time, not a packet's */

@@ -1,5 +1,6 @@
 import { ReasonCounter } from '../../core/counters';
 import { PendingTable } from '../../core/pending';
+import { holdFrame, readBefore, type Frame, type Hold } from '../../core/frame';
 import type { Stats } from '../../core/stage';
 import type { Packet } from '../../decode/packet';
 import { makeEndpoints, type Endpoints } from '../../events/endpoints';
@@ -29,6 +30,7 @@ interface Pending {
   ep: Endpoints;
   sec: number;
   nsec: number;
+  hold: Hold | null;
 }
 
 /** why a query left without its response: the counter and the event's note */
@@ -59,15 +61,21 @@ class DnsTransactions {
     });
   }
 
-  message(key: string, m: DnsMessage, ep: Endpoints, sec: number, nsec: number): void {
+  /** `frame`: the datagram's frame, held while its query waits (null over TCP: the connection holds its frames) */
+  message(key: string, m: DnsMessage, ep: Endpoints, sec: number, nsec: number, frame: Frame | null): void {
     if (!m.response) {
       this.queries++;
-      this.pending.add(key, { query: m, ep, sec, nsec });
+      this.pending.add(key, { query: m, ep, sec, nsec, hold: frame === null ? null : holdFrame(frame) });
       return;
     }
     this.responses++;
     const p = this.pending.take(key);
     if (p === undefined) {
+      if (frame !== null && readBefore(frame)) {
+        // read again after a restart point: its query came before it and was paired then
+        this.unmatched.add('paired_before_restart');
+        return;
+      }
       this.unmatched.add('response_without_query');
       this.emit(null, m, ep, sec, nsec, sec, nsec, 'response without a query');
       return;
@@ -82,6 +90,10 @@ class DnsTransactions {
   /** end of input (no key), or a TCP connection's own query at its close: emitted unanswered */
   flush(key?: string): void {
     this.pending.flush(key);
+  }
+
+  discard(): void {
+    this.pending.discard();
   }
 
   stats(): Stats {
@@ -190,7 +202,7 @@ class DnsUdp implements DatagramAnalyzer {
       },
       17,
     );
-    this.tx.message(`u|${ep.clientIp}|${ep.clientPort}|${ep.serverIp}|${ep.serverPort}|${ep.vlan}|${m.id}`, m, ep, p.tsSec, p.tsNsec);
+    this.tx.message(`u|${ep.clientIp}|${ep.clientPort}|${ep.serverIp}|${ep.serverPort}|${ep.vlan}|${m.id}`, m, ep, p.tsSec, p.tsNsec, p.frame);
   }
 
   expire(nowSec: number): void {
@@ -199,6 +211,10 @@ class DnsUdp implements DatagramAnalyzer {
 
   flush(): void {
     this.tx.flush();
+  }
+
+  discard(): void {
+    this.tx.discard();
   }
 
   stats(): Stats {
@@ -274,7 +290,7 @@ class DnsTcp implements TcpAnalyzer {
     const key = this.prefix + m.id;
     if (m.response) this.keys.delete(key);
     else this.keys.add(key);
-    this.tx.message(key, m, this.ctx.endpoints, tsSec, tsNsec);
+    this.tx.message(key, m, this.ctx.endpoints, tsSec, tsNsec, null);
   }
 }
 

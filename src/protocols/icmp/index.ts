@@ -1,5 +1,6 @@
 import { ReasonCounter } from '../../core/counters';
 import { PendingTable } from '../../core/pending';
+import { holdFrame, readBefore, type Hold } from '../../core/frame';
 import type { Stats } from '../../core/stage';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, type Packet } from '../../decode/packet';
 import { makeEndpoints, type AddressPair, type Endpoints } from '../../events/endpoints';
@@ -42,6 +43,7 @@ interface Pending {
   ep: Endpoints;
   sec: number;
   nsec: number;
+  hold: Hold | null;
 }
 
 function pairOf(p: Packet, reverse: boolean): AddressPair {
@@ -99,7 +101,7 @@ class Icmp implements DatagramAnalyzer {
       this.requests++;
       const ep = makeEndpoints({ ...pairOf(p, false), clientPort: type, serverPort: pairs[type] }, p.proto);
       const key = `${ep.clientIp}|${ep.serverIp}|${p.vlan}|${type}|${p.icmpId}|${p.icmpSeq}`;
-      this.pending.add(key, { p: { type, code: p.icmpCode, bytes }, ep, sec: p.tsSec, nsec: p.tsNsec });
+      this.pending.add(key, { p: { type, code: p.icmpCode, bytes }, ep, sec: p.tsSec, nsec: p.tsNsec, hold: holdFrame(p.frame) });
       return;
     }
     const req = Object.keys(pairs).find((k) => pairs[+k] === type);
@@ -109,9 +111,14 @@ class Icmp implements DatagramAnalyzer {
       const key = `${ipString(p.ipVersion, p.dst0, p.dst1, p.dst2, p.dst3)}|${ipString(p.ipVersion, p.src0, p.src1, p.src2, p.src3)}|${p.vlan}|${reqType}|${p.icmpId}|${p.icmpSeq}`;
       const pend = this.pending.take(key);
       if (pend === undefined) {
+        if (readBefore(p.frame)) {
+          // read again after a restart point: its request came before it and was paired then
+          this.unmatched.add('paired_before_restart');
+          return;
+        }
         this.unmatched.add('reply_without_request');
         const ep = makeEndpoints({ ...pairOf(p, true), clientPort: reqType, serverPort: type }, p.proto);
-        this.emit({ p: { type: reqType, code: 0, bytes: 0 }, ep, sec: p.tsSec, nsec: p.tsNsec }, { type, code: p.icmpCode, bytes, sec: p.tsSec, nsec: p.tsNsec }, 'reply without a request');
+        this.emit({ p: { type: reqType, code: 0, bytes: 0 }, ep, sec: p.tsSec, nsec: p.tsNsec, hold: null }, { type, code: p.icmpCode, bytes, sec: p.tsSec, nsec: p.tsNsec }, 'reply without a request');
         return;
       }
       this.emit(pend, { type, code: p.icmpCode, bytes, sec: p.tsSec, nsec: p.tsNsec }, null);
@@ -131,6 +138,10 @@ class Icmp implements DatagramAnalyzer {
 
   flush(): void {
     this.pending.flush();
+  }
+
+  discard(): void {
+    this.pending.discard();
   }
 
   stats(): Stats {
