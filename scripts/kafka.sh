@@ -4,21 +4,24 @@
 #   bash scripts/kafka.sh start    fetch if needed, format storage once, start, wait until it answers
 #   bash scripts/kafka.sh stop     stop it
 #   bash scripts/kafka.sh status   exit 0 if it answers
-# KAFKA_PORT (default 9092) and KAFKA_CONTROLLER_PORT (default 9093) move it.
+# KAFKA_PORT (default 9092) and KAFKA_CONTROLLER_PORT (default 9093) move it;
+# KAFKA_DIR (default .kafka) holds its data, configuration, logs and pid, so a second
+# broker (the restart tests start one) lives beside the first. The jars are shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=$PWD/.kafka
+libs=$PWD/.kafka/libs
+dir=${KAFKA_DIR:-$PWD/.kafka}
 port=${KAFKA_PORT:-9092}
 cport=${KAFKA_CONTROLLER_PORT:-9093}
 
 answers() { (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && node scripts/kafka-ready.js "127.0.0.1:$port" 2>/dev/null; }
 
 fetch() {
-  [ -f "$dir/libs/.complete" ] && return
+  [ -f "$libs/.complete" ] && return
   echo "kafka: fetching Apache Kafka 3.9 from Maven Central" >&2
-  mkdir -p "$dir"
-  mvn -q -B -f docker/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$dir/libs" >&2
-  touch "$dir/libs/.complete"
+  mkdir -p "$libs"
+  mvn -q -B -f docker/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$libs" >&2
+  touch "$libs/.complete"
 }
 
 configure() {
@@ -42,8 +45,8 @@ group.initial.rebalance.delay.ms=0
 CONF
   printf 'log4j.rootLogger=WARN, file\nlog4j.appender.file=org.apache.log4j.FileAppender\nlog4j.appender.file.File=%s/broker.log\nlog4j.appender.file.layout=org.apache.log4j.PatternLayout\nlog4j.appender.file.layout.ConversionPattern=[%%d] %%p %%m (%%c)%%n\n' "$dir" > "$dir/log4j.properties"
   if [ ! -f "$dir/data/meta.properties" ]; then
-    local id; id=$(java -cp "$dir/libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null)
-    java -cp "$dir/libs/*" -Dlog4j.configuration="file:$dir/log4j.properties" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >&2
+    local id; id=$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null)
+    java -cp "$libs/*" -Dlog4j.configuration="file:$dir/log4j.properties" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >&2
   fi
 }
 
@@ -52,7 +55,7 @@ case "${1:-}" in
     if answers; then echo "kafka: already running on 127.0.0.1:$port" >&2; exit 0; fi
     fetch
     configure
-    nohup java -Xms256m -Xmx512m -cp "$dir/libs/*" -Dlog4j.configuration="file:$dir/log4j.properties" kafka.Kafka "$dir/server.properties" > "$dir/stdout.log" 2>&1 &
+    nohup java -Xms256m -Xmx512m -cp "$libs/*" -Dlog4j.configuration="file:$dir/log4j.properties" kafka.Kafka "$dir/server.properties" > "$dir/stdout.log" 2>&1 &
     echo $! > "$dir/broker.pid"
     for _ in $(seq 1 60); do
       if answers; then echo "kafka: running on 127.0.0.1:$port" >&2; exit 0; fi

@@ -17,9 +17,8 @@ import { kafkaSource } from '../src/sources/kafka';
 import type { Event } from '../src/events/transaction';
 import type { Frame } from '../src/core/frame';
 import { CollectSink } from '../src/sinks/collect';
-import { makeFrame } from '../src/core/frame';
 import { PartitionLog } from '../src/kafka/offsets';
-import { dnsMessage, ether, httpLoad, ipv4, timed, udp } from './gen/packets';
+import { scaleOutFrames } from './gen/load';
 import { fixture, memorySource, readFile, runStages, summary } from './helpers';
 
 const BROKERS = [process.env.PKTFLOW_KAFKA ?? '127.0.0.1:9092'];
@@ -55,26 +54,6 @@ class SlowCollect extends CollectSink<Event> {
   override drained(): Promise<void> {
     return new Promise((r) => setTimeout(r, this.ms));
   }
-}
-
-/** 2,000 HTTP transactions on 32 keep-alive connections and 300 DNS queries over UDP, interleaved in time */
-function scaleOutFrames(): Frame[] {
-  const http = httpLoad(2000, 32);
-  const dns = timed(
-    Array.from({ length: 600 }, (_, i) => {
-      const q = i >> 1;
-      const answer = (i & 1) === 1;
-      const client = '10.9.1.' + (1 + (q % 50));
-      const msg = dnsMessage(q + 1, `host${q}.load.test`, 1, answer, answer ? ['10.9.2.' + (q % 250)] : []);
-      return ether(0x0800, answer ? ipv4('10.9.0.53', client, 17, udp(53, 40000 + q, msg)) : ipv4(client, '10.9.0.53', 17, udp(40000 + q, 53, msg)));
-    }),
-    1_700_000_000,
-    undefined,
-    100_000,
-  );
-  return [...http, ...dns]
-    .sort((a, b) => a.sec - b.sec || a.nsec - b.nsec)
-    .map((g) => makeFrame(g.sec, g.nsec, 1, g.data.length, 0, g.data));
 }
 
 describe('PartitionLog (what a commit may pass)', () => {

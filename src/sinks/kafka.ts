@@ -17,7 +17,8 @@ export interface KafkaSinkOptions extends KafkaConnection {
 
 /**
  * A Kafka producer as a sink. One produce request is in flight at a time, acknowledged
- * by all in-sync replicas (acks=-1) and retried by kafkajs; what is written meanwhile
+ * by all in-sync replicas (acks=-1) and retried by kafkajs as an idempotent producer
+ * (the broker drops a retried request it already wrote); what is written meanwhile
  * queues and goes out as the next request. One request at a time keeps every
  * partition in the order frames were written: kafkajs does not keep concurrent
  * send() calls in order. Past maxBufferedBytes the pipeline waits (write returns
@@ -44,7 +45,8 @@ abstract class KafkaSink<T> implements Sink<T> {
   requests = 0;
 
   constructor(private readonly options: KafkaSinkOptions) {
-    this.producer = kafkaClient(options).producer({ allowAutoTopicCreation: false });
+    // idempotent: a request retried after a lost acknowledgement is not written twice
+    this.producer = kafkaClient(options).producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
     this.ready = this.producer.connect().then(() => {
       this.connected = true;
     });

@@ -78,6 +78,7 @@ export class KafkaFrameSource implements Source {
   commits = 0;
   commitErrors = 0;
   rebalances = 0;
+  restarts = 0;
   readAgain = 0;
   readonly bad = new ReasonCounter();
 
@@ -140,7 +141,12 @@ export class KafkaFrameSource implements Source {
       this.joinPending = true;
       this.wake?.();
     });
-    consumer.on(consumer.events.CRASH, (e: { payload: { error: Error } }) => {
+    consumer.on(consumer.events.CRASH, (e: { payload: { error: Error; restart: boolean } }) => {
+      // a retriable failure (the broker went away): kafkajs starts the consumer again and it rejoins
+      if (e.payload.restart) {
+        this.restarts++;
+        return;
+      }
       this.error = e.payload.error;
       this.wake?.();
     });
@@ -331,6 +337,7 @@ export class KafkaFrameSource implements Source {
       commits: this.commits,
       commit_errors: this.commitErrors,
       rebalances: this.rebalances,
+      consumer_restarts: this.restarts,
       frames_read_again: this.readAgain,
       bad_messages: this.bad.toJSON(),
     };
