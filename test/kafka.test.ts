@@ -19,7 +19,7 @@ import type { Frame } from '../src/core/frame';
 import { CollectSink } from '../src/sinks/collect';
 import { PartitionLog } from '../src/kafka/offsets';
 import { scaleOutFrames } from './gen/load';
-import { fixture, memorySource, readFile, runStages, summary } from './helpers';
+import { cli, fixture, memorySource, readFile, runStages, summary } from './helpers';
 
 const BROKERS = [process.env.PKTFLOW_KAFKA ?? '127.0.0.1:9092'];
 const run = `${Date.now()}-${process.pid}`;
@@ -171,6 +171,17 @@ describe('Kafka', () => {
     assert.ok(twice === 0 || a.source.readAgain + b.source.readAgain > 0);
     const offsets = await admin.fetchOffsets({ groupId: group, topics: [t] });
     assert.equal(offsets[0].partitions.reduce((n, p) => n + Number(p.offset), 0), frames.length, 'the group committed every frame');
+  });
+
+  it('pktflow replay --events-topic: the CLI replays a raw topic into an event topic', async () => {
+    const raw = await topic('cli-raw');
+    const events = await topic('cli-events', 2);
+    await produce(fixture('http-dns.pcap'), raw);
+    const r = await cli(['replay', '--topic', raw, '--brokers', BROKERS[0], '--group', `cli-${run}`, '--events-topic', events, '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '');
+    const offsets = await admin.fetchTopicOffsets(events);
+    assert.equal(offsets.reduce((n, p) => n + Number(p.high), 0), 21);
   });
 
   it('writes events to a topic, keyed by community id', async () => {

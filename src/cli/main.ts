@@ -9,7 +9,7 @@ import { CaptureError, deviceLinkType, listDevices, liveCapture } from '../sourc
 import type { Source } from '../sources/source';
 import { bpfFilter } from '../decode/bpf';
 import { pcapDump } from '../sinks/pcap-dump';
-import { kafkaFrames } from '../sinks/kafka';
+import { kafkaEvents, kafkaFrames } from '../sinks/kafka';
 import { kafkaSource } from '../sources/kafka';
 import { sequence, type Stage } from '../core/stage';
 import type { Frame } from '../core/frame';
@@ -100,7 +100,8 @@ Reads raw frames from a Kafka topic (written by 'capture --kafka-topic' or a
 pipeline with a kafkaFrames sink) and runs the default pipeline on them. Offsets
 are committed, per consumer group, only after the events made from the frames
 were written. Without --follow the replay ends at the offsets the topic had when
-it started.
+it started. Processes started with the same --group share the topic's partitions;
+together they emit the events one process would (docs/kafka.md).
 
 Options:
   --topic <topic>            the raw-frame topic (required)
@@ -110,6 +111,7 @@ Options:
   --from-latest              ... or at new frames only
   --from-time <time>         start at the first frame at or after this time (ISO 8601 or ms)
   --follow                   keep following new frames as a group member
+  --events-topic <topic>     write the events to this Kafka topic instead of stdout
 ${ANALYZE_HELP}
 ${COMMON_RUN_HELP}
 `;
@@ -364,6 +366,7 @@ async function replay(args: string[]): Promise<number> {
       'from-latest': { type: 'boolean' },
       'from-time': { type: 'string' },
       follow: { type: 'boolean' },
+      'events-topic': { type: 'string' },
     },
     0,
   );
@@ -391,7 +394,7 @@ async function replay(args: string[]): Promise<number> {
         follow: values.follow === true,
       }),
       stages: [sequence('frames', dumpStage(values)), ...stages],
-      sink: stdoutNdjson(),
+      sink: values['events-topic'] !== undefined ? kafkaEvents({ topic: values['events-topic'] as string, brokers: brokers(values) }) : stdoutNdjson(),
       options: runOptions(values),
     }),
   );
