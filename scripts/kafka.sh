@@ -17,11 +17,13 @@ cport=${KAFKA_CONTROLLER_PORT:-9093}
 answers() { (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && node scripts/kafka-ready.js "127.0.0.1:$port" 2>/dev/null; }
 
 fetch() {
-  [ -f "$libs/.complete" ] && return
+  # fetched once per version of the pom
+  local want; want=$(sha1sum docker/kafka/pom.xml | cut -d' ' -f1)
+  [ "$(cat "$libs/.complete" 2>/dev/null)" = "$want" ] && return
   echo "kafka: fetching Apache Kafka 3.9 from Maven Central" >&2
-  mkdir -p "$libs"
+  rm -rf "$libs" && mkdir -p "$libs"
   mvn -q -B -f docker/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$libs" >&2
-  touch "$libs/.complete"
+  echo "$want" > "$libs/.complete"
 }
 
 configure() {
@@ -51,6 +53,7 @@ CONF
 }
 
 case "${1:-}" in
+  fetch) fetch ;;
   start)
     if answers; then echo "kafka: already running on 127.0.0.1:$port" >&2; exit 0; fi
     fetch
@@ -72,5 +75,5 @@ case "${1:-}" in
       rm -f "$dir/broker.pid"
     fi ;;
   status) answers ;;
-  *) echo "usage: scripts/kafka.sh start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: scripts/kafka.sh start|stop|status|fetch" >&2; exit 2 ;;
 esac

@@ -184,6 +184,17 @@ describe('Kafka', () => {
     assert.equal(offsets.reduce((n, p) => n + Number(p.high), 0), 21);
   });
 
+  it('a topic that does not exist: one line at once, for replay and for production', async () => {
+    for (const args of [['replay', '--topic', `missing-${run}`], ['read', fixture('http-dns.pcap'), '--kafka-topic', `missing-${run}`]]) {
+      const started = Date.now();
+      const r = await cli([...args, '--brokers', BROKERS[0], '-q']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^pktflow: kafka topic missing-\S+( at \S+)?: no such topic \(create it first/);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+      assert.ok(Date.now() - started < 5000, 'no metadata retries');
+    }
+  });
+
   it('writes events to a topic, keyed by community id', async () => {
     const t = await topic('events', 2);
     const r = await runPipeline(definePipeline({ source: captureFile({ path: fixture('http-dns.pcap') }), stages: [...eventStages()], sink: kafkaEvents({ brokers: BROKERS, topic: t }), options: { printStats: false } })).done;

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type KafkaConfig } from 'kafkajs';
 
 export interface KafkaConnection {
   /** host:port of the bootstrap brokers (default 127.0.0.1:9092) */
@@ -15,4 +15,10 @@ export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}
     retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
     ...extra,
   });
+}
+
+/** fail at once, not after kafkajs's metadata retries (~20 s), when the topic does not exist */
+export async function requireTopic(admin: Admin, topic: string): Promise<void> {
+  const topics = await admin.listTopics();
+  if (!topics.includes(topic)) throw new Error(`no such topic (create it first, e.g. kafka-topics.sh --create --topic ${topic} --partitions 8)`);
 }

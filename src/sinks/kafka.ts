@@ -2,7 +2,7 @@ import { CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
 import type { Event } from '../events/transaction';
-import { kafkaClient, type KafkaConnection } from '../kafka/client';
+import { kafkaClient, requireTopic, type KafkaConnection } from '../kafka/client';
 import { frameToMessage } from '../kafka/frames';
 import type { Sink } from './sink';
 
@@ -33,7 +33,6 @@ abstract class KafkaSink<T> implements Sink<T> {
   private readonly maxRequest: number;
   private readonly compression: CompressionTypes;
   private queue: Message[] = [];
-  private queueHead = 0;
   private buffered = 0;
   private sending = false;
   private waiters: (() => void)[] = [];
@@ -46,10 +45,17 @@ abstract class KafkaSink<T> implements Sink<T> {
 
   constructor(private readonly options: KafkaSinkOptions) {
     // idempotent: a request retried after a lost acknowledgement is not written twice
-    this.producer = kafkaClient(options).producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
-    this.ready = this.producer.connect().then(() => {
-      this.connected = true;
-    });
+    const client = kafkaClient(options);
+    this.producer = client.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+    const admin = client.admin();
+    this.ready = admin
+      .connect()
+      .then(() => requireTopic(admin, options.topic))
+      .finally(() => admin.disconnect())
+      .then(() => this.producer.connect())
+      .then(() => {
+        this.connected = true;
+      });
     this.ready.catch(() => {});
     this.maxBuffered = options.maxBufferedBytes ?? 16 * 1024 * 1024;
     this.maxRequest = options.maxRequestBytes ?? 512 * 1024;
@@ -72,16 +78,12 @@ abstract class KafkaSink<T> implements Sink<T> {
 
   /** send what queued, up to maxRequestBytes, once the previous request is acknowledged */
   private next(): void {
-    if (this.sending || this.error !== null || this.queueHead === this.queue.length) return;
+    if (this.sending || this.error !== null || this.queue.length === 0) return;
     let bytes = 0;
-    let end = this.queueHead;
-    while (end < this.queue.length && (end === this.queueHead || bytes + size(this.queue[end]) <= this.maxRequest)) bytes += size(this.queue[end++]);
-    const messages = this.queue.slice(this.queueHead, end);
-    this.queueHead = end;
-    if (this.queueHead === this.queue.length) {
-      this.queue = [];
-      this.queueHead = 0;
-    }
+    let end = 0;
+    while (end < this.queue.length && (end === 0 || bytes + size(this.queue[end]) <= this.maxRequest)) bytes += size(this.queue[end++]);
+    // taken out of the queue: what was sent is referenced by nothing here once acknowledged
+    const messages = this.queue.splice(0, end);
     this.sending = true;
     this.requests++;
     this.ready
@@ -105,7 +107,7 @@ abstract class KafkaSink<T> implements Sink<T> {
   }
 
   private get pending(): boolean {
-    return this.sending || this.queueHead < this.queue.length;
+    return this.sending || this.queue.length > 0;
   }
 
   /** resolves when fewer than maxBufferedBytes wait; rejects once a request failed */

@@ -2,7 +2,7 @@ import type { Admin, Consumer, EachBatchPayload } from 'kafkajs';
 import { ReasonCounter } from '../core/counters';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
-import { kafkaClient, type KafkaConnection } from '../kafka/client';
+import { kafkaClient, requireTopic, type KafkaConnection } from '../kafka/client';
 import { FrameMessageError, messageToFrame } from '../kafka/frames';
 import { PartitionLog } from '../kafka/offsets';
 import type { Source } from './source';
@@ -109,6 +109,7 @@ export class KafkaFrameSource implements Source {
     const starts = new Map<number, number>();
     const follow = this.o.follow === true;
     try {
+      await requireTopic(admin, this.o.topic);
       for (const p of await admin.fetchTopicOffsets(this.o.topic)) {
         this.ends.set(p.partition, Number(p.high));
         starts.set(p.partition, (this.o.from ?? 'beginning') === 'beginning' ? Number(p.low) : Number(p.high));
@@ -132,8 +133,14 @@ export class KafkaFrameSource implements Source {
     }
     const seeks = this.o.offsets !== undefined || this.o.fromTimestamp !== undefined ? [...starts] : [];
 
-    // heartbeats every second: a rebalance is noticed within about a second
-    const consumer = client.consumer({ groupId, maxBytesPerPartition: this.o.maxBytesPerPartition ?? 1024 * 1024, heartbeatInterval: 1000 });
+    // heartbeats every second: a rebalance is noticed within about a second. A fetch waits
+    // at most 500 ms for new frames (kafkajs: 5 s), which is also how long leaving takes.
+    const consumer = client.consumer({
+      groupId,
+      maxBytesPerPartition: this.o.maxBytesPerPartition ?? 1024 * 1024,
+      heartbeatInterval: 1000,
+      maxWaitTimeInMs: 500,
+    });
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, (e: { payload: { memberAssignment: Record<string, number[]> } }) => {
       this.assigned = [...(e.payload.memberAssignment[this.o.topic] ?? [])].sort((a, b) => a - b);

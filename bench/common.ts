@@ -1,0 +1,68 @@
+/** What the benchmarks share: the capture they read, timing of whole commands, the machine. */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const ROOT = path.join(__dirname, '..');
+const args = process.argv.slice(2);
+
+export function flag(name: string, dflt: string): string {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+}
+
+export interface Capture {
+  file: string;
+  frames: number;
+  bytes: number;
+}
+
+/** the benchmark capture (--file), made by bench/capture.sh when it is missing */
+export function benchCapture(): Capture {
+  const file = path.resolve(flag('--file', path.join(ROOT, 'bench/out/http-keepalive.pcap')));
+  if (!existsSync(file)) {
+    const packets = flag('--packets', '300000');
+    mkdirSync(path.dirname(file), { recursive: true });
+    process.stderr.write(`bench: capturing ${packets} packets of wrk → nginx traffic into ${file}\n`);
+    execFileSync('bash', [path.join(ROOT, 'bench/capture.sh'), file, packets], { stdio: 'inherit' });
+  }
+  const info = execFileSync('capinfos', ['-c', '-M', file], { encoding: 'utf8' });
+  const frames = Number(/(\d+)/.exec(info.split('\n').find((l) => l.includes('Number of packets'))!)![1]);
+  return { file, frames, bytes: statSync(file).size };
+}
+
+export interface Measure {
+  name: string;
+  command: string;
+  seconds: number[];
+  rssKiB: number[];
+}
+
+/**
+ * Run a shell command `runs` times; GNU time gives the wall seconds and the peak RSS
+ * of the command it wraps. `timed` is the part of the command to time (the rest of
+ * a pipeline, e.g. a throttled reader, runs outside the measurement); `before` runs
+ * ahead of each run, untimed.
+ */
+export function measure(name: string, timed: string, o: { runs: number; after?: string; before?: (i: number) => void }): Measure {
+  const m: Measure = { name, command: timed + (o.after ?? ''), seconds: [], rssKiB: [] };
+  const out = path.join(os.tmpdir(), `pktflow-bench-${process.pid}.time`);
+  for (let i = 0; i < o.runs; i++) {
+    o.before?.(i);
+    const r = spawnSync('bash', ['-c', `set -o pipefail; /usr/bin/time -f '%e %M' -o ${out} ${timed}${o.after ?? ' > /dev/null'}`], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    const [sec, rss] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+    rmSync(out, { force: true });
+    if (r.status !== 0 || !Number.isFinite(sec)) throw new Error(`${name} failed (${r.status}): ${r.stderr}`);
+    m.seconds.push(sec);
+    m.rssKiB.push(rss);
+  }
+  return m;
+}
+
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+export const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
+
+export function machine(): string {
+  return `${os.cpus()[0].model}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}`;
+}
