@@ -13,17 +13,19 @@ import { eventStages } from '../src/pipeline/presets';
 import { runPipeline } from '../src/pipeline/runner';
 import { NdjsonSink } from '../src/sinks/ndjson';
 import { captureFile } from '../src/sources/file';
-import { ROOT } from './helpers';
+import { assertAccounting, ROOT } from './helpers';
 
 const dirs = ['fixtures', 'fixtures/edge'];
 const files = dirs.flatMap((d) => readdirSync(path.join(ROOT, d)).filter((f) => /\.pcap(ng)?$/.test(f)).map((f) => path.join(d, f)));
 
 async function render(file: string): Promise<string> {
+  // every fixture also passes the accounting check
   const stream = new PassThrough();
   let text = '';
   stream.on('data', (d) => (text += d));
   const p = definePipeline({ source: captureFile({ path: path.join(ROOT, file) }), stages: [...eventStages()], sink: new NdjsonSink({ stream }), options: { printStats: false } });
   const r = await runPipeline(p).done;
+  assertAccounting(r.stats, file);
   if (r.error !== null) text += `# error: ${r.error.message.replace(ROOT + '/', '')}\n`;
   return text;
 }

@@ -1,4 +1,6 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Stats } from '../src/core/stage';
 import type { Frame } from '../src/core/frame';
@@ -7,6 +9,7 @@ import { eventStages, type EventStagesOptions } from '../src/pipeline/presets';
 import { runPipeline } from '../src/pipeline/runner';
 import { collect } from '../src/sinks/collect';
 import { captureFile } from '../src/sources/file';
+import { PcapReader } from '../src/sources/pcap';
 import type { Source } from '../src/sources/source';
 import type { Event } from '../src/events/transaction';
 
@@ -70,4 +73,53 @@ export function ndjson(text: string): Event[] {
 export function summary(e: Event): string {
   const x = e as any;
   return [x.type, x.status, x['@timestamp'], x.client?.port, x.url?.full, x.http?.response?.status_code, x.http?.response?.body?.bytes, x.dns?.question?.name, x.dns?.response_code, (x.notes ?? []).join(';')].join('|');
+}
+
+const sum = (o: unknown): number => (typeof o === 'number' ? o : o && typeof o === 'object' ? Object.values(o).reduce<number>((n, v) => n + sum(v), 0) : 0);
+
+/**
+ * The exact accounting every run must satisfy (docs/limits.md): every frame is
+ * decoded or dropped under one reason, and every transaction an analyzer started is
+ * emitted, dropped under a reason, or still waiting.
+ */
+export function assertAccounting(stats: Record<string, Stats>, label = ''): void {
+  const d = stats.decode as any;
+  if (d !== undefined) assert.equal(d.frames, d.decoded + sum(d.dropped), `${label}: frames = decoded + dropped ${JSON.stringify(d.dropped)}`);
+  const protocols = ((stats.analyze as any)?.protocols ?? {}) as Record<string, any>;
+  for (const [name, p] of Object.entries(protocols)) {
+    assert.equal(p.transactions_started, p.transactions + sum(p.transactions_dropped) + (p.pending ?? 0), `${label}: ${name} transactions started = emitted + dropped + pending ${JSON.stringify(p)}`);
+  }
+}
+
+/**
+ * The default stages over frames held in memory, synchronously, as the runner drives
+ * them: each batch through every stage, then each stage's flush through the rest.
+ */
+export function pushThroughStages(frames: Frame[], options: EventStagesOptions = {}, batchSize = 16): { events: Event[]; stats: Record<string, Stats> } {
+  const stages = eventStages(options) as readonly { name: string; push(b: unknown[]): unknown[]; flush(): unknown[]; stats(): Stats }[];
+  const events: Event[] = [];
+  const from = (i: number, batch: unknown[]) => {
+    for (let j = i; j < stages.length && batch.length > 0; j++) batch = stages[j].push(batch);
+    events.push(...(batch as Event[]));
+  };
+  for (let i = 0; i < frames.length; i += batchSize) from(0, frames.slice(i, i + batchSize));
+  stages.forEach((s, i) => from(i + 1, s.flush()));
+  const stats: Record<string, Stats> = {};
+  for (const s of stages) stats[s.name] = s.stats();
+  return { events, stats };
+}
+
+let allFixtureFrames: Frame[] | null = null;
+
+/** every frame of every capture under fixtures/, in order (read once) */
+export function fixtureFrames(): Frame[] {
+  if (allFixtureFrames !== null) return allFixtureFrames;
+  const out: Frame[] = [];
+  for (const dir of ['fixtures', 'fixtures/edge']) {
+    for (const f of readdirSync(path.join(ROOT, dir)).filter((n) => n.endsWith('.pcap'))) {
+      const r = new PcapReader(f);
+      out.push(...r.push(readFileSync(path.join(ROOT, dir, f))));
+    }
+  }
+  return (allFixtureFrames = out);
 }

@@ -49,7 +49,9 @@ const ANALYZE_HELP = `  --flows                    also report flows (type: flow
   --ports <proto=p1,p2>      ports of a protocol, replacing its defaults (repeatable)
   --no-probe                 recognise protocols by port only, not by content
   --http-headers <list|all>  HTTP headers to put in events (default: none)
-  --include-body-for <list>  content types whose HTTP bodies go into events`;
+  --include-body-for <list>  content types whose HTTP bodies go into events
+  --anomalies                also emit protocol violations and decode errors as
+                             {"type":"anomaly"} events (10/s per reason, packet time)`;
 
 const KAFKA_OUT_HELP = `  --kafka-topic <topic>      send the raw frames to this Kafka topic instead of analyzing them
   --brokers <host:port,...>  Kafka bootstrap brokers (default 127.0.0.1:9092)
@@ -225,6 +227,7 @@ const ANALYZE_FLAGS = {
   'no-probe': { type: 'boolean' },
   'http-headers': { type: 'string' },
   'include-body-for': { type: 'string' },
+  anomalies: { type: 'boolean' },
 } as const;
 
 /** the default stages, configured by the analyzer flags */
@@ -239,6 +242,7 @@ function stagesFrom(values: Record<string, unknown>) {
       protocols: list(values.protocols) ?? ['http', 'dns', 'icmp'],
       ports: ports(values.ports),
       probe: values['no-probe'] !== true,
+      anomalies: values.anomalies === true,
       options: {
         http: {
           ...(headers !== undefined ? { sendHeaders: headers } : {}),

@@ -75,9 +75,19 @@ export class Defragmenter {
       t = { firstSec: nowSec, parts: [], total: -1, held: 0, hold: holdFrame(frame) };
       this.trackers.set(key, t);
     }
+    if (t.total >= 0 && end > t.total) {
+      // bytes past the end a last fragment already set
+      this.badReason = 'ip_fragment_beyond_end';
+      return null;
+    }
     if (!more) {
       if (t.total >= 0 && t.total !== end) {
         this.badReason = 'conflicting_ip_fragment_end';
+        return null;
+      }
+      if (t.parts.length > 0 && t.parts[t.parts.length - 1].end > end) {
+        // an end before bytes already seen
+        this.badReason = 'ip_fragment_beyond_end';
         return null;
       }
       t.total = end;

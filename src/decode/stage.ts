@@ -8,11 +8,14 @@ import { decodeIpv6, ipv6Frag } from './ipv6';
 import { decodeLink, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './link';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Packet, Reason } from './packet';
 import { failure } from './result';
+import type { AnomalyReporter } from '../events/anomaly';
 import { decodeTcp } from './tcp';
 import { decodeUdp } from './udp';
 
 export interface DecodeOptions {
   defrag?: DefragOptions;
+  /** where decode errors go as anomaly events (off when absent) */
+  anomalies?: AnomalyReporter;
 }
 
 /**
@@ -42,9 +45,11 @@ export class DecodeStage implements Stage<Frame, Packet> {
   vlanTagged = 0;
   snapTruncated = 0;
   private lastSec = 0;
+  private readonly anomalies: AnomalyReporter | null;
 
   constructor(options: DecodeOptions = {}) {
     this.defrag = new Defragmenter(options.defrag);
+    this.anomalies = options.anomalies ?? null;
   }
 
   push(frames: Frame[]): Packet[] {
@@ -65,6 +70,8 @@ export class DecodeStage implements Stage<Frame, Packet> {
         out.push(p);
       } else {
         this.dropped.add(reason);
+        // a fragment waiting for the rest of its datagram is normal, not an anomaly
+        if (this.anomalies !== null && reason !== Reason.fragmentHeld) this.anomalies.packet('decode', reason, p);
       }
     }
     return out;

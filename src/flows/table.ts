@@ -11,13 +11,17 @@ export interface FlowOptions {
   periodSec?: number;
   /** seconds of packet time without a packet before a flow's final report (default 30) */
   timeoutSec?: number;
-  /** flows tracked at once; the least recently active one is reported and dropped to make room (default 262144) */
+  /** flows tracked at once; the least recently active one is reported and dropped to make room (default 65536) */
   maxFlows?: number;
 }
 
 const TRANSPORTS: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'ipv6-icmp' };
 
-/** one flow: both directions of a conversation, "source" being the side of the first packet seen */
+/**
+ * One flow: both directions of a conversation, "source" being the side of the first
+ * packet seen. Kept compact (numbers, no event objects): the table may hold hundreds
+ * of thousands; the event fields are built only when the flow is reported.
+ */
 class Flow {
   packets0 = 0;
   bytes0 = 0;
@@ -29,14 +33,29 @@ class Flow {
   fresh = 0;
   prev: Flow | null = null;
   next: Flow | null = null;
+  // the first packet's description, source side first
+  ipVersion = 0;
+  proto = 0;
+  etherType = 0;
+  s0 = 0;
+  s1 = 0;
+  s2 = 0;
+  s3 = 0;
+  d0 = 0;
+  d1 = 0;
+  d2 = 0;
+  d3 = 0;
+  /** ports, or ICMP type and code */
+  sport = 0;
+  dport = 0;
+  vlan = -1;
+  vlanInner = -1;
+  /** 48-bit MAC addresses as numbers, -1 without an Ethernet header */
+  smac = -1;
+  dmac = -1;
 
   constructor(
     readonly key: string,
-    readonly id: string,
-    /** the source's and destination's descriptions, in event form */
-    readonly src: Record<string, unknown>,
-    readonly dst: Record<string, unknown>,
-    readonly network: Record<string, unknown>,
     /** the source is the first end of the canonical key */
     readonly sourceFirst: boolean,
     readonly startSec: number,
@@ -51,6 +70,10 @@ function mac(b: Buffer, o: number): string {
   let s = '';
   for (let i = 0; i < 6; i++) s += (i > 0 ? '-' : '') + b[o + i].toString(16).padStart(2, '0').toUpperCase();
   return s;
+}
+
+function macString(n: number): string {
+  return mac(Buffer.from(n.toString(16).padStart(12, '0'), 'hex'), 0);
 }
 
 /**
@@ -77,7 +100,7 @@ export class FlowTable {
   constructor(options: FlowOptions = {}) {
     this.periodSec = options.periodSec ?? 10;
     this.timeoutSec = options.timeoutSec ?? 30;
-    this.maxFlows = options.maxFlows ?? 262_144;
+    this.maxFlows = options.maxFlows ?? 65_536;
   }
 
   get size(): number {
@@ -159,47 +182,71 @@ export class FlowTable {
   }
 
   private create(p: Packet, key: string, forward: boolean): Flow {
-    const id = createHash('sha1').update(key).digest('base64url');
-    const network: Record<string, unknown> = {};
-    let src: Record<string, unknown>;
-    let dst: Record<string, unknown>;
-    const b = p.frame.data;
+    const f = new Flow(key, forward, p.tsSec, p.tsNsec);
     const e = p.ethOff;
-    if (p.ipVersion === 0) {
-      src = e >= 0 ? { mac: mac(b, e + 6) } : {};
-      dst = e >= 0 ? { mac: mac(b, e) } : {};
-      network.type = p.etherType === 0x0806 ? 'arp' : `0x${p.etherType.toString(16).padStart(4, '0')}`;
-    } else {
-      const ports = p.proto === IPPROTO_TCP || p.proto === IPPROTO_UDP;
-      src = { ip: ipString(p.ipVersion, p.src0, p.src1, p.src2, p.src3) };
-      dst = { ip: ipString(p.ipVersion, p.dst0, p.dst1, p.dst2, p.dst3) };
-      if (ports) {
-        src.port = p.srcPort;
-        dst.port = p.dstPort;
-      }
-      if (e >= 0) {
-        src.mac = mac(b, e + 6);
-        dst.mac = mac(b, e);
-      }
-      network.type = p.ipVersion === 4 ? 'ipv4' : 'ipv6';
-      network.transport = TRANSPORTS[p.proto] ?? String(p.proto);
-      if (ports || p.proto === 1 || p.proto === 58) {
-        const pair = { ipVersion: p.ipVersion, c0: p.src0, c1: p.src1, c2: p.src2, c3: p.src3, s0: p.dst0, s1: p.dst1, s2: p.dst2, s3: p.dst3, clientPort: ports ? p.srcPort : p.icmpType, serverPort: ports ? p.dstPort : p.icmpCode, vlan: p.vlan, vlanInner: p.vlanInner };
-        network.community_id = communityId(pair, p.proto, !ports);
-      }
+    if (e >= 0) {
+      f.smac = p.frame.data.readUIntBE(e + 6, 6);
+      f.dmac = p.frame.data.readUIntBE(e, 6);
     }
-    if (p.vlan >= 0) network.vlan = p.vlanInner >= 0 ? { id: String(p.vlan), inner: { id: String(p.vlanInner) } } : { id: String(p.vlan) };
-    const f = new Flow(key, id, src, dst, network, forward, p.tsSec, p.tsNsec);
+    f.ipVersion = p.ipVersion;
+    f.proto = p.proto;
+    f.etherType = p.etherType;
+    f.s0 = p.src0;
+    f.s1 = p.src1;
+    f.s2 = p.src2;
+    f.s3 = p.src3;
+    f.d0 = p.dst0;
+    f.d1 = p.dst1;
+    f.d2 = p.dst2;
+    f.d3 = p.dst3;
+    const ports = p.proto === IPPROTO_TCP || p.proto === IPPROTO_UDP;
+    f.sport = ports ? p.srcPort : p.icmpType;
+    f.dport = ports ? p.dstPort : p.icmpCode;
+    f.vlan = p.vlan;
+    f.vlanInner = p.vlanInner;
     this.flows.set(key, f);
     this.lru.append(f);
     this.created++;
     return f;
   }
 
+  /** the flow's source, destination and network fields, in event form */
+  private describe(f: Flow): { src: Record<string, unknown>; dst: Record<string, unknown>; network: Record<string, unknown> } {
+    const network: Record<string, unknown> = {};
+    let src: Record<string, unknown>;
+    let dst: Record<string, unknown>;
+    if (f.ipVersion === 0) {
+      src = {};
+      dst = {};
+      network.type = f.etherType === 0x0806 ? 'arp' : `0x${f.etherType.toString(16).padStart(4, '0')}`;
+    } else {
+      const ports = f.proto === IPPROTO_TCP || f.proto === IPPROTO_UDP;
+      src = { ip: ipString(f.ipVersion, f.s0, f.s1, f.s2, f.s3) };
+      dst = { ip: ipString(f.ipVersion, f.d0, f.d1, f.d2, f.d3) };
+      if (ports) {
+        src.port = f.sport;
+        dst.port = f.dport;
+      }
+      network.type = f.ipVersion === 4 ? 'ipv4' : 'ipv6';
+      network.transport = TRANSPORTS[f.proto] ?? String(f.proto);
+      if (ports || f.proto === 1 || f.proto === 58) {
+        const pair = { ipVersion: f.ipVersion, c0: f.s0, c1: f.s1, c2: f.s2, c3: f.s3, s0: f.d0, s1: f.d1, s2: f.d2, s3: f.d3, clientPort: f.sport, serverPort: f.dport, vlan: f.vlan, vlanInner: f.vlanInner };
+        network.community_id = communityId(pair, f.proto, !ports);
+      }
+    }
+    if (f.smac >= 0) {
+      src.mac = macString(f.smac);
+      dst.mac = macString(f.dmac);
+    }
+    if (f.vlan >= 0) network.vlan = f.vlanInner >= 0 ? { id: String(f.vlan), inner: { id: String(f.vlanInner) } } : { id: String(f.vlan) };
+    return { src, dst, network };
+  }
+
   private report(f: Flow, final: boolean): void {
     f.fresh = 0;
     this.reports++;
     const start = isoTime(f.startSec, f.startNsec);
+    const { src, dst, network } = this.describe(f);
     this.out.push({
       '@timestamp': isoTime(this.nowSec, this.nowNsec),
       type: 'flow',
@@ -213,10 +260,10 @@ export class FlowTable {
         end: isoTime(f.lastSec, f.lastNsec),
         duration: tsDiffNs(f.lastSec, f.lastNsec, f.startSec, f.startNsec),
       },
-      flow: { id: f.id, final },
-      source: { ...f.src, packets: f.packets0, bytes: f.bytes0 },
-      destination: { ...f.dst, packets: f.packets1, bytes: f.bytes1 },
-      network: { ...f.network, packets: f.packets0 + f.packets1, bytes: f.bytes0 + f.bytes1 },
+      flow: { id: createHash('sha1').update(f.key).digest('base64url'), final },
+      source: { ...src, packets: f.packets0, bytes: f.bytes0 },
+      destination: { ...dst, packets: f.packets1, bytes: f.bytes1 },
+      network: { ...network, packets: f.packets0 + f.packets1, bytes: f.bytes0 + f.bytes1 },
     });
   }
 

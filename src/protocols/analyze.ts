@@ -7,6 +7,9 @@ import { DirectionFrom, type Connection } from '../tcp/connection';
 import { ItemKind, type StreamItem } from '../tcp/items';
 import type { Emitter, Protocol, ProtocolInstance, TcpAnalyzer } from './analyzer';
 import { protocols as builtins } from './registry';
+import type { AnomalyReporter } from '../events/anomaly';
+import type { Endpoints } from '../events/endpoints';
+import type { Packet } from '../decode/packet';
 
 export interface AnalyzeOptions {
   /** protocols to run, by name (default: all registered) */
@@ -17,6 +20,8 @@ export interface AnalyzeOptions {
   probe?: boolean;
   /** options per protocol, by name */
   options?: Record<string, Record<string, unknown>>;
+  /** protocol violations as anomaly events; this stage also outputs the events other stages report there */
+  anomalies?: AnomalyReporter;
 }
 
 /** content probing looks at this many payload chunks before giving up (Zeek looks at 100 packets / 1 KiB) */
@@ -55,8 +60,10 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   flowEvents = 0;
   readonly byProtocol: number[] = [];
   readonly connections = new ReasonCounter();
+  private readonly anomalies: AnomalyReporter | null;
 
   constructor(options: AnalyzeOptions = {}, registry: readonly Protocol[] = builtins) {
+    this.anomalies = options.anomalies ?? null;
     const wanted = options.protocols ?? registry.map((p) => p.name);
     for (const name of wanted) {
       const proto = registry.find((p) => p.name === name);
@@ -79,6 +86,14 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
 
   emit(event: Event): void {
     this.out.push(event);
+  }
+
+  anomaly(layer: string, reason: string, ep: Endpoints): void {
+    this.anomalies?.conversation(layer, reason, ep, this.nowSec, this.nowNsec);
+  }
+
+  packetAnomaly(layer: string, reason: string, p: Packet): void {
+    this.anomalies?.packet(layer, reason, p);
   }
 
   push(items: StreamItem[]): Event[] {
@@ -163,10 +178,12 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
     this.instances.forEach((inst, i) => {
       protocols[this.names[i]] = { events: this.byProtocol[i], ...inst.stats() };
     });
-    return { events: this.events, flow_events: this.flowEvents, connections: this.connections.toJSON(), protocols };
+    return { events: this.events, flow_events: this.flowEvents, ...(this.anomalies !== null ? { anomaly_events: this.anomalies.stats() } : {}), connections: this.connections.toJSON(), protocols };
   }
 
   private count(): void {
+    // anomaly events reported by this stage and the ones before it
+    if (this.anomalies !== null) for (const e of this.anomalies.take()) this.out.push(e);
     const out = this.out;
     this.events += out.length;
     for (let i = 0; i < out.length; i++) {

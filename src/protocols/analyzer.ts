@@ -7,6 +7,10 @@ import type { Stats } from '../core/stage';
 /** Where analyzers put their transactions. */
 export interface Emitter {
   emit(event: Event): void;
+  /** a protocol violation in a conversation, for anomaly events (when they are on) */
+  anomaly?(layer: string, reason: string, ep: Endpoints): void;
+  /** a protocol violation in one packet, for anomaly events (when they are on) */
+  packetAnomaly?(layer: string, reason: string, p: Packet): void;
 }
 
 /**

@@ -5,10 +5,12 @@ import { Connection, DirectionFrom, HalfStream, tupleHash, type Segment } from '
 import { ItemKind, StreamItem } from './items';
 import { LruList } from '../core/lru';
 import { holdFrame } from '../core/frame';
+import type { AnomalyReporter } from '../events/anomaly';
+import { makeEndpoints } from '../events/endpoints';
 import { FlowTable, type FlowOptions } from '../flows/table';
 
 export interface TcpOptions {
-  /** connections tracked at once; the least recently active is closed to make room (default 131072) */
+  /** connections tracked at once; the least recently active is closed to make room (default 65536) */
   maxConnections?: number;
   /** out-of-order bytes queued per direction of a connection (default 1 MiB) */
   maxBufferedPerDirection?: number;
@@ -22,6 +24,8 @@ export interface TcpOptions {
   isServerPort?: (port: number) => boolean;
   /** keep packetbeat-style flow records for every packet, reported as events (default off) */
   flows?: FlowOptions | false;
+  /** where stream gaps go as anomaly events (off when absent) */
+  anomalies?: AnomalyReporter;
 }
 
 /** 32-bit sequence comparison: is a after b (wraparound-safe within 2^31) */
@@ -49,6 +53,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   private readonly holeSec: number;
   private readonly isServerPort: (port: number) => boolean;
   private readonly flows: FlowTable | null;
+  private readonly anomalies: AnomalyReporter | null;
   private out: StreamItem[] = [];
   private nowSec = 0;
   private nowNsec = 0;
@@ -73,13 +78,14 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   readonly gapCause = new ReasonCounter();
 
   constructor(options: TcpOptions = {}) {
-    this.maxConnections = options.maxConnections ?? 131_072;
+    this.maxConnections = options.maxConnections ?? 65_536;
     this.maxPerDirection = options.maxBufferedPerDirection ?? 1024 * 1024;
     this.maxTotal = options.maxBufferedTotal ?? 128 * 1024 * 1024;
     this.idleSec = options.idleTimeoutSec ?? 120;
     this.holeSec = options.holeTimeoutSec ?? 10;
     this.isServerPort = options.isServerPort ?? (() => false);
     this.flows = options.flows ? new FlowTable(options.flows) : null;
+    this.anomalies = options.anomalies ?? null;
   }
 
   push(packets: Packet[]): StreamItem[] {
@@ -323,6 +329,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     this.gaps++;
     this.gapBytes += n;
     this.gapCause.add(cause);
+    this.anomalies?.conversation('tcp', `gap_${cause}`, () => makeEndpoints(c, 6), this.itemSec, this.itemNsec);
     this.out.push(new StreamItem(ItemKind.gap, c, null, side, null, 0, n, this.itemSec, this.itemNsec, cause));
   }
 

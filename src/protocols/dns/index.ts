@@ -2,7 +2,7 @@ import { ReasonCounter } from '../../core/counters';
 import { PendingTable } from '../../core/pending';
 import { holdFrame, readBefore, type Frame, type Hold } from '../../core/frame';
 import type { Stats } from '../../core/stage';
-import type { Packet } from '../../decode/packet';
+import { Packet } from '../../decode/packet';
 import { makeEndpoints, type Endpoints } from '../../events/endpoints';
 import { transactionEvent } from '../../events/transaction';
 import type { Emitter, Protocol, TcpAnalyzer, TcpContext, DatagramAnalyzer } from '../analyzer';
@@ -11,7 +11,7 @@ import { DnsParseError, opcodeName, parseDns, rcodeName, type DnsMessage, type D
 export interface DnsOptions {
   /** seconds of packet time a query waits for its response (default 10) */
   transactionTimeoutSec: number;
-  /** queries waiting for responses over all conversations (default 65536) */
+  /** queries waiting for responses over all conversations (default 16384) */
   maxPending: number;
   /** put authorities and additionals into events (default true) */
   includeAuthorities: boolean;
@@ -20,7 +20,7 @@ export interface DnsOptions {
 
 export const DNS_DEFAULTS: DnsOptions = {
   transactionTimeoutSec: 10,
-  maxPending: 65_536,
+  maxPending: 16_384,
   includeAuthorities: true,
   includeAdditionals: true,
 };
@@ -44,6 +44,9 @@ const UNANSWERED = {
 /** Query/response pairing shared by UDP and TCP: keyed by conversation and id. */
 class DnsTransactions {
   private readonly pending: PendingTable<Pending>;
+  /** started = transactions (emitted) + dropped + pending */
+  started = 0;
+  readonly dropped = new ReasonCounter();
   queries = 0;
   responses = 0;
   transactions = 0;
@@ -65,15 +68,18 @@ class DnsTransactions {
   message(key: string, m: DnsMessage, ep: Endpoints, sec: number, nsec: number, frame: Frame | null): void {
     if (!m.response) {
       this.queries++;
+      this.started++;
       this.pending.add(key, { query: m, ep, sec, nsec, hold: frame === null ? null : holdFrame(frame) });
       return;
     }
     this.responses++;
     const p = this.pending.take(key);
     if (p === undefined) {
+      this.started++;
       if (frame !== null && readBefore(frame)) {
         // read again after a restart point: its query came before it and was paired then
         this.unmatched.add('paired_before_restart');
+        this.dropped.add('paired_before_restart');
         return;
       }
       this.unmatched.add('response_without_query');
@@ -96,8 +102,17 @@ class DnsTransactions {
     this.pending.discard();
   }
 
+  /** a message that does not parse: counted, and an anomaly event when they are on */
+  bad(reason: string, where: Packet | Endpoints): void {
+    this.malformed.add(reason);
+    if (where instanceof Packet) this.out.packetAnomaly?.('dns', reason, where);
+    else this.out.anomaly?.('dns', reason, where);
+  }
+
   stats(): Stats {
     return {
+      transactions_started: this.started,
+      transactions_dropped: this.dropped.toJSON(),
       queries: this.queries,
       responses: this.responses,
       transactions: this.transactions,
@@ -185,7 +200,7 @@ class DnsUdp implements DatagramAnalyzer {
       m = parseDns(p.data, p.payloadOff, p.payloadLen);
     } catch (err) {
       if (!(err instanceof DnsParseError)) throw err;
-      this.tx.malformed.add(err.reason);
+      this.tx.bad(err.reason, p);
       return;
     }
     // a query goes client → server, a response server → client
@@ -266,7 +281,7 @@ class DnsTcp implements TcpAnalyzer {
     // message boundaries are lost with the bytes: this direction can no longer be framed
     this.buf[side] = null;
     this.lost[side] = true;
-    this.tx.malformed.add('gap_in_tcp_stream');
+    this.tx.bad('gap_in_tcp_stream', this.ctx.endpoints);
   }
 
   close(): void {
@@ -284,7 +299,7 @@ class DnsTcp implements TcpAnalyzer {
       m = parseDns(b, off, len);
     } catch (err) {
       if (!(err instanceof DnsParseError)) throw err;
-      this.tx.malformed.add(err.reason);
+      this.tx.bad(err.reason, this.ctx.endpoints);
       return;
     }
     const key = this.prefix + m.id;

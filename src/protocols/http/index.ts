@@ -30,7 +30,10 @@ export const HTTP_DEFAULTS: HttpOptions = {
   transactionTimeoutSec: 10,
 };
 
+/** started = transactions (emitted) + dropped + waiting (0 at the end of a run) */
 class HttpCounters {
+  started = 0;
+  readonly dropped = new ReasonCounter();
   requests = 0;
   responses = 0;
   transactions = 0;
@@ -66,6 +69,7 @@ class HttpConnection implements TcpAnalyzer {
     const reqEvents: ParserEvents = {
       headers: (m) => {
         this.n.requests++;
+        this.n.started++;
         this.pending.push(m);
         if (this.pending.length > this.opts.maxPending) {
           this.n.unmatched.add('pending_limit');
@@ -76,13 +80,20 @@ class HttpConnection implements TcpAnalyzer {
       message: () => {},
       violation: (reason) => {
         this.n.violations.add(`request_${reason}`);
-        if (reason === 'gap_in_headers') this.pending.push(lostRequest(0, 0));
+        this.out.anomaly?.('http', `request_${reason}`, this.ep);
+        if (reason === 'gap_in_headers') {
+          this.n.started++;
+          this.pending.push(lostRequest(0, 0));
+        }
       },
     };
     const respEvents: ParserEvents = {
       headers: (m) => this.responseBody(m),
       message: (m) => this.response(m),
-      violation: (reason) => this.n.violations.add(`response_${reason}`),
+      violation: (reason) => {
+        this.n.violations.add(`response_${reason}`);
+        this.out.anomaly?.('http', `response_${reason}`, this.ep);
+      },
     };
     this.req = new HttpParser(true, parserOpts, reqEvents);
     this.resp = new HttpParser(false, parserOpts, respEvents);
@@ -140,7 +151,10 @@ class HttpConnection implements TcpAnalyzer {
     }
     const req = this.pending.shift();
     if (req === undefined) {
+      // a transaction of which only the response is known: counted, not emitted
+      this.n.started++;
       this.n.unmatched.add('response_without_request');
+      this.n.dropped.add('response_without_request');
       return;
     }
     if (req.method === '') {
@@ -260,6 +274,8 @@ export const http: Protocol<HttpOptions> = {
     return {
       tcp: (ctx: TcpContext) => new HttpConnection(ctx.midStream, ctx.endpoints, ctx.out, opts, parserOpts, n),
       stats: (): Stats => ({
+        transactions_started: n.started,
+        transactions_dropped: n.dropped.toJSON(),
         requests: n.requests,
         responses: n.responses,
         interim_responses: n.interim,

@@ -11,11 +11,11 @@ import type { DatagramAnalyzer, Emitter, Protocol } from '../analyzer';
 export interface IcmpOptions {
   /** seconds of packet time a request waits for its reply (default 10) */
   transactionTimeoutSec: number;
-  /** requests waiting for replies (default 65536) */
+  /** requests waiting for replies (default 16384) */
   maxPending: number;
 }
 
-export const ICMP_DEFAULTS: IcmpOptions = { transactionTimeoutSec: 10, maxPending: 65_536 };
+export const ICMP_DEFAULTS: IcmpOptions = { transactionTimeoutSec: 10, maxPending: 16_384 };
 
 /** request type → reply type (the Community ID spec's pairs) */
 const V4_PAIRS: Record<number, number> = { 8: 0, 13: 14, 15: 16, 10: 9, 17: 18 };
@@ -68,6 +68,9 @@ const UNANSWERED = {
 
 class Icmp implements DatagramAnalyzer {
   private readonly pending: PendingTable<Pending>;
+  /** started = transactions (emitted) + dropped + pending */
+  started = 0;
+  readonly dropped = new ReasonCounter();
   requests = 0;
   replies = 0;
   errors = 0;
@@ -99,6 +102,7 @@ class Icmp implements DatagramAnalyzer {
     if (pairs[type] !== undefined) {
       // a request: client is the sender; id and sequence tie it to its reply
       this.requests++;
+      this.started++;
       const ep = makeEndpoints({ ...pairOf(p, false), clientPort: type, serverPort: pairs[type] }, p.proto);
       const key = `${ep.clientIp}|${ep.serverIp}|${p.vlan}|${type}|${p.icmpId}|${p.icmpSeq}`;
       this.pending.add(key, { p: { type, code: p.icmpCode, bytes }, ep, sec: p.tsSec, nsec: p.tsNsec, hold: holdFrame(p.frame) });
@@ -111,9 +115,11 @@ class Icmp implements DatagramAnalyzer {
       const key = `${ipString(p.ipVersion, p.dst0, p.dst1, p.dst2, p.dst3)}|${ipString(p.ipVersion, p.src0, p.src1, p.src2, p.src3)}|${p.vlan}|${reqType}|${p.icmpId}|${p.icmpSeq}`;
       const pend = this.pending.take(key);
       if (pend === undefined) {
+        this.started++;
         if (readBefore(p.frame)) {
           // read again after a restart point: its request came before it and was paired then
           this.unmatched.add('paired_before_restart');
+          this.dropped.add('paired_before_restart');
           return;
         }
         this.unmatched.add('reply_without_request');
@@ -146,6 +152,8 @@ class Icmp implements DatagramAnalyzer {
 
   stats(): Stats {
     return {
+      transactions_started: this.started,
+      transactions_dropped: this.dropped.toJSON(),
       requests: this.requests,
       replies: this.replies,
       errors: this.errors,
@@ -172,6 +180,7 @@ class Icmp implements DatagramAnalyzer {
 
   /** an error message: from its sender to the host that sent the quoted datagram */
   private error(p: Packet, v6: boolean): void {
+    this.started++;
     this.transactions++;
     const ep = makeEndpoints({ ...pairOf(p, false), clientPort: p.icmpType, serverPort: p.icmpCode }, p.proto, true);
     const e = transactionEvent('icmp', ep, { startSec: p.tsSec, startNsec: p.tsNsec, endSec: p.tsSec, endNsec: p.tsNsec }, 'Error', p.ipLen, 0);

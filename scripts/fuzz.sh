@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The long version of the robustness tests (npm run fuzz [-- SECONDS]): the property
+# tests run for SECONDS (default 600) instead of a fixed count, the corrupted-capture
+# corpus with 300 variants per fixture under a fresh seed, and the adversarial
+# captures at full size (docs/limits.md). Replay a failure with the seed it prints:
+#   PKTFLOW_FUZZ_SEED=<seed> PKTFLOW_FUZZ_PATH=<path> npm run fuzz
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-600}
+export PKTFLOW_FUZZ_SECONDS=$seconds
+export PKTFLOW_FUZZ_VARIANTS=${PKTFLOW_FUZZ_VARIANTS:-300}
+export PKTFLOW_FUZZ_SEED=${PKTFLOW_FUZZ_SEED:-$RANDOM}
+export PKTFLOW_ADVERSARIAL_SCALE=${PKTFLOW_ADVERSARIAL_SCALE:-full}
+echo "fuzz: ${seconds}s of properties, corpus seed $PKTFLOW_FUZZ_SEED, adversarial scale $PKTFLOW_ADVERSARIAL_SCALE" >&2
+exec node --import tsx --test --test-reporter=spec --test-timeout=$(( (seconds + 3600) * 1000 )) test/fuzz.test.ts test/fuzz-regressions.test.ts test/corrupt.test.ts test/adversarial.test.ts
