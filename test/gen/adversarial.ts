@@ -7,7 +7,7 @@
  */
 import { makeFrame, type Frame } from '../../src/core/frame';
 import type { Source } from '../../src/sources/source';
-import { dnsMessage, ether, F, ipv4, tcp, udp } from './packets';
+import { dnsMessage, ether, F, ipv4, ipv6, ipv6FragBody, tcp, udp } from './packets';
 
 export type Scale = 'ci' | 'full';
 
@@ -16,7 +16,7 @@ export interface Scenario {
   about: string;
   /** how many frames, by scale */
   frames: Record<Scale, number>;
-  /** the i-th frame's IPv4 packet (Ethernet is added) */
+  /** the i-th frame's IP packet (Ethernet is added) */
   packet(i: number, n: number): Buffer;
   /** the counter (path in the final stats) that shows the bound acting */
   counter: string;
@@ -106,12 +106,13 @@ export const scenarios: Record<string, Scenario> = {
     counter: 'analyze.protocols.dns.malformed.name_pointer_loop',
   },
   'fragment-flood': {
-    about: 'IPv4 datagrams that never complete, with overlapping fragments',
+    about: 'IPv4 and IPv6 datagrams that never complete, with overlapping fragments',
     frames: { ci: 40_000, full: 1_000_000 },
     packet: (i) => {
       const datagram = i >> 3;
       const k = i & 7;
-      // fragments 0..6 of each datagram, overlapping by 8 bytes; the last one never comes
+      // fragments of each datagram overlapping by 8 bytes, none of them the last; every other datagram IPv6
+      if (datagram % 2 === 1) return ipv6(`2001:db8::${(datagram >>> 16).toString(16)}:${(datagram & 0xffff).toString(16)}`, '2001:db8::2', 17, Buffer.alloc(1400, k), [{ type: 44, body: ipv6FragBody(k * 1392, true, datagram) }]);
       return ipv4(ip(datagram), '192.0.2.2', 17, Buffer.alloc(1400, k), { id: datagram & 0xffff, fragOffset: k * 1392, mf: true });
     },
     counter: 'decode.defrag.discarded.byte_limit',
@@ -136,7 +137,8 @@ export function adversarialSource(s: Scenario, scale: Scale): Source {
       for (let i = 0; i < n && !closed; ) {
         const batch: Frame[] = [];
         for (const end = Math.min(n, i + 1024); i < end; i++) {
-          const data = ether(0x0800, s.packet(i, n));
+          const pkt = s.packet(i, n);
+          const data = ether(pkt[0] >> 4 === 6 ? 0x86dd : 0x0800, pkt);
           batch.push(makeFrame(1_700_000_000 + Math.floor(i / 1e6), (i % 1e6) * 1000, 1, data.length, 0, data));
         }
         made = i;
