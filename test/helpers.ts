@@ -7,7 +7,7 @@ import type { Frame } from '../src/core/frame';
 import { definePipeline } from '../src/pipeline/define';
 import { eventStages, type EventStagesOptions } from '../src/pipeline/presets';
 import { runPipeline } from '../src/pipeline/runner';
-import { collect } from '../src/sinks/collect';
+import { collect, CollectSink } from '../src/sinks/collect';
 import { captureFile } from '../src/sources/file';
 import { PcapReader } from '../src/sources/pcap';
 import type { Source } from '../src/sources/source';
@@ -122,4 +122,14 @@ export function fixtureFrames(): Frame[] {
     }
   }
   return (allFixtureFrames = out);
+}
+
+/** a sink that takes `ms` over every batch: a slow consumer of the events */
+export class SlowCollect extends CollectSink<Event> {
+  constructor(private readonly ms: number) {
+    super();
+  }
+  override drained(): Promise<void> {
+    return new Promise((r) => setTimeout(r, this.ms));
+  }
 }

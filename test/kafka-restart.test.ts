@@ -16,12 +16,11 @@ import { kafkaClient } from '../src/kafka/client';
 import { definePipeline } from '../src/pipeline/define';
 import { eventStages } from '../src/pipeline/presets';
 import { runPipeline } from '../src/pipeline/runner';
-import { CollectSink } from '../src/sinks/collect';
 import { KafkaFrameSink } from '../src/sinks/kafka';
 import type { Source } from '../src/sources/source';
 import { kafkaSource } from '../src/sources/kafka';
 import { scaleOutFrames } from './gen/load';
-import { memorySource, ROOT, runStages, summary } from './helpers';
+import { memorySource, ROOT, runStages, SlowCollect, summary } from './helpers';
 
 const PORT = 19092;
 const BROKERS = [`127.0.0.1:${PORT}`];
@@ -47,12 +46,6 @@ function paced(frames: Frame[], ms: number): Source & { sent: number } {
     close() {},
   };
   return s;
-}
-
-class SlowCollect extends CollectSink<Event> {
-  override drained(): Promise<void> {
-    return sleep(25);
-  }
 }
 
 describe('Kafka broker restarts', () => {
@@ -95,7 +88,7 @@ describe('Kafka broker restarts', () => {
 
   it('consumption goes on across a restart: the events are all there, frames read twice are counted', async () => {
     const source = kafkaSource({ brokers: BROKERS, topic, groupId: `restart-${Date.now()}`, maxBytesPerPartition: 8 * 1024 });
-    const sink = new SlowCollect();
+    const sink = new SlowCollect(25);
     const run = runPipeline(definePipeline({ source, stages: [...eventStages()], sink, options: { printStats: false } })).done;
     while (source.frames < frames.length / 4) await sleep(20);
     await broker('stop');

@@ -16,10 +16,9 @@ import { captureFile } from '../src/sources/file';
 import { kafkaSource } from '../src/sources/kafka';
 import type { Event } from '../src/events/transaction';
 import type { Frame } from '../src/core/frame';
-import { CollectSink } from '../src/sinks/collect';
 import { PartitionLog } from '../src/kafka/offsets';
 import { scaleOutFrames } from './gen/load';
-import { cli, fixture, memorySource, readFile, runStages, summary } from './helpers';
+import { cli, fixture, memorySource, readFile, runStages, SlowCollect, summary } from './helpers';
 
 const BROKERS = [process.env.PKTFLOW_KAFKA ?? '127.0.0.1:9092'];
 const run = `${Date.now()}-${process.pid}`;
@@ -45,16 +44,6 @@ async function replay(t: string, groupId?: string): Promise<{ events: Event[]; s
 }
 
 const sorted = (events: Event[]) => events.map(summary).sort();
-
-/** a sink that takes its time over every batch: the replay lasts long enough for a group to rebalance under it */
-class SlowCollect extends CollectSink<Event> {
-  constructor(private readonly ms: number) {
-    super();
-  }
-  override drained(): Promise<void> {
-    return new Promise((r) => setTimeout(r, this.ms));
-  }
-}
 
 describe('PartitionLog (what a commit may pass)', () => {
   it('gives the oldest offset still held, through releases and compaction behind a long-lived hold', () => {
