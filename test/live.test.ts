@@ -101,6 +101,26 @@ describe('live capture on lo', { skip }, () => {
     }
   });
 
+  it('a second signal exits at once while the first one waits for a reader that never reads', async () => {
+    const pf = spawn(process.execPath, [path.join(ROOT, 'bin/pktflow.js'), 'capture', '-i', 'lo', '-f', `tcp port ${HTTP}`, '--ports', `http=${HTTP}`, '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const pfExit = exited(pf);
+    // nobody reads the events: once the pipe is full the pipeline waits for it
+    pf.stdout!.pause();
+    await waitFor(pf, /capturing on lo/);
+    await sleep(300);
+    const urls = Array.from({ length: 400 }, (_, i) => [`-o`, '/dev/null', `http://127.0.0.1:${HTTP}/index.html?n=${i}`]).flat();
+    execFileSync('curl', ['-s', ...urls]);
+    await sleep(500);
+    pf.kill('SIGINT');
+    await sleep(1000);
+    assert.equal(pf.exitCode, null, 'the first signal waits to flush what it holds');
+    pf.kill('SIGINT');
+    const started = Date.now();
+    assert.equal(await pfExit, 130);
+    assert.ok(Date.now() - started < 5000);
+    pf.stdout!.destroy();
+  });
+
   it('exits 0 on SIGINT with the final counters', () => {
     assert.equal(code, 0, stderr);
     assert.match(stderr, /^pktflow: decode: frames=\d+/m);
