@@ -112,7 +112,7 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
       error(err) {
         stopTimers();
         // a committing source commits nothing more: what follows the last commit is read again
-        void (p.source.finish?.(false) ?? Promise.resolve()).finally(() => reject(err));
+        void (p.source.finish?.(false) ?? Promise.resolve()).catch(() => {}).then(() => reject(err));
       },
       async complete() {
         stopTimers();
