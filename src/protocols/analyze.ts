@@ -168,7 +168,10 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   }
 
   discard(): void {
-    for (const c of this.active) c.app = undefined;
+    for (const c of this.active) {
+      (c.app as AppState).analyzer!.discard?.();
+      c.app = undefined;
+    }
     this.active.clear();
     for (const inst of this.instances) inst.datagrams?.discard();
   }

@@ -26,6 +26,8 @@ export interface TcpAnalyzer {
   close(tsSec: number, tsNsec: number): void;
   /** packet time moved on: time out what waited too long */
   expire(nowSec: number, nowNsec: number): void;
+  /** the connection's state is dropped without emitting it (its frames will be read again) */
+  discard?(): void;
 }
 
 /** One analyzer instance per protocol per stage, for all its datagrams (UDP by port, or an IP protocol such as ICMP). */

@@ -117,6 +117,21 @@ export const scenarios: Record<string, Scenario> = {
     },
     counter: 'decode.defrag.discarded.byte_limit',
   },
+  'pipelined-no-responses': {
+    about: 'many connections, each with more pipelined HTTP requests than may wait, never answered',
+    frames: { ci: 200_000, full: 4_400_000 },
+    packet: (i) => {
+      // 68 packets per connection: a SYN, then 67 requests (64 may wait), round-robin over the connections in order
+      const conn = Math.floor(i / 68);
+      const k = i % 68;
+      const cport = 1024 + (conn % 60000);
+      const client = ip(conn);
+      if (k === 0) return ipv4(client, '192.0.2.80', 6, tcp(cport, 80, 999, 0, F.SYN));
+      const req = Buffer.from(`GET /r/${String(k).padStart(2, "0")} HTTP/1.1\r\nHost: a\r\n\r\n`);
+      return ipv4(client, '192.0.2.80', 6, tcp(cport, 80, 1000 + (k - 1) * req.length, 0, F.ACK | F.PSH, req));
+    },
+    counter: 'analyze.protocols.http.unmatched.pending_limit_total',
+  },
   'tiny-udp-flows': {
     about: 'one-packet UDP flows from distinct tuples, half of them unanswered DNS queries (flows on)',
     frames: { ci: 300_000, full: 10_000_000 },

@@ -17,6 +17,8 @@ export interface HttpOptions {
   maxBodyBytes: number;
   /** requests waiting for their responses, per connection (default 64) */
   maxPending: number;
+  /** requests waiting for their responses over all connections (default 16384) */
+  maxPendingTotal: number;
   /** seconds of packet time a request waits for its response (default 10, as packetbeat) */
   transactionTimeoutSec: number;
 }
@@ -27,6 +29,7 @@ export const HTTP_DEFAULTS: HttpOptions = {
   includeBodyFor: [],
   maxBodyBytes: 1024 * 1024,
   maxPending: 64,
+  maxPendingTotal: 16_384,
   transactionTimeoutSec: 10,
 };
 
@@ -37,6 +40,8 @@ class HttpCounters {
   requests = 0;
   responses = 0;
   transactions = 0;
+  /** requests waiting over all connections */
+  pending = 0;
   interim = 0;
   readonly unmatched = new ReasonCounter();
   readonly violations = new ReasonCounter();
@@ -70,10 +75,14 @@ class HttpConnection implements TcpAnalyzer {
       headers: (m) => {
         this.n.requests++;
         this.n.started++;
-        this.pending.push(m);
+        this.queue(m);
         if (this.pending.length > this.opts.maxPending) {
           this.n.unmatched.add('pending_limit');
-          this.emit(this.pending.shift()!, null, 'too many requests waiting for responses');
+          this.emit(this.take()!, null, 'too many requests waiting for responses');
+        } else if (this.n.pending > this.opts.maxPendingTotal && this.pending.length > 1) {
+          // over all connections: each keeps at least its newest request
+          this.n.unmatched.add('pending_limit_total');
+          this.emit(this.take()!, null, 'too many requests waiting for responses over all connections');
         }
         return m.chunked ? BodyMode.chunked : m.contentLength > 0 ? BodyMode.length : BodyMode.none;
       },
@@ -83,7 +92,7 @@ class HttpConnection implements TcpAnalyzer {
         this.out.anomaly?.('http', `request_${reason}`, this.ep);
         if (reason === 'gap_in_headers') {
           this.n.started++;
-          this.pending.push(lostRequest(0, 0));
+          this.queue(lostRequest(0, 0));
         }
       },
     };
@@ -116,7 +125,7 @@ class HttpConnection implements TcpAnalyzer {
     this.resp.close(tsSec, tsNsec);
     while (this.pending.length > 0) {
       this.n.unmatched.add('no_response');
-      this.emit(this.pending.shift()!, null, 'no response before the connection closed');
+      this.emit(this.take()!, null, 'no response before the connection closed');
     }
   }
 
@@ -125,10 +134,27 @@ class HttpConnection implements TcpAnalyzer {
     while (this.pending.length > 0 && this.resp.idle) {
       const m = this.pending[0];
       if (nowSec - m.startSec < this.opts.transactionTimeoutSec) break;
-      this.pending.shift();
+      this.take();
       this.n.unmatched.add('timeout');
       this.emit(m, null, 'no response within the transaction timeout');
     }
+  }
+
+  /** the connection's state is dropped unemitted (a Kafka rebalance): its requests no longer wait */
+  discard(): void {
+    this.n.pending -= this.pending.length;
+    this.pending.length = 0;
+  }
+
+  private queue(m: HttpMessage): void {
+    this.pending.push(m);
+    this.n.pending++;
+  }
+
+  private take(): HttpMessage | undefined {
+    const m = this.pending.shift();
+    if (m !== undefined) this.n.pending--;
+    return m;
   }
 
   private responseBody(m: HttpMessage): number {
@@ -149,7 +175,7 @@ class HttpConnection implements TcpAnalyzer {
       this.n.interim++; // 100 Continue and friends: the final response follows
       return;
     }
-    const req = this.pending.shift();
+    const req = this.take();
     if (req === undefined) {
       // a transaction of which only the response is known: counted, not emitted
       this.n.started++;
@@ -276,6 +302,7 @@ export const http: Protocol<HttpOptions> = {
       stats: (): Stats => ({
         transactions_started: n.started,
         transactions_dropped: n.dropped.toJSON(),
+        pending: n.pending,
         requests: n.requests,
         responses: n.responses,
         interim_responses: n.interim,
