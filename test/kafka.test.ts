@@ -9,7 +9,7 @@ import { definePipeline } from '../src/pipeline/define';
 import { runPipeline } from '../src/pipeline/runner';
 import { eventStages } from '../src/pipeline/presets';
 import { kafkaClient } from '../src/kafka/client';
-import { frameKey } from '../src/kafka/frames';
+import { frameKey, frameToMessage } from '../src/kafka/frames';
 import { KafkaFrameSink, kafkaEvents } from '../src/sinks/kafka';
 import { collect } from '../src/sinks/collect';
 import { captureFile } from '../src/sources/file';
@@ -17,6 +17,8 @@ import { kafkaSource } from '../src/sources/kafka';
 import type { Event } from '../src/events/transaction';
 import type { Frame } from '../src/core/frame';
 import { PartitionLog } from '../src/kafka/offsets';
+import { makeFrame } from '../src/core/frame';
+import { dnsMessage, ether, ipv4, udp } from './gen/packets';
 import { scaleOutFrames } from './gen/load';
 import { cli, fixture, memorySource, readFile, runStages, SlowCollect, summary } from './helpers';
 
@@ -137,7 +139,8 @@ describe('Kafka', () => {
 
     const group = `scale-${run}`;
     const member = () => {
-      const source = kafkaSource({ brokers: BROKERS, topic: t, groupId: group, maxBytesPerPartition: 8 * 1024 });
+      // small fetches, buffers and batches: the replay goes in many small steps
+      const source = kafkaSource({ brokers: BROKERS, topic: t, groupId: group, maxBytesPerPartition: 8 * 1024, maxBufferedBytes: 32 * 1024, batchFrames: 64 });
       const sink = new SlowCollect(30);
       const done = runPipeline(definePipeline({ source, stages: [...eventStages()], sink, options: { printStats: false } })).done;
       return { source, sink, done };
@@ -160,6 +163,38 @@ describe('Kafka', () => {
     assert.ok(twice === 0 || a.source.readAgain + b.source.readAgain > 0);
     const offsets = await admin.fetchOffsets({ groupId: group, topics: [t] });
     assert.equal(offsets[0].partitions.reduce((n, p) => n + Number(p.offset), 0), frames.length, 'the group committed every frame');
+  });
+
+  it('merges partitions by capture time: a partition that runs ahead does not time out another one\'s queries', async () => {
+    // partition 0: 1,500 DNS queries answered 5 ms later, every 40 ms for 60 s; partition 1: a frame every 20 s for 20 minutes
+    const at = (ms: number, data: Buffer): Frame => makeFrame(1_700_000_000 + Math.floor(ms / 1000), (ms % 1000) * 1e6, 1, data.length, 0, data);
+    const dense: Frame[] = [];
+    for (let i = 0; i < 1500; i++) {
+      const q = dnsMessage(i + 1, `h${i}.merge.test`, 1, false);
+      const r = dnsMessage(i + 1, `h${i}.merge.test`, 1, true, ['10.8.0.1']);
+      dense.push(at(i * 40, ether(0x0800, ipv4('10.8.1.1', '10.8.0.53', 17, udp(20000 + (i % 1000), 53, q)))));
+      dense.push(at(i * 40 + 5, ether(0x0800, ipv4('10.8.0.53', '10.8.1.1', 17, udp(53, 20000 + (i % 1000), r)))));
+    }
+    const sparse = Array.from({ length: 60 }, (_, i) => at(i * 20_000, ether(0x0800, ipv4('10.8.2.1', '10.8.2.2', 17, udp(9999, 9999, Buffer.alloc(32))))));
+    const t = await topic('merge', 2);
+    const producer = kafkaClient({ brokers: BROKERS }).producer();
+    await producer.connect();
+    for (const [partition, frames] of [[0, dense], [1, sparse]] as const) {
+      // record batches (what a fetch returns at least) of 33 dense frames, so queries and their
+      // responses fall into different batches, and of one sparse frame (20 s) each, so the sparse
+      // partition's time runs ahead of the dense one's 0.7 s per fetch round
+      const per = partition === 0 ? 33 : 1;
+      for (let i = 0; i < frames.length; i += per) {
+        await producer.send({ topic: t, messages: frames.slice(i, i + per).map((f) => ({ ...frameToMessage(f), partition })) });
+      }
+    }
+    await producer.disconnect();
+    const single = (await runStages(memorySource([...dense, ...sparse].sort((a, b) => a.tsSec - b.tsSec || a.tsNsec - b.tsNsec)))).events;
+    assert.equal(single.filter((e: any) => e.status === 'OK').length, 1500);
+    const sink = collect<Event>();
+    const r = await runPipeline(definePipeline({ source: kafkaSource({ brokers: BROKERS, topic: t, maxBytesPerPartition: 4096 }), stages: [...eventStages()], sink, options: { printStats: false } })).done;
+    assert.equal(r.error, null);
+    assert.deepEqual(sorted(sink.items), sorted(single));
   });
 
   it('pktflow replay --events-topic: the CLI replays a raw topic into an event topic', async () => {

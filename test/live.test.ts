@@ -108,7 +108,7 @@ describe('live capture on lo', { skip }, () => {
     pf.stdout!.pause();
     await waitFor(pf, /capturing on lo/);
     await sleep(300);
-    const urls = Array.from({ length: 400 }, (_, i) => [`-o`, '/dev/null', `http://127.0.0.1:${HTTP}/index.html?n=${i}`]).flat();
+    const urls = Array.from({ length: 2000 }, (_, i) => [`-o`, '/dev/null', `http://127.0.0.1:${HTTP}/index.html?n=${i}`]).flat();
     execFileSync('curl', ['-s', ...urls]);
     await sleep(500);
     pf.kill('SIGINT');

@@ -21,24 +21,69 @@ export interface KafkaSourceOptions extends KafkaConnection {
   follow?: boolean;
   /** bytes fetched per partition per request: the size of a batch (default 1 MiB) */
   maxBytesPerPartition?: number;
+  /** frame bytes fetched ahead of the pipeline over all assigned partitions; a partition past its share is paused (default 32 MiB) */
+  maxBufferedBytes?: number;
+  /** how long the time merge waits for a partition with nothing fetched before going on without it (default 200 ms) */
+  idleWaitMs?: number;
+  /** frames per batch handed to the pipeline (default 2048) */
+  batchFrames?: number;
 }
 
-interface Handoff {
-  frames: Frame[];
-  /** called once the sink has acknowledged what these frames produced */
-  done: () => void;
-  /** the group generation (join) the batch was fetched in */
-  gen: number;
+/** frames of one partition fetched and not yet handed to the pipeline, in offset order */
+class PartitionBuffer {
+  frames: Frame[] = [];
+  head = 0;
+  bytes = 0;
+  paused = false;
+  /** offset after the last message fetched (bad messages included) */
+  fetchedTo = -1;
+  /** the partition's end offset when it was last fetched */
+  high = -1;
+
+  get size(): number {
+    return this.frames.length - this.head;
+  }
+
+  push(f: Frame): void {
+    this.frames.push(f);
+    this.bytes += f.capLen + 100;
+  }
+
+  take(): Frame {
+    const f = this.frames[this.head++];
+    this.bytes -= f.capLen + 100;
+    if (this.head === this.frames.length) {
+      this.frames = [];
+      this.head = 0;
+    } else if (this.head >= 4096 && this.head * 2 >= this.frames.length) {
+      this.frames = this.frames.slice(this.head);
+      this.head = 0;
+    }
+    return f;
+  }
+
+  /** the offset the partition is read to once everything taken so far is processed */
+  nextOffset(): number {
+    return this.size > 0 ? this.frames[this.head].seq : this.fetchedTo;
+  }
 }
+
+const earlier = (a: Frame, b: Frame) => a.tsSec < b.tsSec || (a.tsSec === b.tsSec && a.tsNsec < b.tsNsec);
 
 /**
  * Replays raw frames from a topic (docs/kafka.md) as a member of a consumer group.
  *
- * Each fetched batch of one partition becomes one batch of Frames, and the next batch
- * is fetched only after the pipeline's sink acknowledged the events made from it
- * (flow control). Offsets are committed then, but never past a frame that state in
- * the pipeline still holds (the first frame of an open connection, a query waiting
- * for its response): at-least-once even for events not yet emitted.
+ * kafkajs fills one buffer per assigned partition; a partition whose buffer is past
+ * its share of maxBufferedBytes is paused until the pipeline has taken from it (flow
+ * control, bounded memory). The pipeline gets the buffered frames merged by capture
+ * time, so packet time advances as it did on the wire whatever order Kafka delivers
+ * the partitions in; the merge waits (up to idleWaitMs) for a partition that has
+ * nothing buffered yet, rather than run ahead of it.
+ *
+ * Offsets are committed once the sink acknowledged the events made from a merged
+ * batch, but never past a frame that state in the pipeline still holds (the first
+ * frame of an open connection, a query waiting for its response): at-least-once
+ * even for events not yet emitted.
  *
  * When the group's partitions are reassigned (another analyzer joined or left), the
  * pipeline's state is discarded unemitted and every assigned partition restarts from
@@ -54,11 +99,12 @@ export class KafkaFrameSource implements Source {
   readonly name = 'kafka';
   private consumer: Consumer | null = null;
   private admin: Admin | null = null;
-  /** batches fetched and not yet taken by the pipeline (kafkajs may fetch while a rebalance goes on) */
-  private waiting: Handoff[] = [];
+  private readonly buffers = new Map<number, PartitionBuffer>();
+  /** per partition, the offset it is read to once the batch the pipeline is working on is acknowledged */
+  private inFlight = new Map<number, number>();
   private wake: (() => void) | null = null;
   private ended = false;
-  private current: Handoff | null = null;
+  private committing: Promise<void> = Promise.resolve();
   private error: Error | null = null;
   private discardState: (() => void) | null = null;
   /** the partitions assigned at the last join (null before the first) */
@@ -84,10 +130,12 @@ export class KafkaFrameSource implements Source {
 
   constructor(private readonly o: KafkaSourceOptions) {}
 
+  /** the sink acknowledged the events of the last merged batch: its frames are processed */
   acknowledge(): void {
-    const c = this.current;
-    this.current = null;
-    c?.done();
+    if (this.inFlight.size === 0) return;
+    for (const [p, next] of this.inFlight) if (this.pos.has(p)) this.pos.set(p, next);
+    this.inFlight = new Map();
+    void this.commit();
   }
 
   setStateDiscarder(discard: () => void): void {
@@ -141,6 +189,7 @@ export class KafkaFrameSource implements Source {
       heartbeatInterval: 1000,
       maxWaitTimeInMs: 500,
     });
+    const idleMs = this.o.idleWaitMs ?? 200;
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, (e: { payload: { memberAssignment: Record<string, number[]> } }) => {
       this.assigned = [...(e.payload.memberAssignment[this.o.topic] ?? [])].sort((a, b) => a - b);
@@ -167,33 +216,38 @@ export class KafkaFrameSource implements Source {
         eachBatch: (args) => this.eachBatch(args),
       });
       for (const [partition, offset] of seeks) consumer.seek({ topic: this.o.topic, partition, offset: String(offset) });
+      let idleSince = 0;
       for (;;) {
-        if (this.waiting.length === 0 && !this.joinPending && !this.ended && this.error === null) await new Promise<void>((r) => (this.wake = r));
-        this.wake = null;
         if (this.error !== null) throw new Error(`${this.where()}: ${this.error.message}`);
         if (this.joinPending) {
           await this.joined(groupId, starts, seeks.length > 0);
           continue;
         }
-        const h = this.waiting.shift();
-        if (h !== undefined) {
-          if (h.gen !== this.gen) {
-            // fetched before the partitions were reassigned: read again from the group's offsets
-            h.done();
-            continue;
-          }
-          this.current = h;
-          yield h.frames;
-          // a runner that does not acknowledge (no sink acknowledgement) still moves on
-          this.acknowledge();
+        if (this.ended || this.finished()) break;
+        const buffered = [...this.buffers.values()].some((b) => b.size > 0);
+        if (!buffered) {
+          await this.sleep(0);
           continue;
         }
-        if (this.ended) break;
+        if (this.lagging()) {
+          // a partition with frames still to come has none buffered: wait for it a little
+          if (idleSince === 0) idleSince = Date.now();
+          const left = idleMs - (Date.now() - idleSince);
+          if (left > 0) {
+            await this.sleep(left);
+            continue;
+          }
+        }
+        idleSince = 0;
+        const frames = this.merge();
+        if (frames.length > 0) yield frames;
+        // a runner that does not acknowledge (no sink acknowledgement) still moves on
+        this.acknowledge();
       }
       clean = true;
     } finally {
-      this.acknowledge();
-      for (const h of this.waiting.splice(0)) h.done();
+      // a batch handed out and not acknowledged (the reader went away) is not committed
+      this.inFlight = new Map();
       if (clean) consumer.pause([{ topic: this.o.topic }]);
       // after an error nothing is committed: the frames behind the failure are read again
       else await this.closeClients();
@@ -211,6 +265,11 @@ export class KafkaFrameSource implements Source {
       this.discardState?.();
       for (const log of this.logs.values()) log.clear();
     }
+    // what was fetched before is fetched again from the group's offsets
+    const paused = [...this.buffers].filter(([, b]) => b.paused).map(([p]) => p);
+    if (paused.length > 0) this.consumer?.resume([{ topic: this.o.topic, partitions: paused }]);
+    this.buffers.clear();
+    this.inFlight = new Map();
     const marks = new Map<number, number>();
     const committed = await this.groupPositions(groupId, starts, marks);
     this.pos.clear();
@@ -222,7 +281,71 @@ export class KafkaFrameSource implements Source {
       this.committed.set(p, committed.get(p) ?? -1);
       this.log(p).readMark = marks.get(p) ?? 0;
     }
-    if (this.finished()) this.ended = true;
+  }
+
+  /** until woken (a batch, a join, the end, an error), or for ms when ms > 0 */
+  private async sleep(ms: number): Promise<void> {
+    if (this.joinPending || this.ended || this.error !== null) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((r) => {
+      this.wake = r;
+      if (ms > 0) timer = setTimeout(r, ms);
+    });
+    clearTimeout(timer);
+    this.wake = null;
+  }
+
+  /** an assigned partition with frames known to be waiting in Kafka has none buffered */
+  private lagging(): boolean {
+    for (const p of this.assigned ?? []) {
+      const b = this.buffers.get(p);
+      if ((b === undefined || b.size === 0) && this.moreInKafka(p, b)) return true;
+    }
+    return false;
+  }
+
+  /** Kafka holds frames of the partition past those fetched (as far as the last fetch or the start knew) */
+  private moreInKafka(p: number, b: PartitionBuffer | undefined): boolean {
+    const end = this.ends.get(p) ?? 0;
+    const known = this.o.follow === true ? Math.max(end, b?.high ?? -1) : end;
+    return (b !== undefined && b.fetchedTo >= 0 ? b.fetchedTo : (this.pos.get(p) ?? 0)) < known;
+  }
+
+  /**
+   * Buffered frames in capture-time order, until the batch is full or a partition
+   * that has more frames to come runs out (its next frames may be earlier than the
+   * others' rest). Paused partitions that fell below half their share resume.
+   */
+  private merge(): Frame[] {
+    const open = [...this.buffers].filter(([, b]) => b.size > 0);
+    const out: Frame[] = [];
+    const max = this.o.batchFrames ?? 2048;
+    while (out.length < max && open.length > 0) {
+      let best = 0;
+      for (let i = 1; i < open.length; i++) if (earlier(open[i][1].frames[open[i][1].head], open[best][1].frames[open[best][1].head])) best = i;
+      const [p, b] = open[best];
+      out.push(b.take());
+      if (b.size === 0) {
+        open.splice(best, 1);
+        if (this.moreInKafka(p, b)) break;
+      }
+    }
+    const share = this.share();
+    for (const [p, b] of this.buffers) {
+      if (!this.pos.has(p)) continue;
+      this.inFlight.set(p, b.nextOffset());
+      if (b.paused && b.bytes < share / 2) {
+        b.paused = false;
+        this.consumer?.resume([{ topic: this.o.topic, partitions: [p] }]);
+      }
+    }
+    return out;
+  }
+
+  /** the bytes one partition may buffer */
+  private share(): number {
+    const total = this.o.maxBufferedBytes ?? 32 * 1024 * 1024;
+    return Math.max(Math.min(256 * 1024, total), total / Math.max(1, this.assigned?.length ?? 1));
   }
 
   /**
@@ -252,11 +375,13 @@ export class KafkaFrameSource implements Source {
 
   private async eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     if (!isRunning() || isStale() || batch.messages.length === 0 || this.ended) return;
-    const gen = this.gen;
     const partition = batch.partition;
+    // a batch fetched for an assignment that has since changed: the new one fetches again
+    if (this.assigned === null || !this.pos.has(partition) || this.joinPending) return;
     const log = this.log(partition);
+    let buf = this.buffers.get(partition);
+    if (buf === undefined) this.buffers.set(partition, (buf = new PartitionBuffer()));
     const seen = this.seen.get(partition) ?? 0;
-    const frames: Frame[] = [];
     for (const m of batch.messages) {
       this.messages++;
       const offset = Number(m.offset);
@@ -265,44 +390,41 @@ export class KafkaFrameSource implements Source {
         const f = messageToFrame(m.value, m.headers as Record<string, Buffer | string | undefined>);
         f.log = log;
         f.seq = offset;
-        frames.push(f);
+        buf.push(f);
+        this.frames++;
       } catch (err) {
         if (!(err instanceof FrameMessageError)) throw err;
         this.bad.add(err.message);
       }
     }
-    this.frames += frames.length;
     const next = Number(batch.lastOffset()) + 1;
+    buf.fetchedTo = next;
+    buf.high = Number(batch.highWatermark);
     if (next > seen) this.seen.set(partition, next);
-    // hand the batch over and wait until its events are acknowledged, staying alive in the group meanwhile
-    const beat = setInterval(() => heartbeat().catch(() => {}), 3000);
-    try {
-      await new Promise<void>((done) => {
-        this.waiting.push({ frames, done, gen });
-        this.wake?.();
-      });
-    } finally {
-      clearInterval(beat);
-    }
-    // the partitions were reassigned meanwhile: this batch counts for nothing
-    if (gen !== this.gen || this.ended) return;
     resolveOffset(batch.lastOffset());
-    this.pos.set(partition, next);
-    await this.commit(false);
-    await heartbeat();
-    if (this.finished()) {
-      this.ended = true;
-      this.wake?.();
+    if (!buf.paused && buf.bytes >= this.share()) {
+      buf.paused = true;
+      this.consumer?.pause([{ topic: this.o.topic, partitions: [partition] }]);
     }
+    this.wake?.();
+    await heartbeat();
   }
 
   /**
    * Commit, for every assigned partition, up to the oldest frame still held (or all it
-   * read), noting in the metadata how far it was read (`read=N`): whoever restarts from
-   * the commit knows which frames were processed before (readBefore). A failed commit leaves the group's offsets behind: frames are read again,
-   * never lost. Inside a batch a failure goes to kafkajs, which rejoins the group.
+   * processed), noting in the metadata how far it was read (`read=N`): whoever restarts
+   * from the commit knows which frames were processed before (readBefore). One commit
+   * at a time, so none overtakes a later one. A failed commit (a rebalance under way,
+   * the broker away) leaves the group's offsets behind: frames are read again, never
+   * lost.
    */
-  private async commit(final: boolean): Promise<void> {
+  private commit(): Promise<void> {
+    const run = this.committing.then(() => this.commitNow());
+    this.committing = run.catch(() => {});
+    return run;
+  }
+
+  private async commitNow(): Promise<void> {
     const list: { topic: string; partition: number; offset: string; metadata: string }[] = [];
     for (const [p, next] of this.pos) {
       const log = this.log(p);
@@ -313,9 +435,8 @@ export class KafkaFrameSource implements Source {
     if (list.length === 0 || this.consumer === null) return;
     try {
       await this.consumer.commitOffsets(list);
-    } catch (err) {
+    } catch {
       this.commitErrors++;
-      if (!final) throw err;
       return;
     }
     this.commits++;
@@ -324,7 +445,8 @@ export class KafkaFrameSource implements Source {
 
   /** after the pipeline flushed and its sink acknowledged: commit the final offsets and leave the group */
   async finish(commit: boolean): Promise<void> {
-    if (commit && this.consumer !== null) await this.commit(true);
+    await this.committing;
+    if (commit && this.consumer !== null) await this.commit();
     await this.closeClients();
   }
 
