@@ -256,7 +256,8 @@ export class KafkaFrameSource implements Source {
 
   /** the group's partitions were (re)assigned: start from what the group committed */
   private async joined(groupId: string, starts: Map<number, number>, seeked: boolean): Promise<void> {
-    this.joinPending = false;
+    // batches are turned away until the new positions are known (kafkajs fetches them again)
+    const gen = this.gen;
     let held = false;
     for (const log of this.logs.values()) held ||= log.live > 0;
     if (this.pos.size > 0 || held) {
@@ -281,6 +282,8 @@ export class KafkaFrameSource implements Source {
       this.committed.set(p, committed.get(p) ?? -1);
       this.log(p).readMark = marks.get(p) ?? 0;
     }
+    // another join meanwhile is handled next
+    if (this.gen === gen) this.joinPending = false;
   }
 
   /** until woken (a batch, a join, the end, an error), or for ms when ms > 0 */
