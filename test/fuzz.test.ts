@@ -14,10 +14,14 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { LinkType, makeFrame, type Frame } from '../src/core/frame';
 import { dnsMessage, ether, F, icmpEcho, ipv4, ipv6, ipv6FragBody, tcp, TcpConv, timed, udp, type GenFrame } from './gen/packets';
-import { assertAccounting, fixtureFrames, pushThroughStages } from './helpers';
+import { assertAccounting, fixture, fixtureFrames, pushThroughStages } from './helpers';
+import { readFileSync } from 'node:fs';
+import { PcapReader } from '../src/sources/pcap';
+import { PcapngReader } from '../src/sources/pcapng';
+import { CaptureFileError } from '../src/sources/errors';
 
 const SECONDS = Number(process.env.PKTFLOW_FUZZ_SECONDS ?? 0);
-const PROPERTIES = 7;
+const PROPERTIES = 8;
 
 /** fast-check parameters: a fixed count for CI, or a share of the time budget */
 function params(numRuns: number): fc.Parameters<unknown> {
@@ -55,6 +59,36 @@ function mutate(data: Buffer, m: { flips: [number, number][]; cut: number | null
 }
 
 describe('fuzzing the stages', () => {
+  it('capture-file readers: mutated pcap and pcapng files fed in random chunk sizes', () => {
+    const files = ['http-dns.pcap', 'http-dns-nsec.pcap', 'http-dns.pcapng', 'edge/multi-iface.pcapng', 'edge/big-endian.pcapng', 'edge/big-endian-nsec.pcap'].map((f) => readFileSync(fixture(f)));
+    fc.assert(
+      fc.property(fc.nat(files.length - 1), fc.array(mutation, { maxLength: 4 }), fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 8 }), (which, muts, sizes) => {
+        let bytes: Buffer = files[which];
+        for (const m of muts) bytes = mutate(bytes, m);
+        if (bytes.length < 4) return;
+        const pcapng = bytes.readUInt32BE(0) === 0x0a0d0d0a;
+        const reader = pcapng ? new PcapngReader('fuzz') : new PcapReader('fuzz');
+        const frames: Frame[] = [];
+        try {
+          for (let o = 0, i = 0; o < bytes.length; i++) {
+            const n = sizes[i % sizes.length];
+            // the first chunk holds the file header, as the file source guarantees
+            const end = o === 0 ? Math.max(n, 64) : o + n;
+            frames.push(...reader.push(Buffer.from(bytes.subarray(o, end))));
+            o = end;
+          }
+          reader.end();
+        } catch (err) {
+          // a damaged file: one error naming an offset inside it, after the frames before the damage
+          if (!(err instanceof CaptureFileError)) throw err;
+          assert.ok(err.offset >= 0 && err.offset <= bytes.length, err.message);
+        }
+        survive(frames, 'frames of a damaged file');
+      }),
+      params(200),
+    );
+  });
+
   it('random bytes under every link type', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.constantFrom(...LINK_TYPES), fc.uint8Array({ maxLength: 160 })), { minLength: 1, maxLength: 40 }), (raw) => {
