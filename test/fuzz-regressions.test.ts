@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeFrame, type Frame } from '../src/core/frame';
 import { ether, ipv4, ipv6, ipv6FragBody, timed } from './gen/packets';
-import { assertAccounting, pushThroughStages } from './helpers';
+import { assertAccounting, fixture, pushThroughStages, readFile } from './helpers';
+import { CaptureFileError } from '../src/sources/errors';
 
 const frames = (datas: Buffer[]): Frame[] => timed(datas).map((g) => makeFrame(g.sec, g.nsec, 1, g.data.length, 0, g.data));
 
@@ -31,4 +32,13 @@ describe('fuzz regressions', () => {
       assert.equal((stats.decode as any).dropped.ip_fragment_beyond_end, 1, 'the offending fragment is dropped under its reason');
     });
   }
+
+  // corpus seed 9001, variant #38 of http-dns.pcapng: a damaged interface resolution gave a
+  // packet time past the year 275760, and formatting it threw out of the analyzer stage
+  it('fixtures/fuzz/pcapng-timestamp-out-of-range.pcapng: a damaged file error, not an exception', async () => {
+    const r = await readFile(fixture('fuzz/pcapng-timestamp-out-of-range.pcapng'));
+    assert.ok(r.error instanceof CaptureFileError);
+    assert.match(r.error!.message, /offset 140: packet block timestamp \d+ s is outside the years 1970-9999/);
+    assertAccounting(r.stats, 'timestamp out of range');
+  });
 });

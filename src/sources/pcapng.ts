@@ -9,6 +9,8 @@ const EPB = 0x00000006;
 const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 /** a block larger than this is taken for damage (largest packet plus generous options) */
 const MAX_BLOCK = MAX_RECORD_BYTES + 65_536;
+/** 9999-12-31T23:59:59Z: the last second an RFC 3339 timestamp can write */
+const MAX_SEC = 253_402_300_799;
 
 const OPT_END = 0;
 const OPT_IF_TSRESOL = 9;
@@ -175,7 +177,10 @@ export class PcapngReader {
           this.fail(this.base + off, `packet block names interface ${ifIndex}, but the section describes ${this.ifaces.length}`);
           return false;
         }
-        this.setTime(iface, this.u32(buf, off + 12), this.u32(buf, off + 16));
+        if (!this.setTime(iface, this.u32(buf, off + 12), this.u32(buf, off + 16))) {
+          this.fail(this.base + off, `packet block timestamp ${this.lastSec} s is outside the years 1970-9999`);
+          return false;
+        }
         out.push(makeFrame(this.lastSec, this.lastNsec, iface.linkType, origLen, ifIndex, buf.subarray(off + 28, off + 28 + capLen)));
         this.frames++;
         this.bytes += capLen;
@@ -202,7 +207,8 @@ export class PcapngReader {
     }
   }
 
-  private setTime(iface: Iface, high: number, low: number): void {
+  /** false when the time is outside the years 1970-9999 (a damaged timestamp or resolution) */
+  private setTime(iface: Iface, high: number, low: number): boolean {
     const u = iface.unitsPerSec;
     if (iface.decimal && high < 0x200000) {
       // below 2^53: exact in a Number
@@ -217,6 +223,8 @@ export class PcapngReader {
       this.lastSec = Number(sec) + iface.tsOffsetSec;
       this.lastNsec = Number(((ts - sec * ub) * 1_000_000_000n) / ub);
     }
+    this.lastNsec = Math.floor(this.lastNsec);
+    return this.lastSec >= 0 && this.lastSec <= MAX_SEC;
   }
 
   private options(buf: Buffer, from: number, to: number, each: (code: number, off: number, len: number) => void): void {
