@@ -48,6 +48,15 @@ function paced(frames: Frame[], ms: number): Source & { sent: number } {
   return s;
 }
 
+/** once progress() passes a quarter of the frames, stop and restart the broker; returns progress() at the stop */
+async function restartAtQuarter(progress: () => number, total: number): Promise<number> {
+  while (progress() < total / 4) await sleep(20);
+  await broker('stop');
+  const atStop = progress();
+  await broker('start');
+  return atStop;
+}
+
 describe('Kafka broker restarts', () => {
   const frames = scaleOutFrames();
   let topic = '';
@@ -71,10 +80,7 @@ describe('Kafka broker restarts', () => {
     const source = paced(frames, 40);
     const sink = new KafkaFrameSink({ brokers: BROKERS, topic, maxRequestBytes: 16 * 1024 });
     const run = runPipeline(definePipeline({ source, stages: [], sink, options: { printStats: false } })).done;
-    while (source.sent < frames.length / 4) await sleep(20);
-    await broker('stop');
-    const sentAtStop = source.sent;
-    await broker('start');
+    const sentAtStop = await restartAtQuarter(() => source.sent, frames.length);
     const r = await run;
     assert.equal(r.error, null);
     assert.ok(sentAtStop < frames.length, 'the broker stopped in the middle of production');
@@ -90,10 +96,7 @@ describe('Kafka broker restarts', () => {
     const source = kafkaSource({ brokers: BROKERS, topic, groupId: `restart-${Date.now()}`, maxBytesPerPartition: 8 * 1024 });
     const sink = new SlowCollect(25);
     const run = runPipeline(definePipeline({ source, stages: [...eventStages()], sink, options: { printStats: false } })).done;
-    while (source.frames < frames.length / 4) await sleep(20);
-    await broker('stop');
-    const readAtStop = source.frames;
-    await broker('start');
+    const readAtStop = await restartAtQuarter(() => source.frames, frames.length);
     const r = await run;
     assert.equal(r.error, null);
     assert.ok(readAtStop < frames.length, 'the broker stopped in the middle of consumption');

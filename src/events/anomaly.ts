@@ -1,7 +1,7 @@
 import { isoTime } from '../core/frame';
 import type { Stats } from '../core/stage';
 import type { Packet } from '../decode/packet';
-import type { Endpoints } from './endpoints';
+import { TRANSPORT_NAMES, type Endpoints } from './endpoints';
 import { ipString } from './ip';
 import type { Event } from './transaction';
 
@@ -11,8 +11,6 @@ export interface AnomalyOptions {
   /** how many may come at once before the rate applies (default 10) */
   burst?: number;
 }
-
-const TRANSPORTS: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'ipv6-icmp' };
 
 /** a token bucket per layer and reason, on packet time */
 class Bucket {
@@ -48,22 +46,29 @@ export class AnomalyReporter {
 
   /** a decoder's complaint about one packet: the addresses and ports it got as far as */
   packet(layer: string, reason: string, p: Packet): void {
-    if (!this.admit(layer, reason, p.tsSec + p.tsNsec / 1e9)) return;
-    const e = this.event(layer, reason, p.tsSec, p.tsNsec);
+    const b = this.admit(layer, reason, p.tsSec + p.tsNsec / 1e9);
+    if (b === null) return;
+    const e = this.event(b, layer, reason, p.tsSec, p.tsNsec);
     if (p.ipVersion !== 0) {
-      const ports = p.proto === 6 || p.proto === 17;
-      e.source = ports ? { ip: ipString(p.ipVersion, p.src0, p.src1, p.src2, p.src3), port: p.srcPort } : { ip: ipString(p.ipVersion, p.src0, p.src1, p.src2, p.src3) };
-      e.destination = ports ? { ip: ipString(p.ipVersion, p.dst0, p.dst1, p.dst2, p.dst3), port: p.dstPort } : { ip: ipString(p.ipVersion, p.dst0, p.dst1, p.dst2, p.dst3) };
-      e.network = p.proto !== 0 ? { type: `ipv${p.ipVersion}`, transport: TRANSPORTS[p.proto] ?? String(p.proto) } : { type: `ipv${p.ipVersion}` };
+      const src: Record<string, unknown> = { ip: ipString(p.ipVersion, p.src0, p.src1, p.src2, p.src3) };
+      const dst: Record<string, unknown> = { ip: ipString(p.ipVersion, p.dst0, p.dst1, p.dst2, p.dst3) };
+      if (p.proto === 6 || p.proto === 17) {
+        src.port = p.srcPort;
+        dst.port = p.dstPort;
+      }
+      e.source = src;
+      e.destination = dst;
+      e.network = p.proto !== 0 ? { type: `ipv${p.ipVersion}`, transport: TRANSPORT_NAMES[p.proto] ?? String(p.proto) } : { type: `ipv${p.ipVersion}` };
     }
     this.out.push(e);
   }
 
   /** a complaint about a conversation (client as source); endpoints made only for an event that is let through */
   conversation(layer: string, reason: string, endpoints: Endpoints | (() => Endpoints), sec: number, nsec: number): void {
-    if (!this.admit(layer, reason, sec + nsec / 1e9)) return;
+    const b = this.admit(layer, reason, sec + nsec / 1e9);
+    if (b === null) return;
     const ep = typeof endpoints === 'function' ? endpoints() : endpoints;
-    const e = this.event(layer, reason, sec, nsec);
+    const e = this.event(b, layer, reason, sec, nsec);
     e.source = { ip: ep.clientIp, port: ep.clientPort };
     e.destination = { ip: ep.serverIp, port: ep.serverPort };
     e.network = { type: ep.type, transport: ep.transport, community_id: ep.communityId };
@@ -81,8 +86,8 @@ export class AnomalyReporter {
     return { emitted: this.emitted, suppressed: this.suppressed };
   }
 
-  /** `t`: packet time in seconds (a float is precise enough for a rate) */
-  private admit(layer: string, reason: string, t: number): boolean {
+  /** the reason's bucket when an event may go out now, else null; `t`: packet time in seconds (a float is precise enough for a rate) */
+  private admit(layer: string, reason: string, t: number): Bucket | null {
     const key = `${layer}/${reason}`;
     let b = this.buckets.get(key);
     if (b === undefined) this.buckets.set(key, (b = new Bucket(this.burst, t)));
@@ -93,15 +98,14 @@ export class AnomalyReporter {
     if (b.tokens < 1) {
       b.suppressed++;
       this.suppressed++;
-      return false;
+      return null;
     }
     b.tokens--;
     this.emitted++;
-    return true;
+    return b;
   }
 
-  private event(layer: string, reason: string, sec: number, nsec: number): Event {
-    const b = this.buckets.get(`${layer}/${reason}`)!;
+  private event(b: Bucket, layer: string, reason: string, sec: number, nsec: number): Event {
     const e: Event = {
       '@timestamp': isoTime(sec, nsec),
       type: 'anomaly',

@@ -35,7 +35,8 @@ export interface AddressPair {
   vlanInner: number;
 }
 
-const TRANSPORT_NAMES: Record<number, Endpoints['transport']> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'ipv6-icmp' };
+/** ECS network.transport by IP protocol number */
+export const TRANSPORT_NAMES: Record<number, Endpoints['transport']> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'ipv6-icmp' };
 
 export function makeEndpoints(a: AddressPair, proto: number, oneWay = false): Endpoints {
   const v = a.ipVersion;

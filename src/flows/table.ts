@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isoTime, tsDiffNs } from '../core/frame';
 import { IPPROTO_TCP, IPPROTO_UDP, type Packet } from '../decode/packet';
-import { communityId } from '../events/endpoints';
+import { communityId, TRANSPORT_NAMES } from '../events/endpoints';
 import { ipString } from '../events/ip';
 import type { Event } from '../events/transaction';
 import { LruList } from '../core/lru';
@@ -15,7 +15,6 @@ export interface FlowOptions {
   maxFlows?: number;
 }
 
-const TRANSPORTS: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'ipv6-icmp' };
 
 /**
  * One flow: both directions of a conversation, "source" being the side of the first
@@ -228,7 +227,7 @@ export class FlowTable {
         dst.port = f.dport;
       }
       network.type = f.ipVersion === 4 ? 'ipv4' : 'ipv6';
-      network.transport = TRANSPORTS[f.proto] ?? String(f.proto);
+      network.transport = TRANSPORT_NAMES[f.proto] ?? String(f.proto);
       if (ports || f.proto === 1 || f.proto === 58) {
         const pair = { ipVersion: f.ipVersion, c0: f.s0, c1: f.s1, c2: f.s2, c3: f.s3, s0: f.d0, s1: f.d1, s2: f.d2, s3: f.d3, clientPort: f.sport, serverPort: f.dport, vlan: f.vlan, vlanInner: f.vlanInner };
         network.community_id = communityId(pair, f.proto, !ports);

@@ -137,7 +137,7 @@ abstract class KafkaSink<T> implements Sink<T> {
 
 function size(m: Message): number {
   const v = m.value;
-  return (v === null ? 0 : typeof v === 'string' ? v.length : v.length) + 64;
+  return (v === null ? 0 : v.length) + 64;
 }
 
 /** Raw frames to a topic, in the format of docs/kafka.md: a capture agent's sink. */

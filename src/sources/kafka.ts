@@ -448,6 +448,7 @@ export class KafkaFrameSource implements Source {
 
   /** after the pipeline flushed and its sink acknowledged: commit the final offsets and leave the group */
   async finish(commit: boolean): Promise<void> {
+    // commits of acknowledged batches still under way complete before the group is left
     await this.committing;
     if (commit && this.consumer !== null) await this.commit();
     await this.closeClients();
