@@ -60,12 +60,14 @@ case "${1:-}" in
     configure
     nohup java -Xms256m -Xmx512m -cp "$libs/*" -Dlog4j.configuration="file:$dir/log4j.properties" kafka.Kafka "$dir/server.properties" > "$dir/stdout.log" 2>&1 &
     echo $! > "$dir/broker.pid"
-    for _ in $(seq 1 60); do
+    # a busy machine starts a JVM slowly: wait up to KAFKA_START_WAIT seconds (default 300)
+    deadline=$(( $(date +%s) + ${KAFKA_START_WAIT:-300} ))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
       if answers; then echo "kafka: running on 127.0.0.1:$port" >&2; exit 0; fi
       kill -0 "$(cat "$dir/broker.pid")" 2>/dev/null || { echo "kafka: the broker exited; see $dir/broker.log" >&2; tail -5 "$dir/stdout.log" >&2; exit 1; }
       sleep 1
     done
-    echo "kafka: no answer on 127.0.0.1:$port after 60 s" >&2; exit 1 ;;
+    echo "kafka: no answer on 127.0.0.1:$port after ${KAFKA_START_WAIT:-300} s" >&2; exit 1 ;;
   stop)
     if [ -f "$dir/broker.pid" ]; then
       pid=$(cat "$dir/broker.pid")

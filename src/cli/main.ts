@@ -11,6 +11,7 @@ import { bpfFilter } from '../decode/bpf';
 import { pcapDump } from '../sinks/pcap-dump';
 import { kafkaEvents, kafkaFrames } from '../sinks/kafka';
 import { kafkaSource } from '../sources/kafka';
+import type { KafkaConnection } from '../kafka/client';
 import { sequence, type Stage } from '../core/stage';
 import type { Frame } from '../core/frame';
 import { list, parse, ports, seconds, UsageError } from './args';
@@ -53,8 +54,13 @@ const ANALYZE_HELP = `  --flows                    also report flows (type: flow
   --anomalies                also emit protocol violations and decode errors as
                              {"type":"anomaly"} events (10/s per reason, packet time)`;
 
+const KAFKA_TIMEOUT_HELP = `  --kafka-timeout <seconds>  give up, with an error, after waiting this long on Kafka
+                             with no progress (default 60); a broker restart within
+                             it is ridden out`;
+
 const KAFKA_OUT_HELP = `  --kafka-topic <topic>      send the raw frames to this Kafka topic instead of analyzing them
   --brokers <host:port,...>  Kafka bootstrap brokers (default 127.0.0.1:9092)
+${KAFKA_TIMEOUT_HELP}
   --compression gzip         compress produce requests`;
 
 const READ_HELP = `Usage: pktflow read <file|-> [options]
@@ -114,6 +120,7 @@ Options:
   --from-time <time>         start at the first frame at or after this time (ISO 8601 or ms)
   --follow                   keep following new frames as a group member
   --events-topic <topic>     write the events to this Kafka topic instead of stdout
+${KAFKA_TIMEOUT_HELP}
 ${ANALYZE_HELP}
 ${COMMON_RUN_HELP}
 `;
@@ -196,10 +203,14 @@ const KAFKA_OUT_FLAGS = {
   'kafka-topic': { type: 'string' },
   brokers: { type: 'string' },
   compression: { type: 'string' },
+  'kafka-timeout': { type: 'string' },
 } as const;
 
-function brokers(values: Record<string, unknown>): string[] | undefined {
-  return list(values.brokers);
+/** --brokers and --kafka-timeout */
+function kafkaConnection(values: Record<string, unknown>): KafkaConnection {
+  const timeout = seconds(values['kafka-timeout'], '--kafka-timeout');
+  if (timeout === 0) throw new UsageError('--kafka-timeout takes a number of seconds above 0');
+  return { brokers: list(values.brokers), timeoutMs: timeout !== undefined ? timeout * 1000 : undefined };
 }
 
 /** --kafka-topic: raw frames to a topic, no analysis (a capture agent, or loading a file) */
@@ -212,7 +223,7 @@ function kafkaOut(source: Source, frameStages: Stage<Frame, Frame>[], values: Re
     definePipeline({
       source,
       stages: [sequence('frames', frameStages)],
-      sink: kafkaFrames({ topic, brokers: brokers(values), compression: c as 'gzip' | 'none' | undefined }),
+      sink: kafkaFrames({ topic, ...kafkaConnection(values), compression: c as 'gzip' | 'none' | undefined }),
       options: runOptions(values),
     }),
   );
@@ -365,6 +376,7 @@ async function replay(args: string[]): Promise<number> {
       ...ANALYZE_FLAGS,
       topic: { type: 'string' },
       brokers: { type: 'string' },
+      'kafka-timeout': { type: 'string' },
       group: { type: 'string' },
       'from-beginning': { type: 'boolean' },
       'from-latest': { type: 'boolean' },
@@ -391,14 +403,14 @@ async function replay(args: string[]): Promise<number> {
     definePipeline({
       source: kafkaSource({
         topic: values.topic as string,
-        brokers: brokers(values),
+        ...kafkaConnection(values),
         groupId: values.group as string | undefined,
         from: values['from-latest'] ? 'latest' : 'beginning',
         fromTimestamp,
         follow: values.follow === true,
       }),
       stages: [sequence('frames', dumpStage(values)), ...stages],
-      sink: values['events-topic'] !== undefined ? kafkaEvents({ topic: values['events-topic'] as string, brokers: brokers(values) }) : stdoutNdjson(),
+      sink: values['events-topic'] !== undefined ? kafkaEvents({ topic: values['events-topic'] as string, ...kafkaConnection(values) }) : stdoutNdjson(),
       options: runOptions(values),
     }),
   );

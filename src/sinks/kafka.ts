@@ -2,7 +2,7 @@ import { CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
 import type { Event } from '../events/transaction';
-import { kafkaClient, requireTopic, type KafkaConnection } from '../kafka/client';
+import { bounded, DEFAULT_TIMEOUT_MS, isRetriable, kafkaClient, requireTopic, type KafkaConnection } from '../kafka/client';
 import { frameToMessage } from '../kafka/frames';
 import type { Sink } from './sink';
 
@@ -22,8 +22,11 @@ export interface KafkaSinkOptions extends KafkaConnection {
  * queues and goes out as the next request. One request at a time keeps every
  * partition in the order frames were written: kafkajs does not keep concurrent
  * send() calls in order. Past maxBufferedBytes the pipeline waits (write returns
- * false), so a slow broker slows a file or Kafka source. A request that fails after
- * its retries fails the run.
+ * false), so a slow broker slows a file or Kafka source. A request that fails with a
+ * retriable error (the broker went away, a leader election) is sent again, as it was
+ * and before anything written after it, until `timeoutMs` pass without an
+ * acknowledgement; then, or at once for an error that is not retriable, the run fails.
+ * No wait in the sink (drained, allAcked, end) outlives that bound.
  */
 abstract class KafkaSink<T> implements Sink<T> {
   abstract readonly name: string;
@@ -38,24 +41,33 @@ abstract class KafkaSink<T> implements Sink<T> {
   private waiters: (() => void)[] = [];
   private error: Error | null = null;
   private connected = false;
+  private readonly timeoutMs: number;
+  /** Date.now() of the last acknowledgement (or of the start) */
+  private lastAck = Date.now();
   closed = false;
   sent = 0;
   acked = 0;
   requests = 0;
+  retries = 0;
 
   constructor(private readonly options: KafkaSinkOptions) {
     // idempotent: a request retried after a lost acknowledgement is not written twice
     const client = kafkaClient(options);
     this.producer = client.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
     const admin = client.admin();
-    this.ready = admin
-      .connect()
-      .then(() => requireTopic(admin, options.topic))
-      .finally(() => admin.disconnect())
-      .then(() => this.producer.connect())
-      .then(() => {
-        this.connected = true;
-      });
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.ready = bounded(
+      admin
+        .connect()
+        .then(() => requireTopic(admin, options.topic))
+        .finally(() => admin.disconnect())
+        .then(() => this.producer.connect())
+        .then(() => {
+          this.connected = true;
+        }),
+      this.timeoutMs,
+      'connect',
+    );
     this.ready.catch(() => {});
     this.maxBuffered = options.maxBufferedBytes ?? 16 * 1024 * 1024;
     this.maxRequest = options.maxRequestBytes ?? 512 * 1024;
@@ -85,18 +97,34 @@ abstract class KafkaSink<T> implements Sink<T> {
     // taken out of the queue: what was sent is referenced by nothing here once acknowledged
     const messages = this.queue.splice(0, end);
     this.sending = true;
+    this.send(messages, bytes, 200);
+  }
+
+  private send(messages: Message[], bytes: number, backoff: number): void {
     this.requests++;
+    let retry = false;
     this.ready
-      .then(() => this.producer.send({ topic: this.options.topic, messages, acks: -1, compression: this.compression }))
+      .then(() => bounded(this.producer.send({ topic: this.options.topic, messages, acks: -1, compression: this.compression }), this.timeoutMs, 'a produce request'))
       .then(
         () => {
           this.acked += messages.length;
+          this.lastAck = Date.now();
         },
         (err: Error) => {
-          this.error ??= new Error(`kafka topic ${this.options.topic}: ${err.message}`);
+          // the idempotent producer makes sending the same request again safe: the broker drops
+          // what it already wrote. It goes out before anything queued after it, keeping the order.
+          retry = this.connected && isRetriable(err) && Date.now() - this.lastAck + backoff < this.timeoutMs;
+          if (retry) {
+            this.retries++;
+            setTimeout(() => this.send(messages, bytes, Math.min(2000, backoff * 2)), backoff);
+            return;
+          }
+          const waited = Date.now() - this.lastAck >= this.timeoutMs ? ` (nothing acknowledged for ${Math.round((Date.now() - this.lastAck) / 1000)} s)` : '';
+          this.error ??= new Error(`kafka topic ${this.options.topic}: ${err.message}${waited}`);
         },
       )
       .finally(() => {
+        if (retry) return;
         this.sending = false;
         this.buffered -= bytes;
         const w = this.waiters;
@@ -126,12 +154,12 @@ abstract class KafkaSink<T> implements Sink<T> {
     try {
       await this.allAcked();
     } finally {
-      if (this.connected) await this.producer.disconnect();
+      if (this.connected) await bounded(this.producer.disconnect(), this.timeoutMs, 'disconnect').catch(() => {});
     }
   }
 
   stats(): Stats {
-    return { messages: this.sent, acknowledged: this.acked, requests: this.requests, buffered_bytes: this.buffered };
+    return { messages: this.sent, acknowledged: this.acked, requests: this.requests, retries: this.retries, buffered_bytes: this.buffered };
   }
 }
 

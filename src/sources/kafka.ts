@@ -2,7 +2,7 @@ import type { Admin, Consumer, EachBatchPayload } from 'kafkajs';
 import { ReasonCounter } from '../core/counters';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
-import { kafkaClient, requireTopic, type KafkaConnection } from '../kafka/client';
+import { bounded, DEFAULT_TIMEOUT_MS, kafkaClient, requireTopic, retryCoordinator, type KafkaConnection } from '../kafka/client';
 import { FrameMessageError, messageToFrame } from '../kafka/frames';
 import { PartitionLog } from '../kafka/offsets';
 import type { Source } from './source';
@@ -68,7 +68,17 @@ class PartitionBuffer {
   }
 }
 
+interface Commit {
+  topic: string;
+  partition: number;
+  offset: string;
+  metadata: string;
+}
+
 const earlier = (a: Frame, b: Frame) => a.tsSec < b.tsSec || (a.tsSec === b.tsSec && a.tsNsec < b.tsNsec);
+
+/** the longest the source sleeps before it looks again at its own state and the time */
+const TICK_MS = 1000;
 
 /**
  * Replays raw frames from a topic (docs/kafka.md) as a member of a consumer group.
@@ -83,13 +93,21 @@ const earlier = (a: Frame, b: Frame) => a.tsSec < b.tsSec || (a.tsSec === b.tsSe
  * Offsets are committed once the sink acknowledged the events made from a merged
  * batch, but never past a frame that state in the pipeline still holds (the first
  * frame of an open connection, a query waiting for its response): at-least-once
- * even for events not yet emitted.
+ * even for events not yet emitted. What a commit may cover is taken at the moment of
+ * the acknowledgement, when the pipeline has processed exactly the acknowledged
+ * batches, however late the commit itself goes out.
  *
- * When the group's partitions are reassigned (another analyzer joined or left), the
- * pipeline's state is discarded unemitted and every assigned partition restarts from
- * its committed offset, where all the frames behind that state are read again: the
- * group's events together are what one process would make, with events made twice
- * around a rebalance (counted: `frames_read_again`).
+ * When the group's partitions are reassigned (another analyzer joined or left, or
+ * kafkajs restarted the consumer after the broker went away), the pipeline's state is
+ * discarded unemitted and every assigned partition restarts from its committed
+ * offset, where all the frames behind that state are read again: the group's events
+ * together are what one process would make, with events made twice around a
+ * rebalance (counted: `frames_read_again`).
+ *
+ * Nothing waits on Kafka forever: retriable failures (a broker restart, a group
+ * coordinator that is loading or moved) are retried, but once `timeoutMs` pass
+ * without progress (a fetch, a join, an acknowledged commit) the replay ends with an
+ * error that says what it was waiting for.
  *
  * Without `follow`, a member ends once its assigned partitions reach the end offsets
  * the topic had when it started (a member assigned nothing ends at once); the final
@@ -99,13 +117,21 @@ export class KafkaFrameSource implements Source {
   readonly name = 'kafka';
   private consumer: Consumer | null = null;
   private admin: Admin | null = null;
+  private readonly timeoutMs: number;
+  private groupId = '';
   private readonly buffers = new Map<number, PartitionBuffer>();
   /** per partition, the offset it is read to once the batch the pipeline is working on is acknowledged */
   private inFlight = new Map<number, number>();
   private wake: (() => void) | null = null;
   private ended = false;
-  private committing: Promise<void> = Promise.resolve();
+  /** the commit under way, and the newest one waiting for it (a newer one replaces it) */
+  private committing: Promise<void> | null = null;
+  private nextCommit: Commit[] | null = null;
   private error: Error | null = null;
+  /** the last error kafkajs recovered from by restarting the consumer */
+  private lastCrash: Error | null = null;
+  /** Date.now() of the last sign of progress: a fetch, a join, a batch taken by the pipeline */
+  private lastProgress = 0;
   private discardState: (() => void) | null = null;
   /** the partitions assigned at the last join (null before the first) */
   private assigned: number[] | null = null;
@@ -115,27 +141,35 @@ export class KafkaFrameSource implements Source {
   private readonly logs = new Map<number, PartitionLog>();
   /** next offset to read, per assigned partition */
   private readonly pos = new Map<number, number>();
+  /** what the group has committed, as far as this member knows (confirmed by kafkajs) */
   private readonly committed = new Map<number, number>();
   /** past the highest offset this process has read, per partition (to count frames read again) */
   private readonly seen = new Map<number, number>();
   private readonly ends = new Map<number, number>();
+  /** where each partition starts when the group has no commit for it */
+  private readonly starts = new Map<number, number>();
+  /** an explicit start (offsets, time) that overrides the group's commits at the first join */
+  private explicitStart = false;
   messages = 0;
   frames = 0;
   commits = 0;
   commitErrors = 0;
+  coordinatorRetries = 0;
   rebalances = 0;
   restarts = 0;
   readAgain = 0;
   readonly bad = new ReasonCounter();
 
-  constructor(private readonly o: KafkaSourceOptions) {}
+  constructor(private readonly o: KafkaSourceOptions) {
+    this.timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
 
   /** the sink acknowledged the events of the last merged batch: its frames are processed */
   acknowledge(): void {
     if (this.inFlight.size === 0) return;
     for (const [p, next] of this.inFlight) if (this.pos.has(p)) this.pos.set(p, next);
     this.inFlight = new Map();
-    void this.commit();
+    this.commit(false);
   }
 
   setStateDiscarder(discard: () => void): void {
@@ -146,30 +180,34 @@ export class KafkaFrameSource implements Source {
     return `kafka topic ${this.o.topic} at ${(this.o.brokers ?? ['127.0.0.1:9092']).join(',')}`;
   }
 
+  /** a call to Kafka: bounded by timeoutMs, retried on group-coordinator errors */
+  private call<T>(what: string, f: () => Promise<T>): Promise<T> {
+    return retryCoordinator(f, this.timeoutMs, what, () => this.coordinatorRetries++);
+  }
+
   async *batches(): AsyncIterable<Frame[]> {
     const client = kafkaClient(this.o);
     const admin = (this.admin = client.admin());
-    const fail = (err: Error): never => {
-      throw new Error(`${this.where()}: ${err.message}`);
-    };
-    await admin.connect().catch(fail);
-    const groupId = this.o.groupId ?? `pktflow-replay-${Date.now()}-${process.pid}`;
-    const starts = new Map<number, number>();
+    const groupId = (this.groupId = this.o.groupId ?? `pktflow-replay-${Date.now()}-${process.pid}`);
     const follow = this.o.follow === true;
     try {
-      await requireTopic(admin, this.o.topic);
-      for (const p of await admin.fetchTopicOffsets(this.o.topic)) {
+      await bounded(admin.connect(), this.timeoutMs, 'connect');
+      await bounded(requireTopic(admin, this.o.topic), this.timeoutMs, 'a metadata request');
+      for (const p of await bounded(admin.fetchTopicOffsets(this.o.topic), this.timeoutMs, 'an offset request')) {
         this.ends.set(p.partition, Number(p.high));
-        starts.set(p.partition, (this.o.from ?? 'beginning') === 'beginning' ? Number(p.low) : Number(p.high));
+        this.starts.set(p.partition, (this.o.from ?? 'beginning') === 'beginning' ? Number(p.low) : Number(p.high));
       }
       if (this.o.fromTimestamp !== undefined) {
-        for (const p of await admin.fetchTopicOffsetsByTimestamp(this.o.topic, this.o.fromTimestamp)) starts.set(p.partition, Number(p.offset));
+        const at = await bounded(admin.fetchTopicOffsetsByTimestamp(this.o.topic, this.o.fromTimestamp), this.timeoutMs, 'an offset request');
+        for (const p of at) this.starts.set(p.partition, Number(p.offset));
+        this.explicitStart = true;
       } else if (this.o.offsets !== undefined) {
-        for (const [p, offset] of Object.entries(this.o.offsets)) starts.set(Number(p), Number(offset));
+        for (const [p, offset] of Object.entries(this.o.offsets)) this.starts.set(Number(p), Number(offset));
+        this.explicitStart = true;
       }
       // a group that already consumed every partition to the end needs no consumer at all
-      if (!follow && this.o.offsets === undefined && this.o.fromTimestamp === undefined) {
-        const done = await this.groupPositions(groupId, starts);
+      if (!follow && !this.explicitStart) {
+        const done = await this.groupPositions();
         if ([...this.ends].every(([p, end]) => (done.get(p) ?? 0) >= end)) {
           await this.closeClients();
           return;
@@ -177,9 +215,8 @@ export class KafkaFrameSource implements Source {
       }
     } catch (err) {
       await this.closeClients();
-      fail(err as Error);
+      throw new Error(`${this.where()}: ${(err as Error).message}`);
     }
-    const seeks = this.o.offsets !== undefined || this.o.fromTimestamp !== undefined ? [...starts] : [];
 
     // heartbeats every second: a rebalance is noticed within about a second. A fetch waits
     // at most 500 ms for new frames (kafkajs: 5 s), which is also how long leaving takes.
@@ -191,16 +228,29 @@ export class KafkaFrameSource implements Source {
     });
     const idleMs = this.o.idleWaitMs ?? 200;
     this.consumer = consumer;
+    const alive = () => {
+      this.lastProgress = Date.now();
+    };
+    consumer.on(consumer.events.FETCH, alive);
     consumer.on(consumer.events.GROUP_JOIN, (e: { payload: { memberAssignment: Record<string, number[]> } }) => {
       this.assigned = [...(e.payload.memberAssignment[this.o.topic] ?? [])].sort((a, b) => a - b);
       this.gen++;
       this.joinPending = true;
+      alive();
       this.wake?.();
     });
+    consumer.on(consumer.events.COMMIT_OFFSETS, (e: { payload: { topics: { topic: string; partitions: { partition: number; offset: string }[] }[] } }) => {
+      for (const t of e.payload.topics) {
+        if (t.topic !== this.o.topic) continue;
+        for (const p of t.partitions) this.committed.set(p.partition, Math.max(this.committed.get(p.partition) ?? -1, Number(p.offset)));
+      }
+    });
     consumer.on(consumer.events.CRASH, (e: { payload: { error: Error; restart: boolean } }) => {
-      // a retriable failure (the broker went away): kafkajs starts the consumer again and it rejoins
+      // a retriable failure (the broker went away): kafkajs starts the consumer again and it
+      // rejoins; if it never gets back, the stall check below ends the replay
       if (e.payload.restart) {
         this.restarts++;
+        this.lastCrash = e.payload.error;
         return;
       }
       this.error = e.payload.error;
@@ -208,25 +258,32 @@ export class KafkaFrameSource implements Source {
     });
     let clean = false;
     try {
-      await consumer.connect();
-      await consumer.subscribe({ topic: this.o.topic, fromBeginning: (this.o.from ?? 'beginning') === 'beginning' });
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        eachBatch: (args) => this.eachBatch(args),
-      });
-      for (const [partition, offset] of seeks) consumer.seek({ topic: this.o.topic, partition, offset: String(offset) });
+      await bounded(consumer.connect(), this.timeoutMs, 'connect');
+      await bounded(consumer.subscribe({ topic: this.o.topic, fromBeginning: (this.o.from ?? 'beginning') === 'beginning' }), this.timeoutMs, 'subscribe');
+      alive();
+      // resolves once the first join was tried (a failure is a CRASH event)
+      await bounded(
+        consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          eachBatch: (args) => this.eachBatch(args),
+        }),
+        this.timeoutMs,
+        'joining the group',
+      );
       let idleSince = 0;
       for (;;) {
-        if (this.error !== null) throw new Error(`${this.where()}: ${this.error.message}`);
+        if (this.error !== null) throw this.error;
         if (this.joinPending) {
-          await this.joined(groupId, starts, seeks.length > 0);
+          await this.joined();
           continue;
         }
+        this.skipUnreadable();
         if (this.ended || this.finished()) break;
         const buffered = [...this.buffers.values()].some((b) => b.size > 0);
         if (!buffered) {
-          await this.sleep(0);
+          this.checkStall();
+          await this.sleep(TICK_MS);
           continue;
         }
         if (this.lagging()) {
@@ -241,21 +298,46 @@ export class KafkaFrameSource implements Source {
         idleSince = 0;
         const frames = this.merge();
         if (frames.length > 0) yield frames;
+        // the pipeline took the batch: time spent there is not time spent waiting on Kafka
+        alive();
         // a runner that does not acknowledge (no sink acknowledgement) still moves on
         this.acknowledge();
       }
       clean = true;
+    } catch (err) {
+      throw new Error(`${this.where()}: ${(err as Error).message}`);
     } finally {
       // a batch handed out and not acknowledged (the reader went away) is not committed
       this.inFlight = new Map();
-      if (clean) consumer.pause([{ topic: this.o.topic }]);
+      if (clean) this.setPaused(null, true);
       // after an error nothing is committed: the frames behind the failure are read again
       else await this.closeClients();
     }
   }
 
+  /** fails the replay once it has waited on Kafka for timeoutMs without any progress */
+  private checkStall(): void {
+    const waited = Date.now() - this.lastProgress;
+    if (waited < this.timeoutMs) return;
+    const why = this.lastCrash !== null ? ` (last error: ${this.lastCrash.message})` : '';
+    throw new Error(`no progress for ${Math.round(waited / 1000)} s: no fetch answered and the group did not rejoin${why}`);
+  }
+
+  /** pause (or resume) a partition, or the whole topic (null); a consumer between a crash and its restart has no group to pause */
+  private setPaused(partition: number | null, paused: boolean): void {
+    const c = this.consumer;
+    if (c === null) return;
+    const tp = [partition === null ? { topic: this.o.topic } : { topic: this.o.topic, partitions: [partition] }];
+    try {
+      if (paused) c.pause(tp);
+      else c.resume(tp);
+    } catch {
+      // kafkajs restarts the consumer with nothing paused, and the rejoin resets the buffers
+    }
+  }
+
   /** the group's partitions were (re)assigned: start from what the group committed */
-  private async joined(groupId: string, starts: Map<number, number>, seeked: boolean): Promise<void> {
+  private async joined(): Promise<void> {
     // batches are turned away until the new positions are known (kafkajs fetches them again)
     const gen = this.gen;
     let held = false;
@@ -267,32 +349,39 @@ export class KafkaFrameSource implements Source {
       for (const log of this.logs.values()) log.clear();
     }
     // what was fetched before is fetched again from the group's offsets
-    const paused = [...this.buffers].filter(([, b]) => b.paused).map(([p]) => p);
-    if (paused.length > 0) this.consumer?.resume([{ topic: this.o.topic, partitions: paused }]);
+    this.setPaused(null, false);
     this.buffers.clear();
     this.inFlight = new Map();
-    const marks = new Map<number, number>();
-    const committed = await this.groupPositions(groupId, starts, marks);
-    this.pos.clear();
+    this.nextCommit = null;
     this.committed.clear();
+    const marks = new Map<number, number>();
+    const committed = await this.groupPositions(marks);
+    if (this.gen !== gen) return; // another join meanwhile: handled next
+    const first = this.pos.size === 0 && this.rebalances === 0;
+    this.pos.clear();
     for (const p of this.assigned ?? []) {
       // an explicit start (offsets, time) applies to the first assignment only
-      const at = seeked && this.rebalances === 0 ? (starts.get(p) ?? 0) : (committed.get(p) ?? 0);
+      const at = this.explicitStart && first ? (this.starts.get(p) ?? 0) : (committed.get(p) ?? 0);
       this.pos.set(p, at);
-      this.committed.set(p, committed.get(p) ?? -1);
       this.log(p).readMark = marks.get(p) ?? 0;
+      // kafkajs fetches from where this member stands, whatever it had resolved before
+      try {
+        this.consumer?.seek({ topic: this.o.topic, partition: p, offset: String(at) });
+      } catch {
+        // the consumer crashed meanwhile: its restart joins again, and this runs again
+      }
     }
-    // another join meanwhile is handled next
-    if (this.gen === gen) this.joinPending = false;
+    this.joinPending = false;
+    this.lastProgress = Date.now();
   }
 
-  /** until woken (a batch, a join, the end, an error), or for ms when ms > 0 */
+  /** until woken (a batch, a join, the end, an error), or for ms */
   private async sleep(ms: number): Promise<void> {
     if (this.joinPending || this.ended || this.error !== null) return;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((r) => {
       this.wake = r;
-      if (ms > 0) timer = setTimeout(r, ms);
+      timer = setTimeout(r, ms);
     });
     clearTimeout(timer);
     this.wake = null;
@@ -312,6 +401,23 @@ export class KafkaFrameSource implements Source {
     const end = this.ends.get(p) ?? 0;
     const known = this.o.follow === true ? Math.max(end, b?.high ?? -1) : end;
     return (b !== undefined && b.fetchedTo >= 0 ? b.fetchedTo : (this.pos.get(p) ?? 0)) < known;
+  }
+
+  /**
+   * A partition whose fetched messages ended in messages that are not frames (counted
+   * in bad_messages) has nothing to hand on, yet is read past them: its position moves
+   * there (nothing of it is in flight when the loop gets here).
+   */
+  private skipUnreadable(): void {
+    let moved = false;
+    for (const [p, b] of this.buffers) {
+      const at = this.pos.get(p);
+      if (at !== undefined && b.size === 0 && b.fetchedTo > at) {
+        this.pos.set(p, b.fetchedTo);
+        moved = true;
+      }
+    }
+    if (moved) this.commit(false);
   }
 
   /**
@@ -339,7 +445,7 @@ export class KafkaFrameSource implements Source {
       this.inFlight.set(p, b.nextOffset());
       if (b.paused && b.bytes < share / 2) {
         b.paused = false;
-        this.consumer?.resume([{ topic: this.o.topic, partitions: [p] }]);
+        this.setPaused(p, false);
       }
     }
     return out;
@@ -355,11 +461,16 @@ export class KafkaFrameSource implements Source {
    * where the group stands on each partition: its committed offset, else where a new
    * member starts; and into `marks`, how far the committer had read (commit metadata)
    */
-  private async groupPositions(groupId: string, starts: Map<number, number>, marks?: Map<number, number>): Promise<Map<number, number>> {
-    const out = new Map(starts);
-    const committed = await this.admin!.fetchOffsets({ groupId, topics: [this.o.topic] });
+  private async groupPositions(marks?: Map<number, number>): Promise<Map<number, number>> {
+    const out = new Map(this.starts);
+    const admin = this.admin;
+    if (admin === null) throw new Error('the replay was closed');
+    const committed = await this.call('an offset fetch', () => admin.fetchOffsets({ groupId: this.groupId, topics: [this.o.topic] }));
     for (const p of committed[0]?.partitions ?? []) {
-      if (Number(p.offset) >= 0) out.set(p.partition, Number(p.offset));
+      if (Number(p.offset) >= 0) {
+        out.set(p.partition, Number(p.offset));
+        this.committed.set(p.partition, Number(p.offset));
+      }
       const m = /^read=(\d+)$/.exec(p.metadata ?? '');
       if (m !== null) marks?.set(p.partition, Number(m[1]));
     }
@@ -407,51 +518,103 @@ export class KafkaFrameSource implements Source {
     resolveOffset(batch.lastOffset());
     if (!buf.paused && buf.bytes >= this.share()) {
       buf.paused = true;
-      this.consumer?.pause([{ topic: this.o.topic, partitions: [partition] }]);
+      this.setPaused(partition, true);
     }
     this.wake?.();
     await heartbeat();
   }
 
   /**
-   * Commit, for every assigned partition, up to the oldest frame still held (or all it
-   * processed), noting in the metadata how far it was read (`read=N`): whoever restarts
-   * from the commit knows which frames were processed before (readBefore). One commit
-   * at a time, so none overtakes a later one. A failed commit (a rebalance under way,
-   * the broker away) leaves the group's offsets behind: frames are read again, never
-   * lost.
+   * What may be committed now, for every assigned partition: up to the oldest frame
+   * still held (or all it processed), noting in the metadata how far it was read
+   * (`read=N`): whoever restarts from the commit knows which frames were processed
+   * before (readBefore). `all` includes partitions whose commit is already confirmed.
    */
-  private commit(): Promise<void> {
-    const run = this.committing.then(() => this.commitNow());
-    this.committing = run.catch(() => {});
-    return run;
-  }
-
-  private async commitNow(): Promise<void> {
-    const list: { topic: string; partition: number; offset: string; metadata: string }[] = [];
+  private commitList(all: boolean): Commit[] {
+    const list: Commit[] = [];
     for (const [p, next] of this.pos) {
       const log = this.log(p);
       const oldest = log.oldest();
       const upTo = oldest >= 0 && oldest < next ? oldest : next;
-      if (upTo > (this.committed.get(p) ?? -1)) list.push({ topic: this.o.topic, partition: p, offset: String(upTo), metadata: `read=${Math.max(next, log.readMark)}` });
+      if (all || upTo > (this.committed.get(p) ?? -1)) list.push({ topic: this.o.topic, partition: p, offset: String(upTo), metadata: `read=${Math.max(next, log.readMark)}` });
     }
-    if (list.length === 0 || this.consumer === null) return;
+    return list;
+  }
+
+  /**
+   * Commit what the pipeline has processed, as it stands now. One commit at a time, so
+   * none overtakes a later one; while one is under way the newest waits (older ones
+   * waiting are dropped: the newer covers them). A failed commit (a rebalance under
+   * way, the broker away) leaves the group's offsets behind: frames are read again,
+   * never lost.
+   */
+  private commit(final: boolean): Promise<void> {
+    const list = this.commitList(final);
+    if (list.length > 0) this.nextCommit = list;
+    if (this.committing === null && this.nextCommit !== null) {
+      this.committing = this.drainCommits().finally(() => {
+        this.committing = null;
+      });
+    }
+    return this.committing ?? Promise.resolve();
+  }
+
+  private async drainCommits(): Promise<void> {
+    while (this.nextCommit !== null) {
+      const list = this.nextCommit;
+      this.nextCommit = null;
+      if (await this.commitNow(list)) this.lastProgress = Date.now();
+    }
+  }
+
+  /** true when kafkajs confirmed the whole commit */
+  private async commitNow(list: Commit[]): Promise<boolean> {
+    const c = this.consumer;
+    if (c === null) return false;
     try {
-      await this.consumer.commitOffsets(list);
+      await this.call('an offset commit', () => c.commitOffsets(list));
     } catch {
       this.commitErrors++;
-      return;
+      return false;
+    }
+    // kafkajs skips a commit silently while its consumer restarts: only its own event confirms one
+    if (list.some((x) => (this.committed.get(x.partition) ?? -1) < Number(x.offset))) {
+      this.commitErrors++;
+      return false;
     }
     this.commits++;
-    for (const c of list) this.committed.set(c.partition, Number(c.offset));
+    return true;
   }
 
   /** after the pipeline flushed and its sink acknowledged: commit the final offsets and leave the group */
   async finish(commit: boolean): Promise<void> {
-    // commits of acknowledged batches still under way complete before the group is left
-    await this.committing;
-    if (commit && this.consumer !== null) await this.commit();
-    await this.closeClients();
+    try {
+      // commits of acknowledged batches still under way complete before the group is left
+      await this.committing;
+      if (commit && this.consumer !== null && this.pos.size > 0) await this.finalCommit();
+    } finally {
+      await this.closeClients();
+    }
+  }
+
+  /**
+   * The last commit must land, or the next replay of the group reads the last frames
+   * again: retried (a consumer restarting after a crash commits nothing) until
+   * timeoutMs, then an error.
+   */
+  private async finalCommit(): Promise<void> {
+    const deadline = Date.now() + this.timeoutMs;
+    for (let wait = 200; ; wait = Math.min(2000, wait * 2)) {
+      const list = this.commitList(false);
+      if (list.length === 0) return;
+      this.nextCommit = list;
+      await this.commit(false);
+      if (this.commitList(false).length === 0) return;
+      if (Date.now() + wait >= deadline) {
+        throw new Error(`${this.where()}: the final offsets of group ${this.groupId} were not committed within ${Math.round(this.timeoutMs / 1000)} s; its next replay reads the last frames again`);
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
   }
 
   private async closeClients(): Promise<void> {
@@ -459,8 +622,9 @@ export class KafkaFrameSource implements Source {
     const a = this.admin;
     this.consumer = null;
     this.admin = null;
-    await c?.disconnect().catch(() => {});
-    await a?.disconnect().catch(() => {});
+    // leaving waits for the fetch under way; a broker that went away does not keep the process
+    await bounded(c?.disconnect() ?? Promise.resolve(), this.timeoutMs, 'leaving the group').catch(() => {});
+    await bounded(a?.disconnect() ?? Promise.resolve(), this.timeoutMs, 'disconnect').catch(() => {});
   }
 
   stats(): Stats {
@@ -469,6 +633,7 @@ export class KafkaFrameSource implements Source {
       frames: this.frames,
       commits: this.commits,
       commit_errors: this.commitErrors,
+      coordinator_retries: this.coordinatorRetries,
       rebalances: this.rebalances,
       consumer_restarts: this.restarts,
       frames_read_again: this.readAgain,
