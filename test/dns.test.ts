@@ -82,9 +82,37 @@ describe('DNS analyzer', () => {
     const [a, b] = events.map(x);
     assert.equal(a.dns.id, 1);
     assert.equal(a.status, 'Error');
-    assert.equal(a.error.message, 'no response');
+    assert.equal(a.error.message, 'Unmatched request');
+    assert.deepEqual(a.notes, ['no response']);
     assert.equal(a.dns.type, 'query');
     assert.equal(b.dns.id, 2);
+  });
+
+  it('emits a response without a query as an unmatched response with status Error', async () => {
+    const r = ipv4('10.0.0.53', '10.0.0.1', 17, udp(53, 3333, dnsMessage(9, 'WWW.Shop.Example.CO.UK', 1, true, ['10.9.9.9'])));
+    const { events, stats } = await runStages(memorySource([makeFrame(1000, 0, LinkType.RAW, r.length, 0, r)]));
+    assert.equal(events.length, 1);
+    const e = x(events[0]);
+    // NOERROR, but without its query the transaction is not OK (as packetbeat)
+    assert.equal(e.status, 'Error');
+    assert.equal(e.error.message, 'Unmatched response');
+    assert.deepEqual(e.notes, ['response without a query']);
+    assert.deepEqual([e.source.ip, e.source.port, e.destination.port], ['10.0.0.1', 3333, 53]);
+    const dns = (stats.analyze as any).protocols.dns;
+    assert.deepEqual([dns.transactions_started, dns.transactions, dns.unmatched.response_without_query], [1, 1, 1]);
+  });
+
+  it('does not emit a response read again after a Kafka restart point as unmatched: its query was paired before', async () => {
+    // a log whose earlier reader got up to seq 5: frames below it are read again
+    const log = { hold: () => ({ release() {} }), readBefore: (seq: number) => seq < 5 };
+    const resp = (id: number, seq: number) => {
+      const b = ipv4('10.0.0.53', '10.0.0.1', 17, udp(53, 3000 + id, dnsMessage(id, `r${id}.test`, 1, true, ['10.0.0.9'])));
+      return makeFrame(1000, seq, LinkType.RAW, b.length, 0, b, log, seq);
+    };
+    const { events, stats } = await runStages(memorySource([resp(1, 3), resp(2, 7)]));
+    assert.deepEqual(events.map((e) => [x(e).dns.id, x(e).error.message]), [[2, 'Unmatched response']]);
+    const dns = (stats.analyze as any).protocols.dns;
+    assert.deepEqual([dns.transactions_started, dns.transactions, dns.transactions_dropped], [2, 1, { paired_before_restart: 1 }]);
   });
 
   it('emits a TCP query left unanswered when its connection closes, and only that one', async () => {
@@ -95,6 +123,6 @@ describe('DNS analyzer', () => {
     const frames = pk.map((p, i) => makeFrame(1000, i, LinkType.RAW, p.length, 0, p));
     const { events } = await runStages(memorySource(frames));
     // c's query comes out when c closes; d's at the end of input
-    assert.deepEqual(events.map((e) => [x(e).dns.question.name, x(e).status, x(e).error?.message]), [['lost.test', 'Error', 'no response'], ['kept.test', 'Error', 'no response']]);
+    assert.deepEqual(events.map((e) => [x(e).dns.question.name, x(e).status, x(e).error?.message]), [['lost.test', 'Error', 'Unmatched request'], ['kept.test', 'Error', 'Unmatched request']]);
   });
 });

@@ -146,6 +146,33 @@ describe('HTTP analyzer', () => {
     assert.equal(h.events.length, 1);
     assert.equal(x(h.events[0]).status, 'Error');
     assert.deepEqual(x(h.events[0]).notes, ['no response within the transaction timeout']);
+    assert.equal(x(h.events[0]).error.message, 'Unmatched request');
+    assert.equal(x(h.events[0]).http.response, undefined);
+  });
+
+  it('emits a response without a request as an unmatched response, and counts it as started and emitted', () => {
+    const h = conn({}, true);
+    h.send(1, 'HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope');
+    h.send(0, GET('/next'));
+    h.send(1, OK('fine'));
+    assert.equal(h.events.length, 2);
+    const [u, ok] = h.events.map(x);
+    assert.equal(u.status, 'Error');
+    assert.equal(u.error.message, 'Unmatched response');
+    assert.deepEqual(u.notes, ['response without a request']);
+    assert.equal(u.http.response.status_code, 404);
+    assert.equal(u.http.request, undefined);
+    assert.equal(u.url, undefined);
+    assert.equal(u.source.bytes, 0);
+    assert.equal(u.destination.bytes, 'HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope'.length);
+    assert.equal(u['@timestamp'], u.event.start);
+    assert.equal(ok.status, 'OK');
+    assert.equal(ok.error, undefined);
+    const s = h.stats();
+    assert.equal(s.transactions_started, 2);
+    assert.equal(s.transactions, 2);
+    assert.deepEqual(s.transactions_dropped, {});
+    assert.equal(s.unmatched.response_without_request, 1);
   });
 
   it('counts violations without throwing on garbage', () => {

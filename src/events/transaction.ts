@@ -4,6 +4,10 @@ import type { Endpoints } from './endpoints';
 /** An output event: a plain JSON-ready object with packetbeat's ECS field names. */
 export type Event = Record<string, unknown>;
 
+/** `error.message` of a request that got no response, and of a response that had no request (packetbeat's words) */
+export const UNMATCHED_REQUEST = 'Unmatched request';
+export const UNMATCHED_RESPONSE = 'Unmatched response';
+
 export interface TxTimes {
   startSec: number;
   startNsec: number;
@@ -57,4 +61,13 @@ export function transactionEvent(
     network,
     related: { ip: ep.clientIp === ep.serverIp ? [ep.clientIp] : [ep.clientIp, ep.serverIp] },
   };
+}
+
+/**
+ * The event's closing fields: `notes` (pktflow's own account of what went wrong) and
+ * `error.message` (packetbeat's), in this order, each left out when empty.
+ */
+export function closeEvent(e: Event, notes: string[], error: string | null): void {
+  if (notes.length > 0) e.notes = notes;
+  if (error !== null) e.error = { message: error };
 }

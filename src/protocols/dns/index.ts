@@ -4,7 +4,7 @@ import { holdFrame, readBefore, type Frame, type Hold } from '../../core/frame';
 import type { Stats } from '../../core/stage';
 import { Packet } from '../../decode/packet';
 import { makeEndpoints, type Endpoints } from '../../events/endpoints';
-import { transactionEvent } from '../../events/transaction';
+import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
 import type { Emitter, Protocol, TcpAnalyzer, TcpContext, DatagramAnalyzer } from '../analyzer';
 import { DnsParseError, opcodeName, parseDns, rcodeName, type DnsMessage, type DnsRecord } from './message';
 
@@ -124,7 +124,7 @@ class DnsTransactions {
 
   private emit(q: DnsMessage | null, r: DnsMessage | null, ep: Endpoints, s: number, sn: number, e: number, en: number, note: string | null): void {
     this.transactions++;
-    const status = r !== null && r.rcode === 0 ? 'OK' : 'Error';
+    const status = q !== null && r !== null && r.rcode === 0 ? 'OK' : 'Error';
     const ev = transactionEvent('dns', ep, { startSec: s, startNsec: sn, endSec: e, endNsec: en }, status, q?.size ?? 0, r?.size ?? 0);
     const main = (q ?? r)!;
     const question = main.questions[0];
@@ -165,10 +165,7 @@ class DnsTransactions {
       if (main.opt !== null) dns.opt = main.opt;
     }
     ev.dns = dns;
-    if (note !== null) {
-      ev.notes = [note];
-      if (r === null) ev.error = { message: note };
-    }
+    closeEvent(ev, note !== null ? [note] : [], r === null ? UNMATCHED_REQUEST : q === null ? UNMATCHED_RESPONSE : null);
     this.out.emit(ev);
   }
 }
