@@ -18,7 +18,8 @@ export interface TxTimes {
 /**
  * The fields every transaction event shares, in a fixed order (so the same input
  * gives byte-identical output). Packet times only. In transactions, source is the
- * client and destination the server, as packetbeat has it.
+ * client and destination the server, as packetbeat has it. `serverDomain`: the
+ * server's name as the request gave it (HTTP's Host), '' when none.
  */
 export function transactionEvent(
   type: string,
@@ -28,10 +29,14 @@ export function transactionEvent(
   clientBytes: number,
   serverBytes: number,
   protocol: string = type,
+  serverDomain = '',
 ): Event {
   const start = isoTime(t.startSec, t.startNsec);
   const client = { ip: ep.clientIp, port: ep.clientPort, bytes: clientBytes };
-  const server = { ip: ep.serverIp, port: ep.serverPort, bytes: serverBytes };
+  const server: { ip: string; port: number; bytes: number; domain?: string } = { ip: ep.serverIp, port: ep.serverPort, bytes: serverBytes };
+  if (serverDomain !== '') server.domain = serverDomain;
+  const related: { ip: string[]; hosts?: string[] } = { ip: ep.clientIp === ep.serverIp ? [ep.clientIp] : [ep.clientIp, ep.serverIp] };
+  if (serverDomain !== '') related.hosts = [serverDomain];
   const network: Record<string, unknown> = {
     type: ep.type,
     transport: ep.transport,
@@ -59,7 +64,7 @@ export function transactionEvent(
     client,
     server,
     network,
-    related: { ip: ep.clientIp === ep.serverIp ? [ep.clientIp] : [ep.clientIp, ep.serverIp] },
+    related,
   };
 }
 

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { ReasonCounter } from '../../core/counters';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
@@ -9,7 +10,7 @@ import { BodyMode, HttpParser, startsWithMethod, type HttpParserOptions, type Pa
 export interface HttpOptions {
   /** largest header section kept while parsing (default 64 KiB) */
   maxHeaderBytes: number;
-  /** headers to put in http.*.headers (lower-case names), or 'all' (default none, as packetbeat) */
+  /** headers to put in http.*.headers besides Content-Length and Content-Type, which are always there (lower-case names), or 'all' (default none, as packetbeat) */
   sendHeaders: string[] | 'all';
   /** content types (prefixes) whose bodies go into http.*.body.content (default none) */
   includeBodyFor: string[];
@@ -211,7 +212,8 @@ class HttpConnection implements TcpAnalyzer {
       path = split.path;
       url = this.url(request, path, split.query);
     }
-    const e = transactionEvent('http', this.ep, { startSec: first.startSec, startNsec: first.startNsec, endSec: last.endSec, endNsec: last.endNsec }, status, req?.wireBytes ?? 0, resp?.wireBytes ?? 0);
+    const domain = url !== null && isIP(url.domain) === 0 ? url.domain : '';
+    const e = transactionEvent('http', this.ep, { startSec: first.startSec, startNsec: first.startNsec, endSec: last.endSec, endNsec: last.endNsec }, status, req?.wireBytes ?? 0, resp?.wireBytes ?? 0, 'http', domain);
     const notes: string[] = [];
     if (req?.notes) notes.push(...req.notes);
     if (resp?.notes) notes.push(...resp.notes);
@@ -264,6 +266,8 @@ class HttpConnection implements TcpAnalyzer {
       full: `http://${host}${port !== 80 ? `:${port}` : ''}${p}${query !== '' ? `?${query}` : ''}`,
     };
     if (query !== '') u.query = query;
+    const ext = extension(p);
+    if (ext !== '') u.extension = ext;
     return u;
   }
 }
@@ -275,6 +279,18 @@ interface Url {
   path: string;
   full: string;
   query?: string;
+  extension?: string;
+}
+
+/**
+ * ECS url.extension: what follows the last dot of the path's last segment ("gz" of
+ * /a/b.tar.gz), '' when it has none or ends in the dot. packetbeat takes whatever
+ * follows the last dot of the whole path, so /v1.2/users gives it "2/users".
+ */
+function extension(path: string): string {
+  const dot = path.lastIndexOf('.');
+  if (dot < 0 || dot === path.length - 1 || path.indexOf('/', dot) >= 0) return '';
+  return path.slice(dot + 1);
 }
 
 function splitUri(uri: string): { path: string; query: string } {
@@ -294,10 +310,22 @@ function message(m: HttpMessage, isRequest: boolean): Record<string, unknown> {
   if (m.body !== null) body.content = Buffer.concat(m.body).toString('utf8');
   if (m.bodyTruncated) body.truncated = true;
   o.body = body;
-  if (m.headers !== null) o.headers = m.headers;
+  o.headers = headers(m);
   if (isRequest && m.referer !== '') o.referrer = m.referer;
-  if (m.contentType !== '') o.mime_type = m.contentType.split(';')[0].trim();
+  if (m.contentType !== '') o.mime_type = m.contentType.split(';')[0].trim().toLowerCase();
   return o;
+}
+
+/**
+ * http.*.headers: Content-Length (a number: the header's value, else the body's size
+ * after transfer decoding) and Content-Type always, as packetbeat; then the headers
+ * the user asked for, in the order they came.
+ */
+function headers(m: HttpMessage): Record<string, string | number> {
+  const h: Record<string, string | number> = { 'content-length': m.contentLength >= 0 ? m.contentLength : m.bodyBytes };
+  if (m.contentType !== '') h['content-type'] = m.contentType;
+  if (m.headers !== null) for (const k in m.headers) h[k] = m.headers[k];
+  return h;
 }
 
 export const http: Protocol<HttpOptions> = {
@@ -312,7 +340,7 @@ export const http: Protocol<HttpOptions> = {
     const opts: HttpOptions = { ...HTTP_DEFAULTS, ...options };
     const parserOpts: HttpParserOptions = {
       maxHeaderBytes: opts.maxHeaderBytes,
-      captureHeaders: opts.sendHeaders === 'all' ? 'all' : opts.sendHeaders.map((h) => h.toLowerCase()),
+      captureHeaders: opts.sendHeaders === 'all' ? 'all' : opts.sendHeaders.map((h) => h.toLowerCase()).filter((h) => h !== 'content-length' && h !== 'content-type'),
       includeBodyFor: opts.includeBodyFor.map((t) => t.toLowerCase()),
       maxBodyBytes: opts.maxBodyBytes,
     };
