@@ -88,7 +88,7 @@ describe('DNS analyzer', () => {
     assert.equal(b.dns.id, 2);
   });
 
-  it('emits a response without a query as an unmatched response with status Error', async () => {
+  it('emits a response without a query as an unmatched response with status Error, its question split by the public suffix list', async () => {
     const r = ipv4('10.0.0.53', '10.0.0.1', 17, udp(53, 3333, dnsMessage(9, 'WWW.Shop.Example.CO.UK', 1, true, ['10.9.9.9'])));
     const { events, stats } = await runStages(memorySource([makeFrame(1000, 0, LinkType.RAW, r.length, 0, r)]));
     assert.equal(events.length, 1);
@@ -98,6 +98,10 @@ describe('DNS analyzer', () => {
     assert.equal(e.error.message, 'Unmatched response');
     assert.deepEqual(e.notes, ['response without a query']);
     assert.deepEqual([e.source.ip, e.source.port, e.destination.port], ['10.0.0.1', 3333, 53]);
+    assert.deepEqual(e.dns.question, {
+      name: 'WWW.Shop.Example.CO.UK', type: 'A', class: 'IN',
+      registered_domain: 'example.co.uk', etld_plus_one: 'example.co.uk', subdomain: 'www.shop', top_level_domain: 'co.uk',
+    });
     const dns = (stats.analyze as any).protocols.dns;
     assert.deepEqual([dns.transactions_started, dns.transactions, dns.unmatched.response_without_query], [1, 1, 1]);
   });
@@ -113,6 +117,20 @@ describe('DNS analyzer', () => {
     assert.deepEqual(events.map((e) => [x(e).dns.id, x(e).error.message]), [[2, 'Unmatched response']]);
     const dns = (stats.analyze as any).protocols.dns;
     assert.deepEqual([dns.transactions_started, dns.transactions, dns.transactions_dropped], [2, 1, { paired_before_restart: 1 }]);
+  });
+
+  it('leaves the public suffix fields out for names without a registrable domain', async () => {
+    const q = (id: number, name: string) => {
+      const b = ipv4('10.0.0.1', '10.0.0.53', 17, udp(4000 + id, 53, dnsMessage(id, name, 1, false)));
+      return makeFrame(1000, id, LinkType.RAW, b.length, 0, b);
+    };
+    const { events } = await runStages(memorySource([q(1, 'co.uk'), q(2, 'localhost'), q(3, 'example.test'), q(4, '_http._tcp.example.com')]));
+    assert.deepEqual(events.map((e) => x(e).dns.question), [
+      { name: 'co.uk', type: 'A', class: 'IN' },
+      { name: 'localhost', type: 'A', class: 'IN' },
+      { name: 'example.test', type: 'A', class: 'IN', registered_domain: 'example.test', etld_plus_one: 'example.test', top_level_domain: 'test' },
+      { name: '_http._tcp.example.com', type: 'A', class: 'IN', registered_domain: 'example.com', etld_plus_one: 'example.com', subdomain: '_http._tcp', top_level_domain: 'com' },
+    ]);
   });
 
   it('emits a TCP query left unanswered when its connection closes, and only that one', async () => {
