@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { LinkType, makeFrame } from '../src/core/frame';
 import { DnsParseError, parseDns, readName } from '../src/protocols/dns/message';
 import { fixture, memorySource, readFile, runStages } from './helpers';
-import { dnsMessage, F, ipv4, TcpConv, udp } from './gen/packets';
+import { dnsMessage, dnsName, dnsRecord, dnsRecordsMessage, F, ipv4, TcpConv, udp } from './gen/packets';
 
 const x = (e: unknown) => e as any;
 
@@ -28,11 +28,12 @@ describe('DNS message parsing', () => {
   });
 
   it('never throws anything but DnsParseError on random or mutated bytes (property)', () => {
-    const valid = dnsMessage(7, 'www.example.test', 1, true, ['10.0.0.1', '10.0.0.2']);
+    const valids = [dnsMessage(7, 'www.example.test', 1, true, ['10.0.0.1', '10.0.0.2']), signedAnswer([rrsig(), nsec3(Buffer.from('foobar'), Buffer.from([0, 1, 0x40])), nsec(Buffer.from([0, 1, 0x40, 1, 1, 0x40]))])];
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.array(fc.tuple(fc.nat(valid.length - 1), fc.nat(255)), { maxLength: 8 }).map((muts) => {
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.tuple(fc.nat(1), fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 8 })).map(([which, muts]) => {
+        const valid = valids[which];
         const m = Buffer.from(valid);
-        for (const [i, v] of muts) m[i] = v;
+        for (const [i, v] of muts) m[i % m.length] = v;
         return m;
       })), (bytes) => {
         const b = Buffer.from(bytes);
@@ -44,6 +45,71 @@ describe('DNS message parsing', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+/** a response to `example.test A` whose answers are the given records, all owned by example.test */
+function signedAnswer(records: [number, Buffer][]): Buffer {
+  return dnsRecordsMessage(1, 'example.test', 1, true, { answers: records.map(([type, rdata]) => dnsRecord('example.test', type, 300, rdata)) });
+}
+const u16 = (n: number) => Buffer.from([n >> 8, n & 255]);
+const u32 = (n: number) => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+/** RRSIG covering A, algorithm 15, 2 labels, TTL 300, 2106-02-07T06:28:15 .. 1970-01-01, key tag 4711 */
+const rrsig = (signer = dnsName('example.test'), sig = Buffer.from([1, 2, 3])): [number, Buffer] => [46, Buffer.concat([u16(1), Buffer.from([15, 2]), u32(300), u32(0xffffffff), u32(0), u16(4711), signer, sig])];
+const nsec = (bitmap: Buffer): [number, Buffer] => [47, Buffer.concat([dnsName('b.example.test'), bitmap])];
+const nsec3 = (next: Buffer, bitmap: Buffer, salt = Buffer.alloc(0)): [number, Buffer] => [50, Buffer.concat([Buffer.from([1, 0]), u16(10), Buffer.from([salt.length]), salt, Buffer.from([next.length]), next, bitmap])];
+const answers = (m: Buffer) => parseDns(m, 0, m.length).answers;
+const reason = (m: Buffer) => {
+  try {
+    parseDns(m, 0, m.length);
+  } catch (err) {
+    return (err as DnsParseError).reason;
+  }
+  return 'parsed';
+};
+
+describe('DNSSEC records (RFC 4034, 5155)', () => {
+  it('reads RRSIG: its times as YYYYMMDDHHmmSS to 2106, unknown algorithms as numbers', () => {
+    const [r] = answers(signedAnswer([rrsig()]));
+    assert.deepEqual(r, {
+      name: 'example.test', type: 'RRSIG', class: 'IN', ttl: 300, data: 'AQID',
+      type_covered: 'A', algorithm: 'ED25519', labels: 2, original_ttl: 300, expiration: '21060207062815', inception: '19700101000000', key_tag: 4711, signer_name: 'example.test',
+    });
+    const [k] = answers(signedAnswer([[48, Buffer.concat([u16(256), Buffer.from([3, 99]), Buffer.from([0xff])])]]));
+    assert.deepEqual([k.flags, k.protocol, k.algorithm, k.data], [256, 3, '99', '/w==']);
+    const [d] = answers(signedAnswer([[43, Buffer.concat([u16(60485), Buffer.from([5, 1]), Buffer.from('2bb183af5f22588179a53b0a98631fad1a292118', 'hex')])]]));
+    assert.deepEqual([d.key_tag, d.algorithm, d.digest_type, d.data], [60485, 'RSASHA1', 'SHA1', '2BB183AF5F22588179A53B0A98631FAD1A292118']);
+  });
+
+  it('lists the types of a bit map across windows, and writes the NSEC3 hash in base32hex (RFC 4648 test vector)', () => {
+    // window 0: A (1), MX (15), RRSIG (46); window 1: CAA (257); window 255: 65535
+    const bitmap = Buffer.from([0, 6, 0x40, 0x01, 0, 0, 0, 0x02, 1, 1, 0x40, 255, 32, ...Array(31).fill(0), 0x01]);
+    const [n] = answers(signedAnswer([nsec(bitmap)]));
+    assert.deepEqual([n.data, n.type_bits], ['b.example.test', 'A MX RRSIG CAA TYPE65535']);
+    const [h] = answers(signedAnswer([nsec3(Buffer.from('foobar'), Buffer.alloc(0), Buffer.from([0xab]))]));
+    assert.deepEqual([h.data, h.hash, h.flags, h.iterations, h.salt, h.type_bits], ['CPNMUOJ1E8', 'SHA1', 0, 10, 'AB', '']);
+    const [e] = answers(signedAnswer([nsec3(Buffer.from('f'), Buffer.alloc(0))]));
+    assert.deepEqual([e.data, e.salt], ['CO', '-']);
+    const [p] = answers(signedAnswer([[51, Buffer.from([1, 0, 0, 0, 0])]]));
+    assert.deepEqual([p.data, p.hash, p.iterations], ['-', 'SHA1', 0]);
+  });
+
+  it('refuses DNSSEC records whose fields run past their RDATA', () => {
+    // the signer's name runs on past the RDATA (into bytes that follow the record)
+    const [, sig] = rrsig();
+    const cut: [number, Buffer] = [46, sig.subarray(0, 21)];
+    assert.equal(reason(Buffer.concat([signedAnswer([cut]), Buffer.alloc(20)])), 'bad_rrsig_record');
+    assert.equal(reason(signedAnswer([[46, sig.subarray(0, 18)]])), 'bad_rrsig_record');
+    assert.equal(reason(signedAnswer([[48, Buffer.from([1, 1, 3])]])), 'bad_dnskey_record');
+    assert.equal(reason(signedAnswer([[43, Buffer.from([1, 1, 13])]])), 'bad_ds_record');
+    assert.equal(reason(signedAnswer([nsec(Buffer.from([0, 0]))])), 'bad_type_bitmap'); // empty window
+    assert.equal(reason(signedAnswer([nsec(Buffer.from([0, 33, ...Array(33).fill(1)]))])), 'bad_type_bitmap'); // window longer than 32
+    assert.equal(reason(signedAnswer([nsec(Buffer.from([1, 1, 0x40, 0, 1, 0x40]))])), 'bad_type_bitmap'); // windows out of order
+    assert.equal(reason(signedAnswer([nsec(Buffer.from([0, 4, 0x40]))])), 'bad_type_bitmap'); // window past the RDATA
+    assert.equal(reason(signedAnswer([[50, Buffer.from([1, 0, 0, 0, 9, 1, 2])]])), 'bad_nsec3_record'); // salt past the RDATA
+    assert.equal(reason(signedAnswer([[50, Buffer.from([1, 0, 0, 0, 0, 20, 1, 2])]])), 'bad_nsec3_record'); // hash past the RDATA
+    assert.equal(reason(signedAnswer([[51, Buffer.from([1, 0, 0, 0, 1])]])), 'bad_nsec3param_record');
+    assert.equal(reason(signedAnswer([[51, Buffer.from([1, 0, 0, 0, 0, 7])]])), 'bad_nsec3param_record'); // bytes after the salt
   });
 });
 
@@ -82,9 +148,55 @@ describe('DNS analyzer', () => {
     const [a, b] = events.map(x);
     assert.equal(a.dns.id, 1);
     assert.equal(a.status, 'Error');
-    assert.equal(a.error.message, 'no response');
+    assert.equal(a.error.message, 'Unmatched request');
+    assert.deepEqual(a.notes, ['no response']);
     assert.equal(a.dns.type, 'query');
     assert.equal(b.dns.id, 2);
+  });
+
+  it('emits a response without a query as an unmatched response with status Error, its question split by the public suffix list', async () => {
+    const r = ipv4('10.0.0.53', '10.0.0.1', 17, udp(53, 3333, dnsMessage(9, 'WWW.Shop.Example.CO.UK', 1, true, ['10.9.9.9'])));
+    const { events, stats } = await runStages(memorySource([makeFrame(1000, 0, LinkType.RAW, r.length, 0, r)]));
+    assert.equal(events.length, 1);
+    const e = x(events[0]);
+    // NOERROR, but without its query the transaction is not OK (as packetbeat)
+    assert.equal(e.status, 'Error');
+    assert.equal(e.error.message, 'Unmatched response');
+    assert.deepEqual(e.notes, ['response without a query']);
+    assert.deepEqual([e.source.ip, e.source.port, e.destination.port], ['10.0.0.1', 3333, 53]);
+    assert.deepEqual(e.dns.question, {
+      name: 'WWW.Shop.Example.CO.UK', type: 'A', class: 'IN',
+      registered_domain: 'example.co.uk', etld_plus_one: 'example.co.uk', subdomain: 'www.shop', top_level_domain: 'co.uk',
+    });
+    const dns = (stats.analyze as any).protocols.dns;
+    assert.deepEqual([dns.transactions_started, dns.transactions, dns.unmatched.response_without_query], [1, 1, 1]);
+  });
+
+  it('does not emit a response read again after a Kafka restart point as unmatched: its query was paired before', async () => {
+    // a log whose earlier reader got up to seq 5: frames below it are read again
+    const log = { hold: () => ({ release() {} }), readBefore: (seq: number) => seq < 5 };
+    const resp = (id: number, seq: number) => {
+      const b = ipv4('10.0.0.53', '10.0.0.1', 17, udp(53, 3000 + id, dnsMessage(id, `r${id}.test`, 1, true, ['10.0.0.9'])));
+      return makeFrame(1000, seq, LinkType.RAW, b.length, 0, b, log, seq);
+    };
+    const { events, stats } = await runStages(memorySource([resp(1, 3), resp(2, 7)]));
+    assert.deepEqual(events.map((e) => [x(e).dns.id, x(e).error.message]), [[2, 'Unmatched response']]);
+    const dns = (stats.analyze as any).protocols.dns;
+    assert.deepEqual([dns.transactions_started, dns.transactions, dns.transactions_dropped], [2, 1, { paired_before_restart: 1 }]);
+  });
+
+  it('leaves the public suffix fields out for names without a registrable domain', async () => {
+    const q = (id: number, name: string) => {
+      const b = ipv4('10.0.0.1', '10.0.0.53', 17, udp(4000 + id, 53, dnsMessage(id, name, 1, false)));
+      return makeFrame(1000, id, LinkType.RAW, b.length, 0, b);
+    };
+    const { events } = await runStages(memorySource([q(1, 'co.uk'), q(2, 'localhost'), q(3, 'example.test'), q(4, '_http._tcp.example.com')]));
+    assert.deepEqual(events.map((e) => x(e).dns.question), [
+      { name: 'co.uk', type: 'A', class: 'IN' },
+      { name: 'localhost', type: 'A', class: 'IN' },
+      { name: 'example.test', type: 'A', class: 'IN', registered_domain: 'example.test', etld_plus_one: 'example.test', top_level_domain: 'test' },
+      { name: '_http._tcp.example.com', type: 'A', class: 'IN', registered_domain: 'example.com', etld_plus_one: 'example.com', subdomain: '_http._tcp', top_level_domain: 'com' },
+    ]);
   });
 
   it('emits a TCP query left unanswered when its connection closes, and only that one', async () => {
@@ -95,6 +207,6 @@ describe('DNS analyzer', () => {
     const frames = pk.map((p, i) => makeFrame(1000, i, LinkType.RAW, p.length, 0, p));
     const { events } = await runStages(memorySource(frames));
     // c's query comes out when c closes; d's at the end of input
-    assert.deepEqual(events.map((e) => [x(e).dns.question.name, x(e).status, x(e).error?.message]), [['lost.test', 'Error', 'no response'], ['kept.test', 'Error', 'no response']]);
+    assert.deepEqual(events.map((e) => [x(e).dns.question.name, x(e).status, x(e).error?.message]), [['lost.test', 'Error', 'Unmatched request'], ['kept.test', 'Error', 'Unmatched request']]);
   });
 });

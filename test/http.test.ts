@@ -94,8 +94,8 @@ describe('HTTP analyzer', () => {
     h.send(0, GET('/h', 'X-Multi: a\r\nX-Multi: b\r\n'));
     h.send(1, OK('0123456789'));
     const e = x(h.events[0]);
-    assert.deepEqual(e.http.request.headers, { 'x-multi': 'a, b' });
-    assert.deepEqual(e.http.response.headers, { 'content-type': 'text/html; charset=utf-8' });
+    assert.deepEqual(e.http.request.headers, { 'content-length': 0, 'x-multi': 'a, b' });
+    assert.deepEqual(e.http.response.headers, { 'content-length': 10, 'content-type': 'text/html; charset=utf-8' });
     assert.equal(e.http.response.body.content, '0123');
     assert.equal(e.http.response.body.truncated, true);
     assert.equal(e.http.response.body.bytes, 10);
@@ -146,6 +146,87 @@ describe('HTTP analyzer', () => {
     assert.equal(h.events.length, 1);
     assert.equal(x(h.events[0]).status, 'Error');
     assert.deepEqual(x(h.events[0]).notes, ['no response within the transaction timeout']);
+    assert.equal(x(h.events[0]).error.message, 'Unmatched request');
+    assert.equal(x(h.events[0]).http.response, undefined);
+  });
+
+  it('emits a response without a request as an unmatched response, and counts it as started and emitted', () => {
+    const h = conn({}, true);
+    h.send(1, 'HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope');
+    h.send(0, GET('/next'));
+    h.send(1, OK('fine'));
+    assert.equal(h.events.length, 2);
+    const [u, ok] = h.events.map(x);
+    assert.equal(u.status, 'Error');
+    assert.equal(u.error.message, 'Unmatched response');
+    assert.deepEqual(u.notes, ['response without a request']);
+    assert.equal(u.http.response.status_code, 404);
+    assert.equal(u.http.request, undefined);
+    assert.equal(u.url, undefined);
+    assert.equal(u.source.bytes, 0);
+    assert.equal(u.destination.bytes, 'HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope'.length);
+    assert.equal(u['@timestamp'], u.event.start);
+    assert.equal(ok.status, 'OK');
+    assert.equal(ok.error, undefined);
+    const s = h.stats();
+    assert.equal(s.transactions_started, 2);
+    assert.equal(s.transactions, 2);
+    assert.deepEqual(s.transactions_dropped, {});
+    assert.equal(s.unmatched.response_without_request, 1);
+  });
+
+  it('sends Content-Length and Content-Type by default, as packetbeat', () => {
+    const h = conn();
+    h.send(0, 'POST /form HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=1');
+    h.send(1, 'HTTP/1.1 200 OK\r\nContent-Type: Text/Plain; Charset=UTF-8\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n0\r\n\r\n');
+    h.send(0, GET('/none'));
+    h.send(1, 'HTTP/1.1 204 No Content\r\n\r\n');
+    const [post, none] = h.events.map(x);
+    assert.deepEqual(post.http.request.headers, { 'content-length': 3, 'content-type': 'application/x-www-form-urlencoded' });
+    // chunked: the body's size after decoding; the type as sent, the mime type normalised
+    assert.deepEqual(post.http.response.headers, { 'content-length': 4, 'content-type': 'Text/Plain; Charset=UTF-8' });
+    assert.equal(post.http.response.mime_type, 'text/plain');
+    assert.deepEqual(none.http.request.headers, { 'content-length': 0 });
+    assert.deepEqual(none.http.response.headers, { 'content-length': 0 });
+  });
+
+  it('keeps Content-Length a number when all headers are asked for', () => {
+    const h = conn({ sendHeaders: 'all' });
+    h.send(0, GET('/all'));
+    h.send(1, OK('abc'));
+    assert.deepEqual(x(h.events[0]).http.response.headers, { 'content-length': 3, 'content-type': 'text/html; charset=utf-8' });
+    assert.deepEqual(Object.keys(x(h.events[0]).http.request.headers), ['content-length', 'host', 'user-agent']);
+  });
+
+  it('names the server from the Host header: destination.domain, server.domain, related.hosts', () => {
+    const h = conn();
+    h.send(0, GET('/by-name'));
+    h.send(1, OK('a'));
+    h.send(0, 'GET /by-address HTTP/1.1\r\nHost: 10.0.0.2:80\r\n\r\n');
+    h.send(1, OK('b'));
+    h.send(0, 'GET /v6 HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\n\r\n');
+    h.send(1, OK('c'));
+    h.send(0, 'GET /no-host HTTP/1.0\r\n\r\n');
+    h.send(1, OK('d'));
+    const [byName, byAddress, v6, noHost] = h.events.map(x);
+    assert.deepEqual(byName.destination, { ip: '10.0.0.2', port: 80, bytes: byName.destination.bytes, domain: 'example.test' });
+    assert.equal(byName.server.domain, 'example.test');
+    assert.deepEqual(byName.related, { ip: ['10.0.0.1', '10.0.0.2'], hosts: ['example.test'] });
+    for (const e of [byAddress, v6, noHost]) {
+      assert.equal(e.destination.domain, undefined, e.url.path);
+      assert.equal(e.server.domain, undefined);
+      assert.equal(e.related.hosts, undefined);
+    }
+    assert.equal(v6.url.domain, '2001:db8::1');
+  });
+
+  it('takes url.extension from the last path segment only', () => {
+    const h = conn();
+    for (const p of ['/a/b.tar.gz?x=1', '/v1.2/users', '/file.', '/plain', '/.hidden']) {
+      h.send(0, GET(p));
+      h.send(1, OK('x'));
+    }
+    assert.deepEqual(h.events.map((e) => x(e).url.extension), ['gz', undefined, undefined, undefined, 'hidden']);
   });
 
   it('counts violations without throwing on garbage', () => {

@@ -28,6 +28,34 @@ describe('ICMP analyzer', () => {
     ]);
     assert.equal(x(events[0]).source.port, undefined, 'ICMP has no ports');
     assert.deepEqual(x(events[2]).notes, ['no reply']);
+    assert.equal(x(events[2]).error.message, 'Unmatched request');
+    assert.equal(x(events[0]).error, undefined);
+  });
+
+  it('emits a reply without a request as an unmatched response, from the requester\'s side', async () => {
+    const { events, stats } = await runStages(memorySource(frames([[0, ipv4('10.0.0.2', '10.0.0.1', 1, icmpEcho(0, 7, 1))]])));
+    assert.equal(events.length, 1);
+    const e = x(events[0]);
+    assert.equal(e.status, 'Error');
+    assert.equal(e.error.message, 'Unmatched response');
+    assert.deepEqual(e.notes, ['reply without a request']);
+    assert.equal(e.icmp.request, undefined);
+    assert.deepEqual(e.icmp.response, { message: 'Echo (ping) Reply', type: 0, code: 0 });
+    assert.deepEqual([e.source.ip, e.destination.ip], ['10.0.0.1', '10.0.0.2']);
+    const icmp = (stats.analyze as any).protocols.icmp;
+    assert.deepEqual([icmp.transactions_started, icmp.transactions, icmp.unmatched.reply_without_request], [1, 1, 1]);
+  });
+
+  it('does not emit a reply read again after a Kafka restart point as unmatched', async () => {
+    const log = { hold: () => ({ release() {} }), readBefore: (seq: number) => seq < 5 };
+    const reply = (seq: number) => {
+      const b = ipv4('10.0.0.2', '10.0.0.1', 1, icmpEcho(0, 7, seq));
+      return makeFrame(1000, seq, LinkType.RAW, b.length, 0, b, log, seq);
+    };
+    const { events, stats } = await runStages(memorySource([reply(3), reply(7)]));
+    assert.deepEqual(events.map((e) => x(e).error.message), ['Unmatched response']);
+    const icmp = (stats.analyze as any).protocols.icmp;
+    assert.deepEqual([icmp.transactions_started, icmp.transactions, icmp.transactions_dropped], [2, 1, { paired_before_restart: 1 }]);
   });
 
   it('reports an unreachable or time-exceeded message with the tuple it quotes', async () => {

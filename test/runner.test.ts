@@ -141,6 +141,6 @@ describe('runner reporting', () => {
     const sink: Sink<Event> = { name: 's', closed: false, write: (b) => (written.push(...b), true), drained: () => Promise.resolve(), end: () => Promise.resolve(), stats: () => ({}) };
     await runPipeline(definePipeline({ source, stages: [...eventStages()], sink, options: { printStats: false } })).done;
     assert.deepEqual(seenBeforeEnd, [1], 'the unanswered query came out on the tick');
-    assert.equal((written[0] as any).error.message, 'no response');
+    assert.equal((written[0] as any).error.message, 'Unmatched request');
   });
 });

@@ -6,14 +6,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { rcodeName } from '../src/protocols/dns/message';
+import { algorithmName, digestName, rcodeName, typeName } from '../src/protocols/dns/message';
 import { fixture, readFile } from './helpers';
 
 const haveTshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status === 0;
 // edge/http-pipelined-chunked.pcap is left out on purpose: tshark 4.0 falls out of step
 // after the chunked trailer ("Continuation") and misses the two pipelined responses
 // behind it; its golden output covers it.
-const files = ['http-dns.pcap', 'http-dns.pcapng', 'edge/vlan-qinq.pcap', 'edge/tcp-reorder.pcap', 'edge/dns-tcp.pcap', 'edge/ipv4-frag.pcap', 'edge/sll2.pcap', 'edge/seq-wrap.pcap'];
+const files = ['http-dns.pcap', 'http-dns.pcapng', 'edge/vlan-qinq.pcap', 'edge/tcp-reorder.pcap', 'edge/dns-tcp.pcap', 'edge/dns-dnssec.pcap', 'edge/ipv4-frag.pcap', 'edge/sll2.pcap', 'edge/seq-wrap.pcap'];
 
 function tshark(file: string, filter: string, field: string): string[] {
   // out-of-order reassembly is off in tshark by default; pktflow always reorders
@@ -46,4 +46,89 @@ describe('agreement with tshark', { skip: haveTshark ? false : 'tshark not insta
       assert.deepEqual(counts(ourDns), counts(theirDns), 'DNS response codes');
     });
   }
+});
+
+/** tshark's bytes ("aa:bb:...") */
+const bytes = (colons: string | undefined): Buffer => Buffer.from((colons ?? '').replace(/:/g, ''), 'hex');
+/** tshark's absolute time in UTC ("Dec 14, 2023 22:13:20.000000000 UTC") as RFC 4034 presents it: YYYYMMDDHHmmSS */
+const sigTime = (t: string): string => new Date(t.replace(/\.\d+ UTC$/, ' UTC')).toISOString().replace(/[-:T]/g, '').slice(0, 14);
+const bits = (types: string[]): string => types.map((t) => typeName(Number(t))).join(' ');
+
+/** one DNSSEC record as tshark dissects it, in pktflow's terms; null for other types */
+function theirRecord(r: Record<string, any>): string | null {
+  const types: string[] = [r['dns.resp.type']].flat();
+  const type = typeName(Number(types[0]));
+  switch (type) {
+    case 'RRSIG':
+      return [type, typeName(Number(r['dns.rrsig.type_covered'])), algorithmName(Number(r['dns.rrsig.algorithm'])), r['dns.rrsig.labels'], r['dns.rrsig.original_ttl'],
+        sigTime(r['dns.rrsig.signature_expiration']), sigTime(r['dns.rrsig.signature_inception']), r['dns.rrsig.key_tag'], r['dns.rrsig.signers_name'], bytes(r['dns.rrsig.signature']).toString('base64')].join(' ');
+    case 'DNSKEY':
+    case 'CDNSKEY':
+      return [type, parseInt(r['dns.dnskey.flags'], 16), r['dns.dnskey.protocol'], algorithmName(Number(r['dns.dnskey.algorithm'])), bytes(r['dns.dnskey.public_key']).toString('base64')].join(' ');
+    case 'DS':
+    case 'CDS':
+      return [type, parseInt(r['dns.ds.key_id'], 16), algorithmName(Number(r['dns.ds.algorithm'])), digestName(Number(r['dns.ds.digest_type'])), bytes(r['dns.ds.digest']).toString('hex').toUpperCase()].join(' ');
+    case 'NSEC':
+      return [type, r['dns.nsec.next_domain_name'], bits(types.slice(1))].join(' ');
+    case 'NSEC3':
+    case 'NSEC3PARAM': {
+      const salt = Number(r['dns.nsec3.salt_length']) === 0 ? '-' : bytes(r['dns.nsec3.salt_value']).toString('hex').toUpperCase();
+      const head = [type, digestName(Number(r['dns.nsec3.algo'])), r['dns.nsec3.flags'], r['dns.nsec3.iterations']];
+      return (type === 'NSEC3' ? [...head, salt, r['dns.nsec3.hash_value'].toUpperCase(), bits(types.slice(1))] : [...head, salt]).join(' ');
+    }
+    default:
+      return null;
+  }
+}
+
+function ourRecord(r: Record<string, any>): string | null {
+  switch (r.type) {
+    case 'RRSIG':
+      return [r.type, r.type_covered, r.algorithm, r.labels, r.original_ttl, r.expiration, r.inception, r.key_tag, r.signer_name, r.data].join(' ');
+    case 'DNSKEY':
+    case 'CDNSKEY':
+      return [r.type, r.flags, r.protocol, r.algorithm, r.data].join(' ');
+    case 'DS':
+    case 'CDS':
+      return [r.type, r.key_tag, r.algorithm, r.digest_type, r.data].join(' ');
+    case 'NSEC':
+      return [r.type, r.data, r.type_bits].join(' ');
+    case 'NSEC3':
+      return [r.type, r.hash, r.flags, r.iterations, r.salt, r.data, r.type_bits].join(' ');
+    case 'NSEC3PARAM':
+      return [r.type, r.hash, r.flags, r.iterations, r.data].join(' ');
+    default:
+      return null;
+  }
+}
+
+describe('DNSSEC records agree with tshark', { skip: haveTshark ? false : 'tshark not installed' }, () => {
+  it('edge/dns-dnssec.pcap: RRSIG, DNSKEY, CDNSKEY, DS, CDS, NSEC, NSEC3, NSEC3PARAM field by field', async () => {
+    const f = fixture('edge/dns-dnssec.pcap');
+    // absolute times print in the local zone: UTC makes them parseable
+    const json = execFileSync('tshark', ['-r', f, '-Y', 'dns.flags.response == 1', '-T', 'json', '--no-duplicate-keys'], {
+      encoding: 'utf8',
+      env: { ...process.env, TZ: 'UTC' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const theirs: Record<number, string[]> = {};
+    for (const p of JSON.parse(json)) {
+      const dns = p._source.layers.dns;
+      const recs: string[] = [];
+      for (const section of ['Answers', 'Authoritative nameservers', 'Additional records']) {
+        // records whose summary lines are equal come merged into one array
+        for (const v of Object.values<any>(dns[section] ?? {})) for (const r of [v].flat()) recs.push(theirRecord(r) ?? '');
+      }
+      theirs[parseInt(dns['dns.id'], 16)] = recs.filter((r) => r !== '').sort();
+    }
+    const { events } = await readFile(f);
+    const ours: Record<number, string[]> = {};
+    for (const e of events as any[]) {
+      const recs = [...(e.dns.answers ?? []), ...(e.dns.authorities ?? []), ...(e.dns.additionals ?? [])].map(ourRecord).filter((r): r is string => r !== null);
+      ours[e.dns.id] = recs.sort();
+    }
+    assert.equal(Object.keys(theirs).length, 6);
+    assert.equal(Object.values(theirs).flat().length, 14);
+    assert.deepEqual(ours, theirs);
+  });
 });

@@ -4,6 +4,10 @@ import type { Endpoints } from './endpoints';
 /** An output event: a plain JSON-ready object with packetbeat's ECS field names. */
 export type Event = Record<string, unknown>;
 
+/** `error.message` of a request that got no response, and of a response that had no request (packetbeat's words) */
+export const UNMATCHED_REQUEST = 'Unmatched request';
+export const UNMATCHED_RESPONSE = 'Unmatched response';
+
 export interface TxTimes {
   startSec: number;
   startNsec: number;
@@ -14,7 +18,8 @@ export interface TxTimes {
 /**
  * The fields every transaction event shares, in a fixed order (so the same input
  * gives byte-identical output). Packet times only. In transactions, source is the
- * client and destination the server, as packetbeat has it.
+ * client and destination the server, as packetbeat has it. `serverDomain`: the
+ * server's name as the request gave it (HTTP's Host), '' when none.
  */
 export function transactionEvent(
   type: string,
@@ -24,10 +29,14 @@ export function transactionEvent(
   clientBytes: number,
   serverBytes: number,
   protocol: string = type,
+  serverDomain = '',
 ): Event {
   const start = isoTime(t.startSec, t.startNsec);
   const client = { ip: ep.clientIp, port: ep.clientPort, bytes: clientBytes };
-  const server = { ip: ep.serverIp, port: ep.serverPort, bytes: serverBytes };
+  const server: { ip: string; port: number; bytes: number; domain?: string } = { ip: ep.serverIp, port: ep.serverPort, bytes: serverBytes };
+  if (serverDomain !== '') server.domain = serverDomain;
+  const related: { ip: string[]; hosts?: string[] } = { ip: ep.clientIp === ep.serverIp ? [ep.clientIp] : [ep.clientIp, ep.serverIp] };
+  if (serverDomain !== '') related.hosts = [serverDomain];
   const network: Record<string, unknown> = {
     type: ep.type,
     transport: ep.transport,
@@ -55,6 +64,15 @@ export function transactionEvent(
     client,
     server,
     network,
-    related: { ip: ep.clientIp === ep.serverIp ? [ep.clientIp] : [ep.clientIp, ep.serverIp] },
+    related,
   };
+}
+
+/**
+ * The event's closing fields: `notes` (pktflow's own account of what went wrong) and
+ * `error.message` (packetbeat's), in this order, each left out when empty.
+ */
+export function closeEvent(e: Event, notes: string[], error: string | null): void {
+  if (notes.length > 0) e.notes = notes;
+  if (error !== null) e.error = { message: error };
 }

@@ -3,11 +3,12 @@
  * demand. Deterministic: run `npx tsx test/gen/edge-cases.ts` and the files come out
  * byte-identical.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { LinkType } from '../../src/core/frame';
 import {
-  dnsMessage, ether, F, ipv4, ipv6, ipv6FragBody, nullLink, sll, sll2, TcpConv, timed, udp, writePcap, writePcapng, type GenFrame,
+  dnsMessage, dnsName, dnsRecord, dnsRecordsMessage, ether, F, ipv4, ipv6, ipv6FragBody, nullLink, sll, sll2, TcpConv, timed, udp, writePcap, writePcapng, type GenFrame,
 } from './packets';
 
 const ETH_IP4 = 0x0800;
@@ -144,6 +145,93 @@ function lostSegment(): GenFrame[] {
   return timed(eth4(pk));
 }
 
+/** deterministic bytes standing in for keys, digests and signatures */
+function bytes(seed: string, n: number): Buffer {
+  const out: Buffer[] = [];
+  for (let i = 0; out.length * 64 < n; i++) out.push(createHash('sha512').update(`${seed}/${i}`).digest());
+  return Buffer.concat(out).subarray(0, n);
+}
+
+const u16 = (n: number) => Buffer.from([n >> 8, n & 255]);
+const u32 = (n: number) => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+
+/** RFC 4034 B: the key tag of a DNSKEY's RDATA */
+function keyTag(rdata: Buffer): number {
+  let ac = 0;
+  for (let i = 0; i < rdata.length; i++) ac += i & 1 ? rdata[i] : rdata[i] << 8;
+  ac += (ac >> 16) & 0xffff;
+  return ac & 0xffff;
+}
+
+/** RFC 4034 4.1.2: a type bit map listing `types` */
+function typeBitmap(types: number[]): Buffer {
+  const windows = new Map<number, number[]>();
+  for (const t of [...types].sort((a, b) => a - b)) windows.set(t >> 8, [...(windows.get(t >> 8) ?? []), t & 255]);
+  const parts: Buffer[] = [];
+  for (const [w, low] of windows) {
+    const map = Buffer.alloc((Math.max(...low) >> 3) + 1);
+    for (const t of low) map[t >> 3] |= 0x80 >> (t & 7);
+    parts.push(Buffer.from([w, map.length]), map);
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * A validating resolver's view of two signed zones (RFC 4034, 5155, 7344), over UDP
+ * with the DO bit: DNSKEY and CDNSKEY with their RRSIG, DS and CDS, an NXDOMAIN
+ * proved by NSEC in `example.test` and by NSEC3 (opt-out, salted) in `nsec3.test`,
+ * and NSEC3PARAM. Keys, digests and signatures are stand-in bytes, but the key tags
+ * and the DS digest are computed as a signer would (RFC 4034 B, 5.1.4).
+ */
+function dnssec(): GenFrame[] {
+  const A = 1, NS = 2, SOA = 6, MX = 15, TXT = 16, AAAA = 28, DS = 43, RRSIG = 46, NSEC = 47, DNSKEY = 48, NSEC3 = 50, NSEC3PARAM = 51, CDS = 59, CDNSKEY = 60, CAA = 257;
+  const inception = 1_700_000_000 - 86_400;
+  const expiration = 1_700_000_000 + 30 * 86_400;
+  const dnskey = (flags: number, alg: number, key: Buffer) => Buffer.concat([u16(flags), Buffer.from([3, alg]), key]);
+  const ksk = dnskey(257, 13, bytes('ksk', 64));
+  const zsk = dnskey(256, 13, bytes('zsk', 64));
+  const rrsig = (covered: number, labels: number, ttl: number, signer: string, tag: number) =>
+    Buffer.concat([u16(covered), Buffer.from([13, labels]), u32(ttl), u32(expiration), u32(inception), u16(tag), dnsName(signer), bytes(`sig/${covered}/${labels}`, 64)]);
+  const ds = (owner: string, key: Buffer, digestType = 2) =>
+    Buffer.concat([u16(keyTag(key)), Buffer.from([13, digestType]), createHash(digestType === 2 ? 'sha256' : 'sha384').update(Buffer.concat([dnsName(owner), key])).digest()]);
+  const soa = Buffer.concat([dnsName('ns.example.test'), dnsName('hostmaster.example.test'), u32(2023111401), u32(7200), u32(3600), u32(1209600), u32(300)]);
+  const nsec3 = (next: Buffer, types: number[]) => Buffer.concat([Buffer.from([1, 1]), u16(0), Buffer.from([4]), Buffer.from('aabbccdd', 'hex'), Buffer.from([next.length]), next, typeBitmap(types)]);
+  const z = 'example.test';
+  const n3 = 'nsec3.test';
+  const exchanges: [number, string, number, Buffer[], Buffer[], number][] = [
+    [0x5301, z, DNSKEY, [dnsRecord(z, DNSKEY, 3600, ksk), dnsRecord(z, DNSKEY, 3600, zsk), dnsRecord(z, RRSIG, 3600, rrsig(DNSKEY, 2, 3600, z, keyTag(ksk)))], [], 0],
+    [0x5302, z, DS, [dnsRecord(z, DS, 86400, ds(z, ksk)), dnsRecord(z, RRSIG, 86400, rrsig(DS, 2, 86400, 'test', 4711))], [], 0],
+    [0x5303, z, CDS, [dnsRecord(z, CDS, 3600, ds(z, ksk, 4)), dnsRecord(z, CDNSKEY, 3600, ksk)], [], 0],
+    [
+      0x5304, `nothing.${z}`, A, [],
+      [
+        dnsRecord(z, SOA, 300, soa),
+        dnsRecord(z, RRSIG, 300, rrsig(SOA, 2, 300, z, keyTag(zsk))),
+        dnsRecord(z, NSEC, 300, Buffer.concat([dnsName(`www.${z}`), typeBitmap([NS, SOA, MX, TXT, RRSIG, NSEC, DNSKEY, CAA])])),
+        dnsRecord(z, RRSIG, 300, rrsig(NSEC, 2, 300, z, keyTag(zsk))),
+      ],
+      3,
+    ],
+    [0x5305, n3, NSEC3PARAM, [dnsRecord(n3, NSEC3PARAM, 0, Buffer.concat([Buffer.from([1, 0]), u16(0), Buffer.from([4]), Buffer.from('aabbccdd', 'hex')]))], [], 0],
+    [
+      0x5306, `missing.${n3}`, AAAA, [],
+      [
+        dnsRecord(`0p9mhaveqvm6t7vbl5lop2u3t2rp3tom.${n3}`, NSEC3, 300, nsec3(bytes('h1', 20), [NS, SOA, RRSIG, DNSKEY, NSEC3PARAM])),
+        dnsRecord(`0p9mhaveqvm6t7vbl5lop2u3t2rp3tom.${n3}`, RRSIG, 300, rrsig(NSEC3, 3, 300, n3, 1234)),
+        dnsRecord(`k8udemvp1j2f7eg6jebps17vp3n8i58h.${n3}`, NSEC3, 300, nsec3(bytes('h2', 20), [A, AAAA, RRSIG])),
+      ],
+      3,
+    ],
+  ];
+  const pk: Buffer[] = [];
+  exchanges.forEach(([id, name, qtype, answers, authorities, rcode], i) => {
+    const port = 37000 + i;
+    pk.push(ipv4('10.7.0.1', '10.7.0.53', 17, udp(port, 53, dnsRecordsMessage(id, name, qtype, false, { dnssecOk: true }))));
+    pk.push(ipv4('10.7.0.53', '10.7.0.1', 17, udp(53, port, dnsRecordsMessage(id, name, qtype, true, { answers, authorities, rcode, dnssecOk: true }))));
+  });
+  return timed(eth4(pk));
+}
+
 export function edgeCases(): Record<string, Buffer> {
   const out: Record<string, Buffer> = {
     'tcp-reorder.pcap': writePcap(tcpReorder()),
@@ -156,6 +244,7 @@ export function edgeCases(): Record<string, Buffer> {
     'ipv4-frag.pcap': writePcap(ipv4Frag()),
     'http-pipelined-chunked.pcap': writePcap(pipelinedChunked()),
     'dns-tcp.pcap': writePcap(dnsTcp()),
+    'dns-dnssec.pcap': writePcap(dnssec()),
     'seq-wrap.pcap': writePcap(seqWrap()),
     'lost-segment.pcap': writePcap(lostSegment()),
     'big-endian-nsec.pcap': writePcap(vlan(), { nano: true, bigEndian: true }),

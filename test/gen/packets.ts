@@ -337,6 +337,51 @@ export function dnsMessage(id: number, name: string, qtype: number, response: bo
   return Buffer.concat([h, q, ...rrs]);
 }
 
+/** a DNS name in wire form, uncompressed */
+export function dnsName(name: string): Buffer {
+  const labels = name.split('.').filter((l) => l !== '');
+  return Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+}
+
+/** one resource record in wire form, class IN: name, type, TTL, RDATA */
+export function dnsRecord(name: string, type: number, ttl: number, rdata: Buffer): Buffer {
+  const h = Buffer.alloc(10);
+  h.writeUInt16BE(type, 0);
+  h.writeUInt16BE(1, 2);
+  h.writeUInt32BE(ttl, 4);
+  h.writeUInt16BE(rdata.length, 8);
+  return Buffer.concat([dnsName(name), h, rdata]);
+}
+
+export interface DnsSections {
+  answers?: Buffer[];
+  authorities?: Buffer[];
+  additionals?: Buffer[];
+  rcode?: number;
+  /** an OPT record with the DNSSEC OK bit (RFC 3225) ends the additionals */
+  dnssecOk?: boolean;
+}
+
+/** a DNS message with whole records in its sections (built with dnsRecord) */
+export function dnsRecordsMessage(id: number, name: string, qtype: number, response: boolean, s: DnsSections = {}): Buffer {
+  const answers = s.answers ?? [];
+  const authorities = s.authorities ?? [];
+  const additionals = [...(s.additionals ?? [])];
+  if (s.dnssecOk) {
+    const opt = Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]); // root, OPT, UDP 1232, DO
+    additionals.push(opt);
+  }
+  const h = Buffer.alloc(12);
+  h.writeUInt16BE(id, 0);
+  h.writeUInt16BE((response ? 0x8180 : 0x0100) | (s.rcode ?? 0), 2);
+  h.writeUInt16BE(1, 4);
+  h.writeUInt16BE(answers.length, 6);
+  h.writeUInt16BE(authorities.length, 8);
+  h.writeUInt16BE(additionals.length, 10);
+  const q = Buffer.concat([dnsName(name), Buffer.from([qtype >> 8, qtype & 255, 0, 1])]);
+  return Buffer.concat([h, q, ...answers, ...authorities, ...additionals]);
+}
+
 /** n keep-alive HTTP transactions on `conns` connections, interleaved, as Ethernet frames */
 export function httpLoad(n: number, conns = 4, start = 1_700_000_000): GenFrame[] {
   const out: Buffer[] = [];

@@ -4,9 +4,10 @@ import { holdFrame, readBefore, type Frame, type Hold } from '../../core/frame';
 import type { Stats } from '../../core/stage';
 import { Packet } from '../../decode/packet';
 import { makeEndpoints, type Endpoints } from '../../events/endpoints';
-import { transactionEvent } from '../../events/transaction';
+import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
 import type { Emitter, Protocol, TcpAnalyzer, TcpContext, DatagramAnalyzer } from '../analyzer';
-import { DnsParseError, opcodeName, parseDns, rcodeName, type DnsMessage, type DnsRecord } from './message';
+import { DnsParseError, opcodeName, parseDns, rcodeName, type DnsMessage, type DnsQuestion, type DnsRecord } from './message';
+import { domainParts } from './suffix';
 
 export interface DnsOptions {
   /** seconds of packet time a query waits for its response (default 10) */
@@ -124,7 +125,7 @@ class DnsTransactions {
 
   private emit(q: DnsMessage | null, r: DnsMessage | null, ep: Endpoints, s: number, sn: number, e: number, en: number, note: string | null): void {
     this.transactions++;
-    const status = r !== null && r.rcode === 0 ? 'OK' : 'Error';
+    const status = q !== null && r !== null && r.rcode === 0 ? 'OK' : 'Error';
     const ev = transactionEvent('dns', ep, { startSec: s, startNsec: sn, endSec: e, endNsec: en }, status, q?.size ?? 0, r?.size ?? 0);
     const main = (q ?? r)!;
     const question = main.questions[0];
@@ -138,7 +139,7 @@ class DnsTransactions {
       op_code: opcodeName(main.opcode),
       type: r !== null ? 'answer' : 'query',
     };
-    if (question !== undefined) dns.question = { name: question.name, type: question.type, class: question.class };
+    if (question !== undefined) dns.question = questionFields(question);
     if (r !== null) {
       dns.flags = {
         authoritative: r.aa,
@@ -165,12 +166,26 @@ class DnsTransactions {
       if (main.opt !== null) dns.opt = main.opt;
     }
     ev.dns = dns;
-    if (note !== null) {
-      ev.notes = [note];
-      if (r === null) ev.error = { message: note };
-    }
+    closeEvent(ev, note !== null ? [note] : [], r === null ? UNMATCHED_REQUEST : q === null ? UNMATCHED_RESPONSE : null);
     this.out.emit(ev);
   }
+}
+
+/**
+ * dns.question: name, type, class, and the name's parts by the public suffix list
+ * (registered_domain = etld_plus_one, subdomain, top_level_domain) when it has a
+ * registrable domain. One lookup per question, on the name in lower case.
+ */
+function questionFields(q: DnsQuestion): Record<string, string> {
+  const f: Record<string, string> = { name: q.name, type: q.type, class: q.class };
+  const parts = domainParts(q.name);
+  if (parts !== null) {
+    f.registered_domain = parts.domain;
+    f.etld_plus_one = parts.domain;
+    if (parts.subdomain !== '') f.subdomain = parts.subdomain;
+    f.top_level_domain = parts.suffix;
+  }
+  return f;
 }
 
 function headerFlags(m: DnsMessage): string[] {

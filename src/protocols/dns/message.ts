@@ -1,7 +1,8 @@
 import { ipv6Text } from '../../events/ip';
 
 /**
- * DNS message parsing (RFC 1035, 3596, 2782, 6891, 8659). Every read is bounds
+ * DNS message parsing (RFC 1035, 3596, 2782, 6891, 8659; DNSSEC records: RFC 4034,
+ * 5155, 7344). Every read is bounds
  * checked; a malformed message throws DnsParseError with a reason that the
  * analyzer counts.
  */
@@ -50,8 +51,8 @@ export interface DnsMessage {
 
 const TYPES: Record<number, string> = {
   1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 13: 'HINFO', 15: 'MX', 16: 'TXT', 28: 'AAAA', 33: 'SRV',
-  35: 'NAPTR', 39: 'DNAME', 41: 'OPT', 43: 'DS', 46: 'RRSIG', 47: 'NSEC', 48: 'DNSKEY', 50: 'NSEC3', 52: 'TLSA',
-  64: 'SVCB', 65: 'HTTPS', 99: 'SPF', 250: 'TSIG', 251: 'IXFR', 252: 'AXFR', 255: 'ANY', 257: 'CAA',
+  35: 'NAPTR', 39: 'DNAME', 41: 'OPT', 43: 'DS', 46: 'RRSIG', 47: 'NSEC', 48: 'DNSKEY', 50: 'NSEC3', 51: 'NSEC3PARAM', 52: 'TLSA',
+  59: 'CDS', 60: 'CDNSKEY', 64: 'SVCB', 65: 'HTTPS', 99: 'SPF', 250: 'TSIG', 251: 'IXFR', 252: 'AXFR', 255: 'ANY', 257: 'CAA',
 };
 const CLASSES: Record<number, string> = { 1: 'IN', 3: 'CH', 4: 'HS', 254: 'NONE', 255: 'ANY' };
 const RCODES: Record<number, string> = {
@@ -60,11 +61,22 @@ const RCODES: Record<number, string> = {
   20: 'BADNAME', 21: 'BADALG', 22: 'BADTRUNC', 23: 'BADCOOKIE',
 };
 const OPCODES: Record<number, string> = { 0: 'QUERY', 1: 'IQUERY', 2: 'STATUS', 4: 'NOTIFY', 5: 'UPDATE', 6: 'DSO' };
+/** DNSSEC algorithms by their IANA mnemonics (RFC 4034 A.1, 5155, 5702, 5933, 6605, 8080, 9558, 9563) */
+const ALGORITHMS: Record<number, string> = {
+  1: 'RSAMD5', 2: 'DH', 3: 'DSA', 5: 'RSASHA1', 6: 'DSA-NSEC3-SHA1', 7: 'RSASHA1-NSEC3-SHA1', 8: 'RSASHA256', 10: 'RSASHA512',
+  12: 'ECC-GOST', 13: 'ECDSAP256SHA256', 14: 'ECDSAP384SHA384', 15: 'ED25519', 16: 'ED448', 17: 'SM2SM3', 23: 'ECC-GOST12',
+  252: 'INDIRECT', 253: 'PRIVATEDNS', 254: 'PRIVATEOID',
+};
+/** DS digest types (RFC 4034 A.2, 4509, 5933, 6605, 9558, 9563) and the NSEC3 hash (RFC 5155: 1), by the names packetbeat gives them */
+const DIGESTS: Record<number, string> = { 1: 'SHA1', 2: 'SHA256', 3: 'GOST94', 4: 'SHA384', 5: 'GOST12', 6: 'SM3' };
 
 export const typeName = (t: number): string => TYPES[t] ?? `TYPE${t}`;
 export const className = (c: number): string => CLASSES[c] ?? `CLASS${c}`;
 export const rcodeName = (r: number): string => RCODES[r] ?? `RCODE${r}`;
 export const opcodeName = (o: number): string => OPCODES[o] ?? `OPCODE${o}`;
+/** unknown algorithm and digest numbers as the number, as packetbeat */
+export const algorithmName = (a: number): string => ALGORITHMS[a] ?? String(a);
+export const digestName = (d: number): string => DIGESTS[d] ?? String(d);
 
 const MAX_POINTER_HOPS = 64;
 const MAX_NAME = 255;
@@ -257,12 +269,139 @@ function record(b: Buffer, start: number, end: number, off: number, m: DnsMessag
       r.data = `${b[rd]} ${tag} "${value}"`;
       break;
     }
+    case 43: // DS
+    case 59: {
+      // CDS (RFC 7344): the DS layout. RFC 4034 5.1: key tag, algorithm, digest type, digest
+      if (rdlen < 4) throw new DnsParseError('bad_ds_record');
+      r.data = b.toString('hex', rd + 4, rdEnd).toUpperCase();
+      r.key_tag = b.readUInt16BE(rd);
+      r.algorithm = algorithmName(b[rd + 2]);
+      r.digest_type = digestName(b[rd + 3]);
+      break;
+    }
+    case 46: {
+      // RRSIG, RFC 4034 3.1: type covered, algorithm, labels, original TTL, expiration, inception, key tag, signer's name, signature
+      if (rdlen < 19) throw new DnsParseError('bad_rrsig_record');
+      const [signer, sigStart] = readName(b, start, end, rd + 18);
+      if (sigStart > rdEnd) throw new DnsParseError('bad_rrsig_record');
+      r.data = b.toString('base64', sigStart, rdEnd);
+      r.type_covered = typeName(b.readUInt16BE(rd));
+      r.algorithm = algorithmName(b[rd + 2]);
+      r.labels = b[rd + 3];
+      r.original_ttl = b.readUInt32BE(rd + 4);
+      r.expiration = sigTime(b.readUInt32BE(rd + 8));
+      r.inception = sigTime(b.readUInt32BE(rd + 12));
+      r.key_tag = b.readUInt16BE(rd + 16);
+      r.signer_name = signer;
+      break;
+    }
+    case 47: {
+      // NSEC, RFC 4034 4.1: next domain name, type bit maps
+      const [next, bits] = readName(b, start, end, rd);
+      if (bits > rdEnd) throw new DnsParseError('bad_nsec_record');
+      r.data = next;
+      r.type_bits = typeBits(b, bits, rdEnd);
+      break;
+    }
+    case 48: // DNSKEY
+    case 60: {
+      // CDNSKEY (RFC 7344): the DNSKEY layout. RFC 4034 2.1: flags, protocol, algorithm, public key
+      if (rdlen < 4) throw new DnsParseError('bad_dnskey_record');
+      r.data = b.toString('base64', rd + 4, rdEnd);
+      r.flags = b.readUInt16BE(rd);
+      r.protocol = b[rd + 2];
+      r.algorithm = algorithmName(b[rd + 3]);
+      break;
+    }
+    case 50: {
+      // NSEC3, RFC 5155 3.2: hash algorithm, flags, iterations, salt length, salt, hash length, next hashed owner, type bit maps
+      if (rdlen < 5) throw new DnsParseError('bad_nsec3_record');
+      const saltEnd = rd + 5 + b[rd + 4];
+      if (saltEnd + 1 > rdEnd) throw new DnsParseError('bad_nsec3_record');
+      const hashEnd = saltEnd + 1 + b[saltEnd];
+      if (hashEnd > rdEnd) throw new DnsParseError('bad_nsec3_record');
+      r.data = base32hex(b, saltEnd + 1, hashEnd);
+      r.hash = digestName(b[rd]);
+      r.flags = b[rd + 1];
+      r.iterations = b.readUInt16BE(rd + 2);
+      r.salt = salt(b, rd + 5, saltEnd);
+      r.type_bits = typeBits(b, hashEnd, rdEnd);
+      break;
+    }
+    case 51: {
+      // NSEC3PARAM, RFC 5155 4.2: hash algorithm, flags, iterations, salt length, salt
+      if (rdlen < 5 || rd + 5 + b[rd + 4] !== rdEnd) throw new DnsParseError('bad_nsec3param_record');
+      r.data = salt(b, rd + 5, rdEnd);
+      r.hash = digestName(b[rd]);
+      r.flags = b[rd + 1];
+      r.iterations = b.readUInt16BE(rd + 2);
+      break;
+    }
     default:
       // RFC 3597 generic form
       r.data = `\\# ${rdlen}${rdlen > 0 ? ' ' + b.toString('hex', rd, rdEnd) : ''}`;
   }
   into.push(r);
   return rdEnd;
+}
+
+/**
+ * An RRSIG time (seconds since 1970, unsigned 32-bit) in the presentation form of
+ * RFC 4034 3.2, YYYYMMDDHHmmSS in UTC. Taken as it stands, not by RFC 1982 serial
+ * arithmetic around the current time, so the output depends on the packet alone
+ * (the two agree until 2106).
+ */
+function sigTime(t: number): string {
+  const iso = new Date(t * 1000).toISOString(); // YYYY-MM-DDTHH:mm:ss.sssZ
+  return iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10) + iso.slice(11, 13) + iso.slice(14, 16) + iso.slice(17, 19);
+}
+
+/**
+ * An NSEC or NSEC3 type bit map (RFC 4034 4.1.2) as the type names it lists, joined
+ * with spaces (packetbeat's `type_bits`). Windows must come in increasing order with
+ * 1 to 32 bitmap bytes each, so a record lists at most 65,536 types.
+ */
+function typeBits(b: Buffer, o: number, end: number): string {
+  let types = '';
+  let last = -1;
+  while (o < end) {
+    if (o + 2 > end) throw new DnsParseError('bad_type_bitmap');
+    const window = b[o];
+    const len = b[o + 1];
+    if (window <= last || len < 1 || len > 32 || o + 2 + len > end) throw new DnsParseError('bad_type_bitmap');
+    last = window;
+    for (let i = 0; i < len; i++) {
+      const bits = b[o + 2 + i];
+      if (bits === 0) continue;
+      for (let j = 0; j < 8; j++) if ((bits & (0x80 >> j)) !== 0) types += (types === '' ? '' : ' ') + typeName(window * 256 + i * 8 + j);
+    }
+    o += 2 + len;
+  }
+  return types;
+}
+
+/** an NSEC3 salt in presentation form (RFC 5155 3.3): upper-case hex, `-` when empty */
+function salt(b: Buffer, from: number, to: number): string {
+  return from === to ? '-' : b.toString('hex', from, to).toUpperCase();
+}
+
+const BASE32HEX = '0123456789ABCDEFGHIJKLMNOPQRSTUV';
+
+/** RFC 4648 7, "base32hex" without padding: the NSEC3 next hashed owner name (RFC 5155 3.3) */
+function base32hex(b: Buffer, from: number, to: number): string {
+  let out = '';
+  let acc = 0;
+  let bits = 0;
+  for (let i = from; i < to; i++) {
+    acc = ((acc << 8) | b[i]) & 0xfff;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += BASE32HEX[(acc >> bits) & 31];
+    }
+  }
+  if (bits > 0) out += BASE32HEX[(acc << (5 - bits)) & 31];
+  return out;
 }
 
 function ipv6At(b: Buffer, o: number): string {

@@ -1,7 +1,8 @@
+import { isIP } from 'node:net';
 import { ReasonCounter } from '../../core/counters';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
-import { transactionEvent, type Event } from '../../events/transaction';
+import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE, type Event } from '../../events/transaction';
 import type { Emitter, Protocol, TcpAnalyzer, TcpContext } from '../analyzer';
 import { HttpMessage } from './message';
 import { BodyMode, HttpParser, startsWithMethod, type HttpParserOptions, type ParserEvents } from './parser';
@@ -9,7 +10,7 @@ import { BodyMode, HttpParser, startsWithMethod, type HttpParserOptions, type Pa
 export interface HttpOptions {
   /** largest header section kept while parsing (default 64 KiB) */
   maxHeaderBytes: number;
-  /** headers to put in http.*.headers (lower-case names), or 'all' (default none, as packetbeat) */
+  /** headers to put in http.*.headers besides Content-Length and Content-Type, which are always there (lower-case names), or 'all' (default none, as packetbeat) */
   sendHeaders: string[] | 'all';
   /** content types (prefixes) whose bodies go into http.*.body.content (default none) */
   includeBodyFor: string[];
@@ -177,10 +178,10 @@ class HttpConnection implements TcpAnalyzer {
     }
     const req = this.take();
     if (req === undefined) {
-      // a transaction of which only the response is known: counted, not emitted
+      // only the response is known (the capture began after its request, or the request was unparseable)
       this.n.started++;
       this.n.unmatched.add('response_without_request');
-      this.n.dropped.add('response_without_request');
+      this.emit(null, m, 'response without a request');
       return;
     }
     if (req.method === '') {
@@ -196,37 +197,49 @@ class HttpConnection implements TcpAnalyzer {
     this.emit(req, m, null);
   }
 
-  private emit(req: HttpMessage, resp: HttpMessage | null, note: string | null): void {
+  /** a transaction: a request with its response, or either one alone (unmatched) */
+  private emit(req: HttpMessage | null, resp: HttpMessage | null, note: string | null): void {
     this.n.transactions++;
-    const end = resp ?? req;
-    const status = resp !== null && resp.statusCode < 400 ? 'OK' : 'Error';
-    const e = transactionEvent('http', this.ep, { startSec: req.startSec, startNsec: req.startNsec, endSec: end.endSec, endNsec: end.endNsec }, status, req.wireBytes, resp?.wireBytes ?? 0);
+    const first = (req ?? resp)!;
+    const last = (resp ?? req)!;
+    // a placeholder for a request lost to a gap has no method
+    const request = req !== null && req.method !== '' ? req : null;
+    const status = req !== null && resp !== null && resp.statusCode < 400 ? 'OK' : 'Error';
+    let path = '';
+    let url: Url | null = null;
+    if (request !== null) {
+      const split = splitUri(request.uri);
+      path = split.path;
+      url = this.url(request, path, split.query);
+    }
+    const domain = url !== null && isIP(url.domain) === 0 ? url.domain : '';
+    const e = transactionEvent('http', this.ep, { startSec: first.startSec, startNsec: first.startNsec, endSec: last.endSec, endNsec: last.endNsec }, status, req?.wireBytes ?? 0, resp?.wireBytes ?? 0, 'http', domain);
     const notes: string[] = [];
-    if (req.notes) notes.push(...req.notes);
+    if (req?.notes) notes.push(...req.notes);
     if (resp?.notes) notes.push(...resp.notes);
-    if (req.missingBytes > 0) notes.push(`packet loss: ${req.missingBytes} request bytes missing`);
-    if (resp !== null && resp.missingBytes > 0) notes.push(`packet loss: ${resp.missingBytes} response bytes missing`);
+    const reqMissing = req?.missingBytes ?? 0;
+    const respMissing = resp?.missingBytes ?? 0;
+    if (reqMissing > 0) notes.push(`packet loss: ${reqMissing} request bytes missing`);
+    if (respMissing > 0) notes.push(`packet loss: ${respMissing} response bytes missing`);
     if (note !== null) notes.push(note);
-    if (req.missingBytes > 0 || (resp?.missingBytes ?? 0) > 0 || req.method === '') this.n.partial++;
+    if (reqMissing > 0 || respMissing > 0 || (req !== null && request === null)) this.n.partial++;
 
-    if (req.method !== '') {
-      const { path, query } = splitUri(req.uri);
-      e.method = req.method;
-      e.query = `${req.method} ${path}`;
-      e.url = this.url(req, path, query);
+    if (request !== null) {
+      e.method = request.method;
+      e.query = `${request.method} ${path}`;
+      e.url = url;
     }
     const http: Record<string, unknown> = {};
-    const version = (resp ?? req).version;
-    if (version !== '') http.version = version;
-    if (req.method !== '') http.request = message(req, true);
+    if (last.version !== '') http.version = last.version;
+    if (request !== null) http.request = message(request, true);
     if (resp !== null) http.response = message(resp, false);
     e.http = http;
-    if (req.userAgent !== '') e.user_agent = { original: req.userAgent };
-    if (notes.length > 0) e.notes = notes;
+    if (request !== null && request.userAgent !== '') e.user_agent = { original: request.userAgent };
+    closeEvent(e, notes, resp === null ? UNMATCHED_REQUEST : req === null ? UNMATCHED_RESPONSE : null);
     this.out.emit(e);
   }
 
-  private url(req: HttpMessage, path: string, query: string): Record<string, unknown> {
+  private url(req: HttpMessage, path: string, query: string): Url {
     let domain = this.ep.serverIp;
     let port = this.ep.serverPort;
     let p = path;
@@ -245,7 +258,7 @@ class HttpConnection implements TcpAnalyzer {
       }
     }
     const host = domain.includes(':') ? `[${domain}]` : domain;
-    const u: Record<string, unknown> = {
+    const u: Url = {
       scheme: 'http',
       domain,
       port,
@@ -253,8 +266,31 @@ class HttpConnection implements TcpAnalyzer {
       full: `http://${host}${port !== 80 ? `:${port}` : ''}${p}${query !== '' ? `?${query}` : ''}`,
     };
     if (query !== '') u.query = query;
+    const ext = extension(p);
+    if (ext !== '') u.extension = ext;
     return u;
   }
+}
+
+interface Url {
+  scheme: string;
+  domain: string;
+  port: number;
+  path: string;
+  full: string;
+  query?: string;
+  extension?: string;
+}
+
+/**
+ * ECS url.extension: what follows the last dot of the path's last segment ("gz" of
+ * /a/b.tar.gz), '' when it has none or ends in the dot. packetbeat takes whatever
+ * follows the last dot of the whole path, so /v1.2/users gives it "2/users".
+ */
+function extension(path: string): string {
+  const dot = path.lastIndexOf('.');
+  if (dot < 0 || dot === path.length - 1 || path.indexOf('/', dot) >= 0) return '';
+  return path.slice(dot + 1);
 }
 
 function splitUri(uri: string): { path: string; query: string } {
@@ -274,10 +310,22 @@ function message(m: HttpMessage, isRequest: boolean): Record<string, unknown> {
   if (m.body !== null) body.content = Buffer.concat(m.body).toString('utf8');
   if (m.bodyTruncated) body.truncated = true;
   o.body = body;
-  if (m.headers !== null) o.headers = m.headers;
+  o.headers = headers(m);
   if (isRequest && m.referer !== '') o.referrer = m.referer;
-  if (m.contentType !== '') o.mime_type = m.contentType.split(';')[0].trim();
+  if (m.contentType !== '') o.mime_type = m.contentType.split(';')[0].trim().toLowerCase();
   return o;
+}
+
+/**
+ * http.*.headers: Content-Length (a number: the header's value, else the body's size
+ * after transfer decoding) and Content-Type always, as packetbeat; then the headers
+ * the user asked for, in the order they came.
+ */
+function headers(m: HttpMessage): Record<string, string | number> {
+  const h: Record<string, string | number> = { 'content-length': m.contentLength >= 0 ? m.contentLength : m.bodyBytes };
+  if (m.contentType !== '') h['content-type'] = m.contentType;
+  if (m.headers !== null) for (const k in m.headers) h[k] = m.headers[k];
+  return h;
 }
 
 export const http: Protocol<HttpOptions> = {
@@ -292,7 +340,7 @@ export const http: Protocol<HttpOptions> = {
     const opts: HttpOptions = { ...HTTP_DEFAULTS, ...options };
     const parserOpts: HttpParserOptions = {
       maxHeaderBytes: opts.maxHeaderBytes,
-      captureHeaders: opts.sendHeaders === 'all' ? 'all' : opts.sendHeaders.map((h) => h.toLowerCase()),
+      captureHeaders: opts.sendHeaders === 'all' ? 'all' : opts.sendHeaders.map((h) => h.toLowerCase()).filter((h) => h !== 'content-length' && h !== 'content-type'),
       includeBodyFor: opts.includeBodyFor.map((t) => t.toLowerCase()),
       maxBodyBytes: opts.maxBodyBytes,
     };

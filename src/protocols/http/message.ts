@@ -12,13 +12,14 @@ export class HttpMessage {
   host = '';
   userAgent = '';
   referer = '';
+  /** the Content-Type header as sent */
   contentType = '';
   /** -1: none given */
   contentLength = -1;
   chunked = false;
   connectionClose = false;
   expectContinue = false;
-  /** captured headers (lower-case names), or null when none are asked for */
+  /** captured headers (lower-case names) other than Content-Length and Content-Type, or null when none are asked for */
   headers: Record<string, string> | null = null;
   headerBytes = 0;
   /** body bytes after transfer decoding (chunk framing not counted) */

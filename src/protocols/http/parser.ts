@@ -267,7 +267,8 @@ export class HttpParser {
       this.state = S_SYNC;
       return off + consumed;
     }
-    this.keepBody = this.opts.includeBodyFor.length > 0 && m.contentType !== '' && this.opts.includeBodyFor.some((t) => m.contentType.startsWith(t));
+    const type = this.opts.includeBodyFor.length > 0 ? m.contentType.toLowerCase() : '';
+    this.keepBody = type !== '' && this.opts.includeBodyFor.some((t) => type.startsWith(t));
     const mode = this.on.headers(m);
     switch (mode) {
       case BodyMode.length:
@@ -329,7 +330,8 @@ export class HttpParser {
         const name = text.slice(pos, nameEnd).toLowerCase();
         const value = text.slice(colon + 1, next).trim();
         if (!this.header(m, name, value)) return false;
-        if (wanted && (all || (capture as readonly string[]).includes(name))) {
+        // Content-Length and Content-Type go into every event anyway (from the message's fields)
+        if (wanted && (all ? name !== 'content-length' && name !== 'content-type' : (capture as readonly string[]).includes(name))) {
           const h = m.headers!;
           h[name] = name in h ? `${h[name]}, ${value}` : value;
         }
@@ -396,7 +398,7 @@ export class HttpParser {
         m.referer = value;
         break;
       case 'content-type':
-        m.contentType = value.toLowerCase();
+        m.contentType = value;
         break;
       case 'expect':
         if (value.toLowerCase() === '100-continue') m.expectContinue = true;

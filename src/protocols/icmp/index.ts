@@ -5,7 +5,7 @@ import type { Stats } from '../../core/stage';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, type Packet } from '../../decode/packet';
 import { makeEndpoints, type AddressPair, type Endpoints } from '../../events/endpoints';
 import { ipString } from '../../events/ip';
-import { transactionEvent } from '../../events/transaction';
+import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
 import type { DatagramAnalyzer, Emitter, Protocol } from '../analyzer';
 
 export interface IcmpOptions {
@@ -37,6 +37,15 @@ const V4_ERRORS = new Set([3, 4, 5, 11, 12]);
 const V6_ERRORS = new Set([1, 2, 3, 4]);
 /** neighbour discovery and router chatter: counted, not reported (as packetbeat) */
 const V6_QUIET = new Set([130, 131, 133, 134, 135, 136, 137, 143]);
+
+/** one ICMP message of a transaction */
+interface Message {
+  type: number;
+  code: number;
+  bytes: number;
+  sec: number;
+  nsec: number;
+}
 
 interface Pending {
   p: { type: number; code: number; bytes: number };
@@ -85,7 +94,7 @@ class Icmp implements DatagramAnalyzer {
     this.pending = new PendingTable<Pending>(opts.maxPending, (p, why) => {
       const [reason, note] = UNANSWERED[why];
       this.unmatched.add(reason);
-      this.emit(p, null, note);
+      this.emit(p.ep, p, null, note);
     });
   }
 
@@ -124,10 +133,10 @@ class Icmp implements DatagramAnalyzer {
         }
         this.unmatched.add('reply_without_request');
         const ep = makeEndpoints({ ...pairOf(p, true), clientPort: reqType, serverPort: type }, p.proto);
-        this.emit({ p: { type: reqType, code: 0, bytes: 0 }, ep, sec: p.tsSec, nsec: p.tsNsec, hold: null }, { type, code: p.icmpCode, bytes, sec: p.tsSec, nsec: p.tsNsec }, 'reply without a request');
+        this.emit(ep, null, { type, code: p.icmpCode, bytes, sec: p.tsSec, nsec: p.tsNsec }, 'reply without a request');
         return;
       }
-      this.emit(pend, { type, code: p.icmpCode, bytes, sec: p.tsSec, nsec: p.tsNsec }, null);
+      this.emit(pend.ep, pend, { type, code: p.icmpCode, bytes, sec: p.tsSec, nsec: p.tsNsec }, null);
       return;
     }
     if ((v6 ? V6_ERRORS : V4_ERRORS).has(type)) {
@@ -164,17 +173,20 @@ class Icmp implements DatagramAnalyzer {
     };
   }
 
-  private emit(req: Pending, reply: { type: number; code: number; bytes: number; sec: number; nsec: number } | null, note: string | null): void {
+  /** a request with its reply, or either one alone (unmatched) */
+  private emit(ep: Endpoints, req: Pending | null, reply: Message | null, note: string | null): void {
     this.transactions++;
-    const v = req.ep.type === 'ipv4' ? 4 : 6;
+    const v = ep.type === 'ipv4' ? 4 : 6;
     const names = v === 4 ? V4_NAMES : V6_NAMES;
-    const e = transactionEvent('icmp', req.ep, { startSec: req.sec, startNsec: req.nsec, endSec: reply?.sec ?? req.sec, endNsec: reply?.nsec ?? req.nsec }, reply !== null && note === null ? 'OK' : 'Error', req.p.bytes, reply?.bytes ?? 0);
+    const first = (req ?? reply)!;
+    const last = (reply ?? req)!;
+    const e = transactionEvent('icmp', ep, { startSec: first.sec, startNsec: first.nsec, endSec: last.sec, endNsec: last.nsec }, req !== null && reply !== null ? 'OK' : 'Error', req?.p.bytes ?? 0, reply?.bytes ?? 0);
     stripPorts(e);
     const icmp: Record<string, unknown> = { version: v };
-    if (req.p.bytes > 0) icmp.request = { message: names[req.p.type] ?? `Type ${req.p.type}`, type: req.p.type, code: req.p.code };
+    if (req !== null) icmp.request = { message: names[req.p.type] ?? `Type ${req.p.type}`, type: req.p.type, code: req.p.code };
     if (reply !== null) icmp.response = { message: names[reply.type] ?? `Type ${reply.type}`, type: reply.type, code: reply.code };
     e.icmp = icmp;
-    if (note !== null) e.notes = [note];
+    closeEvent(e, note !== null ? [note] : [], reply === null ? UNMATCHED_REQUEST : req === null ? UNMATCHED_RESPONSE : null);
     this.out.emit(e);
   }
 
