@@ -21,8 +21,9 @@ describe('pktflow CLI', () => {
 
   it('has --help on every command and subcommand, and help for each', async () => {
     const all = await commands();
-    assert.deepEqual(all, ['read', 'capture', 'replay', 'devices', 'run', 'help']);
-    for (const c of all) {
+    assert.deepEqual(all, ['read', 'capture', 'replay', 'topics', 'devices', 'run', 'help']);
+    const subcommands = ['topics create', 'topics list', 'topics describe'];
+    for (const c of [...all, ...subcommands]) {
       for (const args of [[...c.split(' '), '--help'], [...c.split(' '), '-h'], ['help', ...c.split(' ')]]) {
         const r = await cli(args);
         assert.equal(r.code, 0, args.join(' '));
@@ -39,9 +40,12 @@ describe('pktflow CLI', () => {
     assert.equal(r.stderr, `pktflow: unknown command "bogus" (commands: ${(await commands()).join(', ')})\nTry 'pktflow --help'.\n`);
     const h = await cli(['help', 'bogus']);
     assert.equal(h.code, 2);
-    assert.match(h.stderr, /^pktflow: unknown command "bogus" \(commands: read, capture, replay, devices,/);
+    assert.match(h.stderr, /^pktflow: unknown command "bogus" \(commands: read, capture, replay, topics,/);
     assert.equal(h.stdout, '');
-    for (const args of [['help', 'read', 'bogus']]) assert.equal((await cli(args)).code, 2, args.join(' '));
+    const sub = await cli(['topics', 'bogus']);
+    assert.equal(sub.code, 2);
+    assert.equal(sub.stderr, `pktflow: unknown command "topics bogus" (topics commands: create, list, describe)\nTry 'pktflow topics --help'.\n`);
+    for (const args of [['topics'], ['help', 'topics', 'bogus'], ['help', 'read', 'bogus']]) assert.equal((await cli(args)).code, 2, args.join(' '));
   });
 
   it('lists the registered protocols and their default ports in the help', async () => {
@@ -67,6 +71,9 @@ describe('pktflow CLI', () => {
       [['read', fixture('http-dns.pcap'), '--kafka-topic', 't', '--protocols', 'ftp'], /--protocols: unknown protocol "ftp"/],
       [['read', '-', '-'], /standard input \(-\) can be read only once/],
       [['read', fixture('http-dns.pcap'), '-f', 'tcp port'], /^pktflow: bad filter "tcp port": /],
+      [['topics', 'create', 'a b'], /"a b" is not a Kafka topic name/],
+      [['topics', 'create'], /topics create needs a topic name/],
+      [['topics', 'create', 't', '--partitions', '0'], /--partitions takes a positive whole number/],
       [['read', fixture('http-dns.pcap'), '--stats', 'soon'], /--stats takes a number of seconds/],
       [['read', fixture('http-dns.pcap'), '--flow-period', '5'], /--flow-period and --flow-timeout go with --flows/],
       [['read', fixture('http-dns.pcap'), '--rotate-mb', '5'], /--rotate-mb goes with --write/],

@@ -15,6 +15,7 @@ import { sequence, type Stage } from '../core/stage';
 import type { Frame } from '../core/frame';
 import { protocols as registry } from '../protocols/registry';
 import { brokers, BROKERS_FLAG, BROKERS_HELP, commandList, HelpRequest, knownProtocol, list, parse, ports, positiveInt, seconds, UsageError, type Command } from './args';
+import { topics } from './topics';
 
 const VERSION = '0.1.0';
 
@@ -159,6 +160,7 @@ const COMMANDS: readonly Command[] = [
   { name: 'read', args: '<file|->...', summary: 'analyze pcap/pcapng captures, print JSON events (one per line)', help: READ_HELP, run: read },
   { name: 'capture', args: '', summary: 'capture on a network interface, print JSON events', help: CAPTURE_HELP, run: capture },
   { name: 'replay', args: '--topic <t>', summary: 'analyze raw frames stored in a Kafka topic', help: REPLAY_HELP, run: replay },
+  topics,
   { name: 'devices', args: '', summary: 'list the interfaces pktflow can capture on', help: DEVICES_HELP, run: devices },
   { name: 'run', args: '<pipeline.ts>', summary: 'run a pipeline file (export default definePipeline({...}))', help: RUN_HELP, run },
   { name: 'help', args: '[command]', summary: 'show help for a command', help: HELP_HELP, run: help },
