@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createServer, connect } from 'node:net';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -249,5 +250,37 @@ describe('pktflow CLI', () => {
       assert.equal(r.stdout, '');
       assert.match(r.stderr, new RegExp(`^pktflow: bad filter "tcp port": [^\\n]+\\nTry 'pktflow ${args[0]} --help'\\.\\n$`));
     }
+  });
+
+  it('is a command on the PATH after set-up; SIGINT to a capture flushes it and exits 0', { skip: process.getuid?.() !== 0 ? 'capture needs root' : false }, async () => {
+    const bin = path.join(tmp, 'bin');
+    execFileSync('bash', [path.join(ROOT, 'scripts/install-command.sh'), bin], { stdio: 'ignore' });
+    // a server that takes a request and never answers: the request is pending at the signal
+    const server = createServer(() => {});
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+    const pf = spawn('pktflow', ['capture', '-i', 'lo', '-f', `tcp port ${port}`, '--ports', `http=${port}`], { env, cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    pf.stdout.on('data', (d) => (stdout += d));
+    pf.stderr.on('data', (d) => (stderr += d));
+    const code = new Promise<number | null>((r) => pf.on('close', (c) => r(c)));
+    try {
+      while (!/capturing on lo/.test(stderr)) await new Promise((r) => setTimeout(r, 50));
+      const client = connect(port, '127.0.0.1', () => client.write('GET /waiting HTTP/1.1\r\nHost: x\r\n\r\n'));
+      await new Promise((r) => setTimeout(r, 1500));
+      // the signal goes to the process the command started: pktflow itself, not a wrapper
+      pf.kill('SIGINT');
+      assert.equal(await code, 0, stderr);
+      client.destroy();
+    } finally {
+      pf.kill('SIGKILL');
+      server.close();
+    }
+    const pending = ndjson(stdout).find((e: any) => e.type === 'http' && e.url?.path === '/waiting') as any;
+    assert.ok(pending, `the pending request was flushed: ${stdout}`);
+    assert.equal(pending.status, 'Error');
+    assert.match(stderr, /^pktflow: source: frames=\d+/m);
   });
 });
