@@ -25,8 +25,8 @@ export interface Command {
 }
 
 /** the command list of a help text, from the table */
-export function commandList(commands: readonly Command[], prefix = ''): string {
-  const rows = commands.map((c) => [`${prefix}${c.name}${c.args ? ` ${c.args}` : ''}`, c.summary]);
+export function commandList(commands: readonly Command[]): string {
+  const rows = commands.map((c) => [`${c.name}${c.args ? ` ${c.args}` : ''}`, c.summary]);
   const width = Math.max(...rows.map((r) => r[0].length)) + 2;
   return rows.map(([a, s]) => `  ${a.padEnd(width)}${s}`).join('\n');
 }

@@ -283,20 +283,20 @@ const KAFKA_OUT_FLAGS = {
   compression: { type: 'string' },
 } as const;
 
-/** --kafka-topic: raw frames to a topic, no analysis (a capture agent, or loading a file) */
-function kafkaOut(source: Source, frameStages: Stage<Frame, Frame>[], values: Record<string, unknown>): number | Promise<number> | null {
+/**
+ * read and capture: the frames through the frame stages (filter, dump), then through
+ * the analyzer stages to stdout, or with --kafka-topic as raw frames to that topic,
+ * not analyzed (a capture agent, or loading a file)
+ */
+function framesOrEvents(source: Source, frameStages: Stage<Frame, Frame>[], stages: ReturnType<typeof stagesFrom>, values: Record<string, unknown>): Promise<number> {
+  const frames = sequence('frames', frameStages);
+  const options = runOptions(values);
   const topic = values['kafka-topic'] as string | undefined;
-  if (topic === undefined) return null;
+  if (topic === undefined) return execute(definePipeline({ source, stages: [frames, ...stages], sink: stdoutNdjson(), options }));
   const c = values.compression;
   if (c !== undefined && c !== 'gzip' && c !== 'none') throw new UsageError(`--compression takes gzip or none, not "${c}"`);
-  return execute(
-    definePipeline({
-      source,
-      stages: [sequence('frames', frameStages)],
-      sink: kafkaFrames({ topic, brokers: brokers(values), compression: c as 'gzip' | 'none' | undefined }),
-      options: runOptions(values),
-    }),
-  );
+  const sink = kafkaFrames({ topic, brokers: brokers(values), compression: c as 'gzip' | 'none' | undefined });
+  return execute(definePipeline({ source, stages: [frames], sink, options }));
 }
 
 const ANALYZE_FLAGS = {
@@ -354,18 +354,7 @@ async function read(args: string[]): Promise<number> {
   const frameStages: Stage<Frame, Frame>[] = [];
   if (values.filter !== undefined) frameStages.push(bpfFilter(values.filter as string));
   frameStages.push(...dumpStage(values));
-  const stages = stagesFrom(values);
-  const source = captureFile({ path: positionals });
-  const toKafka = kafkaOut(source, frameStages, values);
-  if (toKafka !== null) return toKafka;
-  return execute(
-    definePipeline({
-      source,
-      stages: [sequence('frames', frameStages), ...stages],
-      sink: stdoutNdjson(),
-      options: runOptions(values),
-    }),
-  );
+  return framesOrEvents(captureFile({ path: positionals }), frameStages, stagesFrom(values), values);
 }
 
 async function capture(args: string[]): Promise<number> {
@@ -397,17 +386,7 @@ async function capture(args: string[]): Promise<number> {
   // open now: a missing device, bad filter or missing permission is one line, before any output
   live.open();
   process.stderr.write(`pktflow: capturing on ${live.device}${values.filter ? ` (filter: ${values.filter})` : ''}\n`);
-  const source = count !== undefined ? firstFrames(live, count) : live;
-  const toKafka = kafkaOut(source, dump, values);
-  if (toKafka !== null) return toKafka;
-  return execute(
-    definePipeline({
-      source,
-      stages: [sequence('frames', dump), ...stages],
-      sink: stdoutNdjson(),
-      options: runOptions(values),
-    }),
-  );
+  return framesOrEvents(count !== undefined ? firstFrames(live, count) : live, dump, stages, values);
 }
 
 /** a source that ends after n frames */

@@ -23,7 +23,8 @@ that exists is an error.
 
 Options:
   --partitions <n>           partitions (default: the broker's num.partitions)
-  --replication-factor <n>   copies of each partition (default: the broker's default.replication.factor)
+  --replication-factor <n>   copies of each partition (default: the broker's
+                             default.replication.factor)
 ${BROKERS_HELP}
   -h, --help                 show this help
 
@@ -91,7 +92,7 @@ function row(p: PartitionInfo): string[] {
   return [p.partition, p.leader, p.replicas.join(','), p.isr.join(','), p.low, p.high, time(p.first), time(p.last)].map(String);
 }
 
-/** nanoseconds since the epoch as ISO 8601 to the millisecond (what --from-time takes) */
+/** nanoseconds since the epoch as ISO 8601, to the millisecond */
 function time(ns: bigint | null): string {
   return ns === null ? '-' : new Date(Number(ns / 1_000_000n)).toISOString();
 }

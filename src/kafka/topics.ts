@@ -28,7 +28,8 @@ export interface TopicInfo {
 
 const ADMIN_RETRY = { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 };
 
-export class TopicError extends Error {}
+/** an error of the request itself (the topic exists, ...): passed on as it is */
+class TopicError extends Error {}
 
 function brokersOf(c: KafkaConnection): string {
   return (c.brokers ?? ['127.0.0.1:9092']).join(',');
@@ -74,7 +75,7 @@ export function createTopic(c: KafkaConnection, topic: string, options: { partit
 /** every topic but Kafka's internal ones, by name, with its partition count */
 export function listTopics(c: KafkaConnection): Promise<{ name: string; partitions: number }[]> {
   return withAdmin(c, async (admin) => {
-    const names = (await admin.listTopics()).filter((t) => !t.startsWith('__')).sort();
+    const names = (await admin.listTopics()).filter((t) => !t.startsWith('__'));
     if (names.length === 0) return [];
     const md = await admin.fetchTopicMetadata({ topics: names });
     return md.topics.map((t) => ({ name: t.name, partitions: t.partitions.length })).sort((a, b) => (a.name < b.name ? -1 : 1));
