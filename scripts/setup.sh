@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian machine with Node 20: system packages, node
-# modules (cap builds against libpcap), then the main job on the bundled capture.
+# modules (cap builds against libpcap), the `pktflow` command on the PATH, then the
+# main job on the bundled capture.
 #   bash scripts/setup.sh            install, then print the events of fixtures/http-dns.pcap
 #   bash scripts/setup.sh --no-run   install only
+# PKTFLOW_BIN_DIR (default /usr/local/bin) is where the command goes (scripts/install-command.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,7 +45,10 @@ if [ ! -f node_modules/cap/build/Release/cap.node ] || [ package-lock.json -nt n
 fi
 node -e "require('cap')" || { echo "setup: the cap native module did not build" >&2; exit 1; }
 
+bin_dir=${PKTFLOW_BIN_DIR:-/usr/local/bin}
+bash scripts/install-command.sh "$bin_dir"
+
 [ "${1:-}" = "--no-run" ] && exit 0
-echo "setup: done; the events of fixtures/http-dns.pcap follow" >&2
+echo "setup: done; the events of fixtures/http-dns.pcap follow (pktflow read fixtures/http-dns.pcap)" >&2
 unset npm_config_nodedir
-exec node bin/pktflow.js read fixtures/http-dns.pcap
+exec "$bin_dir/pktflow" read fixtures/http-dns.pcap

@@ -109,6 +109,23 @@ describe('runner reporting', () => {
     assert.match(text, /^pktflow: decode: frames=102 /m);
   });
 
+  it('prints no counter line for a stage with nothing to report, and none at all when nothing was read', async () => {
+    const { sequence } = require('../src/core/stage');
+    const run = async (file: string) => {
+      let text = '';
+      const stderr = Object.assign(new (require('node:stream').Writable)({ write: (c: Buffer, _e: string, cb: () => void) => ((text += c), cb()) }), { isTTY: false });
+      const r = await runPipeline(definePipeline({ source: captureFile({ path: file }), stages: [sequence('frames', []), ...eventStages()], sink: new SlowSink() }), { stderr }).done;
+      return { text, error: r.error };
+    };
+    const ok = await run(fixture('http-dns.pcap'));
+    assert.match(ok.text, /^pktflow: decode: frames=102 /m);
+    assert.doesNotMatch(ok.text, /^pktflow: frames:/m);
+    assert.doesNotMatch(ok.text, /: -$/m);
+    const missing = await run(fixture('missing.pcap'));
+    assert.match(missing.error!.message, /cannot open: ENOENT/);
+    assert.equal(missing.text, '');
+  });
+
   it('shows progress only on a TTY', async () => {
     for (const isTTY of [true, false]) {
       let text = '';

@@ -11,7 +11,7 @@ import { ether, timed, writePcap, writePcapng, type GenFrame } from './gen/packe
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'pktflow-src-'));
 
-async function frames(file: string, chunkBytes?: number): Promise<{ frames: Frame[]; error: Error | null }> {
+async function frames(file: string | string[], chunkBytes?: number): Promise<{ frames: Frame[]; error: Error | null }> {
   const out: Frame[] = [];
   try {
     for await (const b of captureFile({ path: file, chunkBytes }).batches()) out.push(...b);
@@ -95,6 +95,46 @@ describe('pcapng files', () => {
       assert.equal(split.error, null);
       assert.equal(split.frames.length, 102);
     }
+  });
+});
+
+describe('several files', () => {
+  /** http-dns.pcap cut in two at frame 50 (inside TCP connections): a nanosecond pcap, then a pcapng */
+  async function parts(): Promise<{ whole: Frame[]; files: string[] }> {
+    const whole = (await frames(fixture('http-dns.pcap'))).frames;
+    const gen = (fs: Frame[]) => fs.map((f) => ({ sec: f.tsSec, nsec: f.tsNsec, data: f.data, origLen: f.origLen }));
+    return {
+      whole,
+      files: [write('part.pcap', writePcap(gen(whole.slice(0, 50)), { nano: true })), write('part.1.pcapng', writePcapng([{ linkType: LinkType.ETHERNET, tsresol: 9 }], gen(whole.slice(50))))],
+    };
+  }
+
+  it('reads them in the order given as one capture, pcap and pcapng mixed; progress covers all of them', async () => {
+    const { whole, files } = await parts();
+    const source = captureFile({ path: files, chunkBytes: 700 });
+    const got: Frame[] = [];
+    for await (const b of source.batches()) got.push(...b);
+    assert.deepEqual(
+      got.map((f) => [f.tsSec, f.tsNsec, f.origLen, f.data]),
+      whole.map((f) => [f.tsSec, f.tsNsec, f.origLen, f.data]),
+    );
+    const size = files.reduce((n, f) => n + readFileSync(f).length, 0);
+    assert.deepEqual(source.progress!(), { done: size, total: size });
+    assert.deepEqual(source.stats(), { bytes_read: size, frames: 102, frame_bytes: whole.reduce((n, f) => n + f.data.length, 0), skipped_blocks: 0 });
+  });
+
+  it('checks every file before reading the first', async () => {
+    const { frames: got, error } = await frames([fixture('http-dns.pcap'), path.join(tmp, 'missing.pcap')]);
+    assert.equal(got.length, 0);
+    assert.match(error!.message, /missing\.pcap: offset 0: cannot open: ENOENT/);
+  });
+
+  it('names the damaged file and its offset, after the frames of the files before it', async () => {
+    const { frames: got, error } = await frames([fixture('http-dns.pcap'), fixture('edge/truncated.pcap')]);
+    assert.equal(got.length, 102 + 8);
+    assert.ok(error instanceof CaptureFileError);
+    assert.equal(error.file, fixture('edge/truncated.pcap'));
+    assert.equal(error.offset, 749);
   });
 });
 

@@ -7,34 +7,18 @@ import { stdoutNdjson } from '../sinks/ndjson';
 import { captureFile } from '../sources/file';
 import { CaptureError, deviceLinkType, listDevices, liveCapture } from '../sources/live';
 import type { Source } from '../sources/source';
-import { bpfFilter } from '../decode/bpf';
+import { BpfError, bpfFilter } from '../decode/bpf';
 import { pcapDump } from '../sinks/pcap-dump';
 import { kafkaEvents, kafkaFrames } from '../sinks/kafka';
 import { kafkaSource } from '../sources/kafka';
 import type { KafkaConnection } from '../kafka/client';
 import { sequence, type Stage } from '../core/stage';
 import type { Frame } from '../core/frame';
-import { list, parse, ports, seconds, UsageError } from './args';
+import { protocols as registry } from '../protocols/registry';
+import { brokers, BROKERS_FLAG, BROKERS_HELP, commandList, HelpRequest, knownProtocol, list, parse, ports, positiveInt, seconds, UsageError, type Command } from './args';
+import { topics } from './topics';
 
 const VERSION = '0.1.0';
-
-const HELP = `pktflow ${VERSION}: network traffic analyzer (packetbeat's packet path as a stream pipeline)
-
-Usage: pktflow <command> [options]
-
-Commands:
-  read <file|->        analyze a pcap/pcapng capture, print JSON events (one per line)
-  capture              capture on a network interface, print JSON events
-  replay --topic <t>   analyze raw frames stored in a Kafka topic
-  devices              list the interfaces pktflow can capture on
-  run <pipeline.ts>    run a pipeline file (export default definePipeline({...}))
-  help [command]       show help for a command
-
-Options for every command:
-  -h, --help           show help
-
-Run 'pktflow <command> --help' for a command's options.
-`;
 
 const COMMON_RUN_HELP = `  -w, --write <file.pcap>    also write the raw frames, before decoding, to a nanosecond pcap
   --rotate-mb <n>            start a new dump file (file.1.pcap, ...) every n MB
@@ -43,30 +27,50 @@ const COMMON_RUN_HELP = `  -w, --write <file.pcap>    also write the raw frames,
   -q, --quiet                no counters on stderr at the end
   -h, --help                 show this help`;
 
+const PROTOCOL_NAMES = registry.map((p) => p.name);
+
+/** each registered protocol with its default ports, for the help texts */
+const PROTOCOLS_HELP = `Protocols and their default ports:
+${registry
+  .map((p) => {
+    const ports = [
+      p.tcpPorts.length > 0 ? `tcp ${p.tcpPorts.join(',')}` : '',
+      p.udpPorts.length > 0 ? `udp ${p.udpPorts.join(',')}` : '',
+      p.ipProtocols !== undefined ? `IP protocols ${p.ipProtocols.join(',')}` : '',
+    ];
+    return `  ${p.name.padEnd(8)}${ports.filter((x) => x !== '').join('  ')}`;
+  })
+  .join('\n')}`;
+
 const ANALYZE_HELP = `  --flows                    also report flows (type: flow), as packetbeat
   --flow-period <seconds>    report active flows every N seconds of packet time (default 10)
   --flow-timeout <seconds>   a flow's final report after N idle seconds (default 30)
-  --protocols <list>         analyzers to run (default: http,dns,icmp)
-  --ports <proto=p1,p2>      ports of a protocol, replacing its defaults (repeatable)
+  --protocols <list>         analyzers to run (default: all, ${PROTOCOL_NAMES.join(',')})
+  --ports <proto=ports>      ports of a protocol, replacing its defaults: a list of
+                             ports and ranges, e.g. http=8080,8000-8010 (repeatable)
   --no-probe                 recognise protocols by port only, not by content
   --http-headers <list|all>  HTTP headers to put in events (default: none)
-  --include-body-for <list>  content types whose HTTP bodies go into events
+  --include-body-for <list>  content types whose HTTP bodies go into events (default: none)
   --anomalies                also emit protocol violations and decode errors as
-                             {"type":"anomaly"} events (10/s per reason, packet time)`;
+                             {"type":"anomaly"} events (per reason a burst of 10, then
+                             10 per second of packet time)`;
 
 const KAFKA_TIMEOUT_HELP = `  --kafka-timeout <seconds>  give up, with an error, after waiting this long on Kafka
                              with no progress (default 60); a broker restart within
                              it is ridden out`;
 
 const KAFKA_OUT_HELP = `  --kafka-topic <topic>      send the raw frames to this Kafka topic instead of analyzing them
-  --brokers <host:port,...>  Kafka bootstrap brokers (default 127.0.0.1:9092)
+${BROKERS_HELP}
 ${KAFKA_TIMEOUT_HELP}
   --compression gzip         compress produce requests`;
 
-const READ_HELP = `Usage: pktflow read <file|-> [options]
+const READ_HELP = `Usage: pktflow read <file|->... [options]
 
-Reads a pcap or pcapng capture (a path, or - for stdin) through the decoders, the
+Reads pcap or pcapng captures (paths, or - for stdin) through the decoders, the
 TCP reorderer and the protocol analyzers, and prints one JSON event per line.
+Several files (rotated dumps: x.pcap x.1.pcap ...) are read in the order given as
+one capture; pcap and pcapng may be mixed. A damaged file ends the run after the
+frames before the damage, with one line: pktflow: FILE: offset N: reason (exit 1).
 
 Options:
   -f, --filter <expr>        keep only the frames this BPF filter accepts (tcpdump's
@@ -75,8 +79,11 @@ ${KAFKA_OUT_HELP}
 ${ANALYZE_HELP}
 ${COMMON_RUN_HELP}
 
+${PROTOCOLS_HELP}
+
 Examples:
   pktflow read -f 'tcp port 80' trace.pcap
+  pktflow read dump.pcap dump.1.pcap dump.2.pcap
   pktflow read trace.pcap | jq -c 'select(.type=="http") | .http.response.status_code'
   tcpdump -w - -i lo | pktflow read - --ports http=8080
 `;
@@ -98,6 +105,8 @@ ${KAFKA_OUT_HELP}
 ${ANALYZE_HELP}
 ${COMMON_RUN_HELP}
 
+${PROTOCOLS_HELP}
+
 Example:
   pktflow capture -i lo -f 'tcp port 8080'
 `;
@@ -113,7 +122,7 @@ together they emit the events one process would (docs/kafka.md).
 
 Options:
   --topic <topic>            the raw-frame topic (required)
-  --brokers <host:port,...>  Kafka bootstrap brokers (default 127.0.0.1:9092)
+${BROKERS_HELP}
   --group <id>               consumer group (default: a new one for this replay)
   --from-beginning           a group without offsets starts at the beginning (default)
   --from-latest              ... or at new frames only
@@ -123,12 +132,17 @@ Options:
 ${KAFKA_TIMEOUT_HELP}
 ${ANALYZE_HELP}
 ${COMMON_RUN_HELP}
+
+${PROTOCOLS_HELP}
 `;
 
-const DEVICES_HELP = `Usage: pktflow devices
+const DEVICES_HELP = `Usage: pktflow devices [options]
 
 Lists the interfaces libpcap can capture on, with their addresses and the link
 type a capture on each will have.
+
+Options:
+  -h, --help                 show this help
 `;
 
 const RUN_HELP = `Usage: pktflow run <pipeline.ts> [options]
@@ -142,7 +156,37 @@ Options:
 ${COMMON_RUN_HELP}
 `;
 
-const HELPS: Record<string, string> = { read: READ_HELP, capture: CAPTURE_HELP, replay: REPLAY_HELP, devices: DEVICES_HELP, run: RUN_HELP };
+const HELP_HELP = `Usage: pktflow help [command [subcommand]]
+
+Shows a command's help (the same as 'pktflow <command> --help'), or without a
+command the list of commands.
+`;
+
+/** every command: dispatch, the command list and `help` all come from this table */
+const COMMANDS: readonly Command[] = [
+  { name: 'read', args: '<file|->...', summary: 'analyze pcap/pcapng captures, print JSON events (one per line)', help: READ_HELP, run: read },
+  { name: 'capture', args: '', summary: 'capture on a network interface, print JSON events', help: CAPTURE_HELP, run: capture },
+  { name: 'replay', args: '--topic <t>', summary: 'analyze raw frames stored in a Kafka topic', help: REPLAY_HELP, run: replay },
+  topics,
+  { name: 'devices', args: '', summary: 'list the interfaces pktflow can capture on', help: DEVICES_HELP, run: devices },
+  { name: 'run', args: '<pipeline.ts>', summary: 'run a pipeline file (export default definePipeline({...}))', help: RUN_HELP, run },
+  { name: 'help', args: '[command]', summary: 'show help for a command', help: HELP_HELP, run: help },
+];
+
+function mainHelp(): string {
+  return `pktflow ${VERSION}: network traffic analyzer (packetbeat's packet path as a stream pipeline)
+
+Usage: pktflow <command> [options]
+
+Commands:
+${commandList(COMMANDS)}
+
+Options for every command:
+  -h, --help           show help
+
+Run 'pktflow <command> --help' for a command's options.
+`;
+}
 
 const RUN_FLAGS = {
   write: { type: 'string', short: 'w' },
@@ -162,34 +206,22 @@ function runOptions(values: Record<string, unknown>): PipelineOptions {
 
 export async function main(argv: string[]): Promise<number> {
   try {
-    const [cmd, ...rest] = argv;
-    switch (cmd) {
+    switch (argv[0]) {
       case undefined:
-      case 'help':
       case '--help':
       case '-h':
-        process.stdout.write(HELPS[rest[0]] ?? HELP);
+        process.stdout.write(mainHelp());
         return 0;
       case '--version':
       case '-v':
         process.stdout.write(`${VERSION}\n`);
         return 0;
-      case 'read':
-        return await read(rest);
-      case 'run':
-        return await run(rest);
-      case 'capture':
-        return await capture(rest);
-      case 'devices':
-        return devices(rest);
-      case 'replay':
-        return await replay(rest);
       default:
-        throw new UsageError(`unknown command "${cmd}" (commands: read, capture, devices, run, help)`);
+        return await dispatch(COMMANDS, argv, '');
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`pktflow: ${err.message}\nTry 'pktflow ${argv[0] && argv[0] in HELPS ? argv[0] + ' ' : ''}--help'.\n`);
+      process.stderr.write(`pktflow: ${err.message}\nTry 'pktflow ${err.command ? `${err.command} ` : ''}--help'.\n`);
       return 2;
     }
     process.stderr.write(`pktflow: ${(err as Error).message}\n`);
@@ -197,11 +229,64 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** the command named by argv[0] in the table (a group passes the rest on), run with the rest */
+async function dispatch(commands: readonly Command[], argv: string[], group: string): Promise<number> {
+  const [name, ...rest] = argv;
+  const cmd = lookup(commands, name, group);
+  const full = group === '' ? cmd.name : `${group} ${cmd.name}`;
+  try {
+    if (cmd.subcommands === undefined) return await cmd.run!(rest);
+    if (rest[0] === '--help' || rest[0] === '-h') throw new HelpRequest();
+    return await dispatch(cmd.subcommands, rest, full);
+  } catch (err) {
+    if (err instanceof HelpRequest) {
+      process.stdout.write(cmd.help);
+      return 0;
+    }
+    // a filter libpcap cannot compile is a bad command line, whenever it is found
+    const e = err instanceof BpfError ? new UsageError(err.message) : err;
+    if (e instanceof UsageError) e.command ??= full;
+    throw e;
+  }
+}
+
+/** the command `name` in a table (of the group, '' for the top level), else a usage error listing the table */
+function lookup(commands: readonly Command[], name: string | undefined, group: string): Command {
+  const cmd = commands.find((c) => c.name === name);
+  if (cmd !== undefined) return cmd;
+  const names = commands.map((c) => c.name).join(', ');
+  const where = group === '' ? '' : `${group} `;
+  throw usage(name === undefined ? `${group} needs a command (${names})` : `unknown command "${where}${name}" (${where}commands: ${names})`, group);
+}
+
+function usage(message: string, command: string): UsageError {
+  const e = new UsageError(message);
+  e.command = command;
+  return e;
+}
+
+/** help [command [subcommand]]: the help of a command in the table */
+function help(args: string[]): number {
+  if (args[0] === '--help' || args[0] === '-h') throw new HelpRequest();
+  let text = mainHelp();
+  let commands: readonly Command[] | undefined = COMMANDS;
+  let group = '';
+  for (const name of args) {
+    if (commands === undefined) throw usage(`${group} has no subcommands`, group);
+    const cmd = lookup(commands, name, group);
+    text = cmd.help;
+    commands = cmd.subcommands;
+    group = group === '' ? name : `${group} ${name}`;
+  }
+  process.stdout.write(text);
+  return 0;
+}
+
 export { CaptureError };
 
 const KAFKA_OUT_FLAGS = {
+  ...BROKERS_FLAG,
   'kafka-topic': { type: 'string' },
-  brokers: { type: 'string' },
   compression: { type: 'string' },
   'kafka-timeout': { type: 'string' },
 } as const;
@@ -210,23 +295,23 @@ const KAFKA_OUT_FLAGS = {
 function kafkaConnection(values: Record<string, unknown>): KafkaConnection {
   const timeout = seconds(values['kafka-timeout'], '--kafka-timeout');
   if (timeout === 0) throw new UsageError('--kafka-timeout takes a number of seconds above 0');
-  return { brokers: list(values.brokers), timeoutMs: timeout !== undefined ? timeout * 1000 : undefined };
+  return { brokers: brokers(values), timeoutMs: timeout !== undefined ? timeout * 1000 : undefined };
 }
 
-/** --kafka-topic: raw frames to a topic, no analysis (a capture agent, or loading a file) */
-function kafkaOut(source: Source, frameStages: Stage<Frame, Frame>[], values: Record<string, unknown>): number | Promise<number> | null {
+/**
+ * read and capture: the frames through the frame stages (filter, dump), then through
+ * the analyzer stages to stdout, or with --kafka-topic as raw frames to that topic,
+ * not analyzed (a capture agent, or loading a file)
+ */
+function framesOrEvents(source: Source, frameStages: Stage<Frame, Frame>[], stages: ReturnType<typeof stagesFrom>, values: Record<string, unknown>): Promise<number> {
+  const frames = sequence('frames', frameStages);
+  const options = runOptions(values);
   const topic = values['kafka-topic'] as string | undefined;
-  if (topic === undefined) return null;
+  if (topic === undefined) return execute(definePipeline({ source, stages: [frames, ...stages], sink: stdoutNdjson(), options }));
   const c = values.compression;
   if (c !== undefined && c !== 'gzip' && c !== 'none') throw new UsageError(`--compression takes gzip or none, not "${c}"`);
-  return execute(
-    definePipeline({
-      source,
-      stages: [sequence('frames', frameStages)],
-      sink: kafkaFrames({ topic, ...kafkaConnection(values), compression: c as 'gzip' | 'none' | undefined }),
-      options: runOptions(values),
-    }),
-  );
+  const sink = kafkaFrames({ topic, ...kafkaConnection(values), compression: c as 'gzip' | 'none' | undefined });
+  return execute(definePipeline({ source, stages: [frames], sink, options }));
 }
 
 const ANALYZE_FLAGS = {
@@ -250,8 +335,9 @@ function stagesFrom(values: Record<string, unknown>) {
     if ((period !== undefined || timeout !== undefined) && values.flows !== true) throw new UsageError('--flow-period and --flow-timeout go with --flows');
     return eventStages({
       tcp: { flows: values.flows === true ? { periodSec: period, timeoutSec: timeout } : false },
-      protocols: list(values.protocols) ?? ['http', 'dns', 'icmp'],
-      ports: ports(values.ports),
+      // default: every protocol in the registry
+      protocols: list(values.protocols)?.map((p) => knownProtocol(p, PROTOCOL_NAMES, '--protocols')),
+      ports: ports(values.ports, PROTOCOL_NAMES),
       probe: values['no-probe'] !== true,
       anomalies: values.anomalies === true,
       options: {
@@ -276,32 +362,14 @@ function dumpStage(values: Record<string, unknown>): Stage<Frame, Frame>[] {
   return [pcapDump({ path: values.write as string, rotateBytes: rotate !== undefined ? rotate * 1_000_000 : undefined })];
 }
 
-function positiveInt(v: unknown, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} takes a positive whole number, not "${v}"`);
-  return n;
-}
-
 async function read(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { ...RUN_FLAGS, ...ANALYZE_FLAGS, ...KAFKA_OUT_FLAGS, filter: { type: 'string', short: 'f' } }, 1);
-  if (values.help) {
-    process.stdout.write(READ_HELP);
-    return 0;
-  }
+  const { values, positionals } = parse(args, { ...RUN_FLAGS, ...ANALYZE_FLAGS, ...KAFKA_OUT_FLAGS, filter: { type: 'string', short: 'f' } }, Infinity);
   if (positionals.length === 0) throw new UsageError('read needs a capture file (or - for stdin)');
+  if (positionals.filter((p) => p === '-').length > 1) throw new UsageError('standard input (-) can be read only once');
   const frameStages: Stage<Frame, Frame>[] = [];
   if (values.filter !== undefined) frameStages.push(bpfFilter(values.filter as string));
   frameStages.push(...dumpStage(values));
-  const toKafka = kafkaOut(captureFile({ path: positionals[0] }), frameStages, values);
-  if (toKafka !== null) return toKafka;
-  const pipeline = definePipeline({
-    source: captureFile({ path: positionals[0] }),
-    stages: [sequence('frames', frameStages), ...stagesFrom(values)],
-    sink: stdoutNdjson(),
-    options: runOptions(values),
-  });
-  return execute(pipeline);
+  return framesOrEvents(captureFile({ path: positionals }), frameStages, stagesFrom(values), values);
 }
 
 async function capture(args: string[]): Promise<number> {
@@ -319,32 +387,21 @@ async function capture(args: string[]): Promise<number> {
     },
     0,
   );
-  if (values.help) {
-    process.stdout.write(CAPTURE_HELP);
-    return 0;
-  }
   const snaplen = positiveInt(values.snaplen, '--snaplen');
   const bufferKiB = positiveInt(values['buffer-size'], '--buffer-size');
   const count = positiveInt(values.count, '--count');
   const stages = stagesFrom(values);
-  const source = liveCapture({
+  const dump = dumpStage(values);
+  const live = liveCapture({
     device: values.interface as string | undefined,
     filter: values.filter as string | undefined,
     snaplen,
     bufferBytes: bufferKiB !== undefined ? bufferKiB * 1024 : undefined,
   });
   // open now: a missing device, bad filter or missing permission is one line, before any output
-  source.open();
-  process.stderr.write(`pktflow: capturing on ${source.device}${values.filter ? ` (filter: ${values.filter})` : ''}\n`);
-  const toKafka = kafkaOut(count !== undefined ? firstFrames(source, count) : source, dumpStage(values), values);
-  if (toKafka !== null) return toKafka;
-  const pipeline = definePipeline({
-    source: count !== undefined ? firstFrames(source, count) : source,
-    stages: [sequence('frames', dumpStage(values)), ...stages],
-    sink: stdoutNdjson(),
-    options: runOptions(values),
-  });
-  return execute(pipeline);
+  live.open();
+  process.stderr.write(`pktflow: capturing on ${live.device}${values.filter ? ` (filter: ${values.filter})` : ''}\n`);
+  return framesOrEvents(count !== undefined ? firstFrames(live, count) : live, dump, stages, values);
 }
 
 /** a source that ends after n frames */
@@ -374,8 +431,8 @@ async function replay(args: string[]): Promise<number> {
     {
       ...RUN_FLAGS,
       ...ANALYZE_FLAGS,
+      ...BROKERS_FLAG,
       topic: { type: 'string' },
-      brokers: { type: 'string' },
       'kafka-timeout': { type: 'string' },
       group: { type: 'string' },
       'from-beginning': { type: 'boolean' },
@@ -386,10 +443,6 @@ async function replay(args: string[]): Promise<number> {
     },
     0,
   );
-  if (values.help) {
-    process.stdout.write(REPLAY_HELP);
-    return 0;
-  }
   if (values.topic === undefined) throw new UsageError('replay needs --topic');
   if (values['from-beginning'] && values['from-latest']) throw new UsageError('--from-beginning and --from-latest exclude each other');
   let fromTimestamp: number | undefined;
@@ -417,11 +470,7 @@ async function replay(args: string[]): Promise<number> {
 }
 
 function devices(args: string[]): number {
-  const { values } = parse(args, {}, 0);
-  if (values.help) {
-    process.stdout.write(DEVICES_HELP);
-    return 0;
-  }
+  parse(args, {}, 0);
   for (const d of listDevices()) {
     const addrs = d.addresses.map((a) => a.addr).join(', ');
     const flags = d.flags ? ` [${d.flags.replace(/PCAP_IF_/g, '').toLowerCase()}]` : '';
@@ -432,10 +481,6 @@ function devices(args: string[]): number {
 
 async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { ...RUN_FLAGS, input: { type: 'string' }, 'no-typecheck': { type: 'boolean' } }, 1);
-  if (values.help) {
-    process.stdout.write(RUN_HELP);
-    return 0;
-  }
   if (positionals.length === 0) throw new UsageError('run needs a pipeline file');
   const file = path.resolve(positionals[0]);
   if (!existsSync(file)) throw new UsageError(`pipeline file ${positionals[0]} does not exist`);

@@ -9,6 +9,7 @@ import type { Stage, Stats } from '../core/stage';
 /** A BPF program as libpcap compiled it: (code, jt, jf, k) quadruples. */
 export type BpfProgram = Int32Array;
 
+/** a filter expression libpcap does not accept (for the CLI, a bad command line) */
 export class BpfError extends Error {
   override name = 'BpfError';
 }
@@ -34,7 +35,8 @@ export function compileBpf(expr: string, linkType: number): BpfProgram {
       out = execFileSync('tcpdump', ['-ddd', '-r', file, expr], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { stderr?: string };
-      if (e.code === 'ENOENT') throw new BpfError('filters on capture files need tcpdump (libpcap\'s filter compiler): install the tcpdump package');
+      // not the filter's fault: a plain Error, where BpfError means a bad expression
+      if (e.code === 'ENOENT') throw new Error('filters on capture files need tcpdump (libpcap\'s filter compiler): install the tcpdump package');
       const msg = (e.stderr ?? '').split('\n').find((l) => l.startsWith('tcpdump: ')) ?? e.message;
       throw new BpfError(`bad filter "${expr}": ${msg.replace(/^tcpdump: /, '')}`);
     }

@@ -73,9 +73,13 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
     return all;
   };
   const printStats = (final: boolean) => {
-    const all = collectStats();
-    const lines = Object.entries(all).map(([k, v]) => `pktflow: ${final ? '' : '[progress] '}${formatStats(k, v)}`);
-    stderr.write(lines.join('\n') + '\n');
+    // a stage with nothing to report (no frames reached it, or a missing file) gets no line
+    const lines: string[] = [];
+    for (const [k, v] of Object.entries(collectStats())) {
+      const line = formatStats(k, v);
+      if (line !== null) lines.push(`pktflow: ${final ? '' : '[progress] '}${line}\n`);
+    }
+    if (lines.length > 0) stderr.write(lines.join(''));
   };
 
   const interval = p.options.statsIntervalSec ?? 0;

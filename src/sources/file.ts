@@ -1,4 +1,4 @@
-import { createReadStream, fstatSync } from 'node:fs';
+import { accessSync, constants, createReadStream, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
@@ -8,8 +8,11 @@ import { PcapngReader } from './pcapng';
 import type { Source } from './source';
 
 export interface CaptureFileOptions {
-  /** a file path, or '-' for standard input */
-  path: string;
+  /**
+   * a file path, '-' for standard input, or several (rotated dumps: x.pcap x.1.pcap ...)
+   * read in the order given as one capture
+   */
+  path: string | readonly string[];
   /** bytes per read; each read becomes one batch (default 256 KiB) */
   chunkBytes?: number;
 }
@@ -17,13 +20,20 @@ export interface CaptureFileOptions {
 type Reader = PcapReader | PcapngReader;
 
 /**
- * A pcap or pcapng capture from a file or stdin, told apart by its magic number.
+ * pcap or pcapng captures from files or stdin, each told apart by its magic number.
+ * Several files are one stream: their frames follow one another in the order given,
+ * so the stages after the source see one continuous capture (pcap and pcapng may be
+ * mixed). Every file is checked before the first is read, so a missing one fails at
+ * once; a damaged one fails after the frames before the damage, naming that file.
  * Reading is pulled: the next chunk is read only when the pipeline asks for the next
  * batch, so memory stays bounded whatever the sink's speed.
  */
-export function captureFile(options: CaptureFileOptions): Source & { readonly path: string } {
-  return new CaptureFileSource(options.path, options.chunkBytes ?? 256 * 1024);
+export function captureFile(options: CaptureFileOptions): Source {
+  const paths = typeof options.path === 'string' ? [options.path] : [...options.path];
+  return new CaptureFileSource(paths, options.chunkBytes ?? 256 * 1024);
 }
+
+const label = (path: string) => (path === '-' ? '<stdin>' : path);
 
 class CaptureFileSource implements Source {
   readonly name = 'capture-file';
@@ -31,48 +41,81 @@ class CaptureFileSource implements Source {
   private stream: Readable | null = null;
   private closed = false;
   private bytesRead = 0;
-  private size = -1;
+  /** the sum of the files' sizes; -1 when one is not a regular file (stdin, a pipe) */
+  private size = 0;
+  /** counters of the files already read */
+  private framesBefore = 0;
+  private frameBytesBefore = 0;
+  private skippedBefore = 0;
+  private pcapng = false;
 
   constructor(
-    readonly path: string,
+    private readonly paths: string[],
     private readonly chunkBytes: number,
   ) {}
 
-  private get label(): string {
-    return this.path === '-' ? '<stdin>' : this.path;
+  async *batches(): AsyncIterable<Frame[]> {
+    for (const p of this.paths) {
+      if (p === '-') {
+        this.size = -1;
+        continue;
+      }
+      let st;
+      try {
+        accessSync(p, constants.R_OK);
+        st = statSync(p);
+      } catch (err) {
+        throw new CaptureFileError(p, 0, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      if (st.isDirectory()) throw new CaptureFileError(p, 0, 'cannot open: is a directory');
+      if (st.isFile() && this.size >= 0) this.size += st.size;
+      else this.size = -1;
+    }
+    for (const p of this.paths) {
+      yield* this.file(p);
+      if (this.closed) return;
+      const r = this.reader!;
+      this.framesBefore += r.frames;
+      this.frameBytesBefore += r.bytes;
+      if (r instanceof PcapngReader) {
+        this.pcapng = true;
+        this.skippedBefore += r.skippedBlocks;
+      }
+      this.reader = null;
+    }
   }
 
-  async *batches(): AsyncIterable<Frame[]> {
-    if (this.path === '-' && process.stdin.isTTY) {
-      throw new CaptureFileError(this.label, 0, 'standard input is a terminal: pipe a capture in (e.g. tcpdump -w - | pktflow read -)');
+  /** one file's frames; this.reader is the file's reader once it returns */
+  private async *file(path: string): AsyncIterable<Frame[]> {
+    const name = label(path);
+    if (path === '-' && process.stdin.isTTY) {
+      throw new CaptureFileError(name, 0, 'standard input is a terminal: pipe a capture in (e.g. tcpdump -w - | pktflow read -)');
     }
-    const stream = this.path === '-' ? process.stdin : createReadStream(this.path, { highWaterMark: this.chunkBytes });
+    const stream = path === '-' ? process.stdin : createReadStream(path, { highWaterMark: this.chunkBytes });
     this.stream = stream;
     const opened = new Promise<void>((resolve, reject) => {
-      if (this.path === '-') return resolve();
-      stream.once('open', (fd: number) => {
-        const st = fstatSync(fd);
-        if (st.isFile()) this.size = st.size;
-        resolve();
-      });
+      if (path === '-') return resolve();
+      stream.once('open', () => resolve());
       stream.once('error', reject);
     });
     try {
       await opened;
     } catch (err) {
-      throw new CaptureFileError(this.label, 0, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new CaptureFileError(name, 0, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
+    let offset = 0;
     let head: Buffer | null = null;
     try {
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         if (this.closed) break;
         this.bytesRead += chunk.length;
+        offset += chunk.length;
         let data = chunk;
         if (this.reader === null) {
           // the magic number, and pcap's 24-byte header, must be in the first chunk we feed
           head = head === null ? chunk : Buffer.concat([head, chunk]);
           if (head.length < 24) continue;
-          this.reader = this.open(head);
+          this.reader = open(name, head);
           data = head;
           head = null;
         }
@@ -82,40 +125,26 @@ class CaptureFileSource implements Source {
       }
     } catch (err) {
       if (err instanceof CaptureFileError) throw err;
-      throw new CaptureFileError(this.label, this.bytesRead, `read error: ${(err as Error).message}`);
+      throw new CaptureFileError(name, offset, `read error: ${(err as Error).message}`);
     } finally {
-      if (this.path !== '-') (stream as ReturnType<typeof createReadStream>).destroy();
+      if (path !== '-') (stream as ReturnType<typeof createReadStream>).destroy();
     }
     if (this.closed) return;
     if (this.reader === null) {
-      if (head !== null && head.length >= 4) this.open(head); // throws for a non-capture
-      throw new CaptureFileError(this.label, this.bytesRead, this.bytesRead === 0 ? 'empty file' : 'file ends inside the file header');
+      if (head !== null && head.length >= 4) open(name, head); // throws for a non-capture
+      throw new CaptureFileError(name, offset, offset === 0 ? 'empty file' : 'file ends inside the file header');
     }
     this.reader.end();
   }
 
-  private open(head: Buffer): Reader {
-    const magic = head.readUInt32BE(0);
-    switch (magic) {
-      case 0xa1b2c3d4:
-      case 0xd4c3b2a1:
-      case 0xa1b23c4d:
-      case 0x4d3cb2a1:
-        return new PcapReader(this.label);
-      case 0x0a0d0d0a:
-        return new PcapngReader(this.label);
-      default:
-        throw new CaptureFileError(this.label, 0, `not a pcap or pcapng capture (magic 0x${magic.toString(16).padStart(8, '0')})`);
-    }
-  }
-
   stats(): Stats {
     const r = this.reader;
+    const pcapng = this.pcapng || r instanceof PcapngReader;
     return {
       bytes_read: this.bytesRead,
-      frames: r ? r.frames : 0,
-      frame_bytes: r ? r.bytes : 0,
-      ...(r instanceof PcapngReader ? { skipped_blocks: r.skippedBlocks } : {}),
+      frames: this.framesBefore + (r ? r.frames : 0),
+      frame_bytes: this.frameBytesBefore + (r ? r.bytes : 0),
+      ...(pcapng ? { skipped_blocks: this.skippedBefore + (r instanceof PcapngReader ? r.skippedBlocks : 0) } : {}),
     };
   }
 
@@ -126,5 +155,20 @@ class CaptureFileSource implements Source {
 
   progress(): { done: number; total: number } | null {
     return this.size >= 0 ? { done: this.bytesRead, total: this.size } : null;
+  }
+}
+
+function open(file: string, head: Buffer): Reader {
+  const magic = head.readUInt32BE(0);
+  switch (magic) {
+    case 0xa1b2c3d4:
+    case 0xd4c3b2a1:
+    case 0xa1b23c4d:
+    case 0x4d3cb2a1:
+      return new PcapReader(file);
+    case 0x0a0d0d0a:
+      return new PcapngReader(file);
+    default:
+      throw new CaptureFileError(file, 0, `not a pcap or pcapng capture (magic 0x${magic.toString(16).padStart(8, '0')})`);
   }
 }

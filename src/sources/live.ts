@@ -3,6 +3,7 @@ import _ from 'highland';
 import type { Readable } from 'node:stream';
 import { LinkType, makeFrame, type Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
+import { BpfError } from '../decode/bpf';
 import type { Source } from './source';
 
 export interface LiveOptions {
@@ -158,7 +159,8 @@ export class LiveSource implements Source {
     } catch (err) {
       failedHandles.push(cap);
       const msg = (err as Error).message;
-      if (/filter/i.test(msg)) throw new CaptureError(`bad filter "${this.options.filter}": ${msg.replace(/^can't parse filter expression: /, '')}`);
+      // a bad filter is the command line's fault, as for files (exit status 2 in the CLI)
+      if (/filter/i.test(msg)) throw new BpfError(`bad filter "${this.options.filter}": ${msg.replace(/^can't parse filter expression: /, '')}`);
       if (/permitted|permission/i.test(msg)) throw new CaptureError(`capturing on ${device} needs root or CAP_NET_RAW: ${msg}`);
       throw new CaptureError(`cannot capture on ${device}: ${msg}`);
     }
