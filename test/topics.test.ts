@@ -1,16 +1,16 @@
 /**
- * `pktflow topics` against a real broker: PKTFLOW_TEST_BROKERS (default
- * 127.0.0.1:9392). Topic names are unique per run, so runs do not meet.
+ * `pktflow topics` against a real broker of this file's own (test/broker.ts).
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { captureFile } from '../src/sources/file';
+import { testBroker, type TestBroker } from './broker';
 import { cli, fixture } from './helpers';
 
-const BROKERS = process.env.PKTFLOW_TEST_BROKERS ?? '127.0.0.1:9392';
+let broker: TestBroker;
 const RUN = `${Date.now().toString(36)}-${process.pid}`;
 const topic = (name: string) => `pktflow-topics-test.${name}.${RUN}`;
-const kafka = (...args: string[]) => cli([...args, '--brokers', BROKERS]);
+const kafka = (...args: string[]) => cli([...args, '--brokers', broker.address]);
 
 /** one line, nothing else, no stack trace */
 function oneLine(stderr: string, pattern: RegExp): void {
@@ -23,7 +23,14 @@ function partitions(stdout: string): string[][] {
   return stdout.trim().split('\n').slice(2).map((l) => l.trim().split(/\s+/));
 }
 
-describe('pktflow topics', { timeout: 120_000 }, () => {
+describe('pktflow topics', { timeout: 900_000 }, () => {
+  before(async () => {
+    broker = await testBroker('topics');
+  });
+  after(async () => {
+    await broker?.destroy();
+  });
+
   it('creates a topic once; creating it again is a one-line error', async () => {
     const t = topic('create');
     const r = await kafka('topics', 'create', t, '--partitions', '3');
