@@ -8,7 +8,9 @@ if (!process.env.PKTFLOW_SOURCE_MAPS) process.setSourceMapsEnabled(false);
 require('../src/cli/main.ts')
   .main(process.argv.slice(2))
   .then((code) => {
-    // cap crashes if a handle whose capture failed is ever collected: leave at once then
-    if (require('../src/sources/live.ts').captureFailed()) process.exit(code);
+    // cap crashes if a handle whose capture failed is ever collected, and after a failure a
+    // client library may go on retrying in the background (kafkajs): leave at once then.
+    // What was written to stdout is out already (pipes and files are written synchronously).
+    if (code !== 0 || require('../src/sources/live.ts').captureFailed()) process.exit(code);
     process.exitCode = code;
   });

@@ -15,7 +15,7 @@ async function batches(): Promise<Frame[][]> {
   return out;
 }
 
-describe('stage adapters', () => {
+describe('stage adapters', { timeout: 600_000 }, () => {
   it('an RxJS operator chain and a Node Transform chain give what direct calls give', async () => {
     const input = await batches();
     const direct = eventStages();

@@ -18,7 +18,7 @@ const run = promisify(execFile);
 
 const at = (o: any, dotted: string): number => dotted.split('.').reduce((x, k) => x?.[k], o) ?? 0;
 
-describe(`adversarial traffic (${SCALE} scale, default limits, peak RSS under ${RSS_BOUND_MIB} MiB)`, () => {
+describe(`adversarial traffic (${SCALE} scale, default limits, peak RSS under ${RSS_BOUND_MIB} MiB)`, { timeout: SCALE === 'ci' ? 600_000 : Infinity }, () => {
   for (const [name, s] of Object.entries(scenarios)) {
     it(`${name}: ${s.about}`, async () => {
       const { stdout } = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/gen/adversarial-run.ts'), name, SCALE], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 3_600_000 });

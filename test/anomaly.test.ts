@@ -23,7 +23,7 @@ function mixed(): Frame[] {
   ]);
 }
 
-describe('anomaly events', () => {
+describe('anomaly events', { timeout: 600_000 }, () => {
   it('are off by default', () => {
     const { events } = pushThroughStages(mixed());
     assert.equal(events.filter((e) => e.type === 'anomaly').length, 0);

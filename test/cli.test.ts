@@ -13,7 +13,7 @@ import type { Frame } from '../src/core/frame';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'pktflow-cli-'));
 
-describe('pktflow CLI', () => {
+describe('pktflow CLI', { timeout: 600_000 }, () => {
   /** the commands the main help lists */
   async function commands(): Promise<string[]> {
     const help = (await cli(['--help'])).stdout;
@@ -260,7 +260,7 @@ describe('pktflow CLI', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
     const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
-    const pf = spawn('pktflow', ['capture', '-i', 'lo', '-f', `tcp port ${port}`, '--ports', `http=${port}`], { env, cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+    const pf = spawn('pktflow', ['capture', '-i', 'lo', '-f', `tcp port ${port}`, '--ports', `http=${port}`, '--stats', '0.2'], { env, cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     pf.stdout.on('data', (d) => (stdout += d));
@@ -269,7 +269,9 @@ describe('pktflow CLI', () => {
     try {
       while (!/capturing on lo/.test(stderr)) await new Promise((r) => setTimeout(r, 50));
       const client = connect(port, '127.0.0.1', () => client.write('GET /waiting HTTP/1.1\r\nHost: x\r\n\r\n'));
-      await new Promise((r) => setTimeout(r, 1500));
+      // SYN, SYN-ACK, ACK and the request: once pktflow has captured four frames it holds the request
+      const frames = () => Number(/\[progress\] source: (?:.* )?frames=(\d+)/.exec(stderr.split('\n').filter((l) => l.includes('[progress] source:')).pop() ?? '')?.[1] ?? 0);
+      while (frames() < 4) await new Promise((r) => setTimeout(r, 50));
       // the signal goes to the process the command started: pktflow itself, not a wrapper
       pf.kill('SIGINT');
       assert.equal(await code, 0, stderr);

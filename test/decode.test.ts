@@ -20,7 +20,7 @@ function assertAccounting(d: DecodeStage): void {
   assert.equal(s.frames, s.decoded + dropped, JSON.stringify(s));
 }
 
-describe('link layers', () => {
+describe('link layers', { timeout: 600_000 }, () => {
   const cases: [string, Buffer, number][] = [
     ['Ethernet II', ether(0x0800, tcpv4()), LinkType.ETHERNET],
     ['802.1Q', ether(0x0800, tcpv4(), [{ id: 42 }]), LinkType.ETHERNET],
@@ -68,7 +68,7 @@ describe('link layers', () => {
   });
 });
 
-describe('IPv4 and IPv6', () => {
+describe('IPv4 and IPv6', { timeout: 600_000 }, () => {
   it('skips IPv4 options by the header length', () => {
     const opt = Buffer.from([1, 1, 1, 0]); // NOP NOP NOP EOL
     const pkt = ipv4('1.2.3.4', '5.6.7.8', 17, udp(5, 53, Buffer.from('x')), { options: opt });
@@ -127,7 +127,7 @@ describe('IPv4 and IPv6', () => {
   });
 });
 
-describe('malformed input is a counted anomaly, never an exception', () => {
+describe('malformed input is a counted anomaly, never an exception', { timeout: 600_000 }, () => {
   const bad: [string, Buffer, number, string][] = [
     ['short Ethernet', Buffer.alloc(10), LinkType.ETHERNET, 'truncated_link_header'],
     ['cut VLAN tag', Buffer.concat([ether(0x8100, Buffer.alloc(0)).subarray(0, 14)]), LinkType.ETHERNET, 'truncated_vlan_tag'],

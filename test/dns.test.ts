@@ -8,7 +8,7 @@ import { dnsMessage, dnsName, dnsRecord, dnsRecordsMessage, F, ipv4, TcpConv, ud
 
 const x = (e: unknown) => e as any;
 
-describe('DNS message parsing', () => {
+describe('DNS message parsing', { timeout: 600_000 }, () => {
   it('follows compression pointers and refuses loops and forward pointers', () => {
     // 12-byte header then: "a" + pointer to itself (offset 12)
     const loop = Buffer.concat([Buffer.alloc(12), Buffer.from([1, 0x61, 0xc0, 12])]);
@@ -68,7 +68,7 @@ const reason = (m: Buffer) => {
   return 'parsed';
 };
 
-describe('DNSSEC records (RFC 4034, 5155)', () => {
+describe('DNSSEC records (RFC 4034, 5155)', { timeout: 600_000 }, () => {
   it('reads RRSIG: its times as YYYYMMDDHHmmSS to 2106, unknown algorithms as numbers', () => {
     const [r] = answers(signedAnswer([rrsig()]));
     assert.deepEqual(r, {
@@ -113,7 +113,7 @@ describe('DNSSEC records (RFC 4034, 5155)', () => {
   });
 });
 
-describe('DNS analyzer', () => {
+describe('DNS analyzer', { timeout: 600_000 }, () => {
   it('reads every record type dnsmasq served, over UDP and TCP', async () => {
     const { events } = await readFile(fixture('http-dns.pcap'));
     const dns = events.filter((e) => e.type === 'dns').map(x);

@@ -14,7 +14,7 @@ async function frames(f: string): Promise<Frame[]> {
   return out;
 }
 
-describe('pcap dump', () => {
+describe('pcap dump', { timeout: 600_000 }, () => {
   it('writes every frame back with its exact nanosecond time, and passes frames on', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'pktflow-dump-'));
     const input = await frames(fixture('http-dns.pcapng'));

@@ -15,7 +15,7 @@ function packets(spec: [number, string, string, number, number][]) {
   }));
 }
 
-describe('flows', () => {
+describe('flows', { timeout: 600_000 }, () => {
   it('reports active flows every period and a final report after the idle timeout', () => {
     const t = new FlowTable({ periodSec: 10, timeoutSec: 30 });
     const ps = packets([

@@ -24,7 +24,7 @@ const cases: Record<string, Buffer[]> = {
   ],
 };
 
-describe('fuzz regressions', () => {
+describe('fuzz regressions', { timeout: 600_000 }, () => {
   for (const [name, datas] of Object.entries(cases)) {
     it(name, () => {
       const { stats } = pushThroughStages(frames(datas));

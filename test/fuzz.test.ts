@@ -58,7 +58,7 @@ function mutate(data: Buffer, m: { flips: [number, number][]; cut: number | null
   return b;
 }
 
-describe('fuzzing the stages', () => {
+describe('fuzzing the stages', { timeout: (2 * SECONDS + 600) * 1000 }, () => {
   it('capture-file readers: mutated pcap and pcapng files fed in random chunk sizes', () => {
     const files = ['http-dns.pcap', 'http-dns-nsec.pcap', 'http-dns.pcapng', 'edge/multi-iface.pcapng', 'edge/big-endian.pcapng', 'edge/big-endian-nsec.pcap'].map((f) => readFileSync(fixture(f)));
     fc.assert(

@@ -30,7 +30,7 @@ async function render(file: string): Promise<string> {
   return text;
 }
 
-describe('golden outputs', () => {
+describe('golden outputs', { timeout: 600_000 }, () => {
   for (const file of files) {
     it(file, async () => {
       const golden = path.join(ROOT, 'test', 'golden', file.replace(/\//g, '__') + '.ndjson');

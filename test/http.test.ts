@@ -26,7 +26,7 @@ const x = (e: Event) => e as any;
 const GET = (p: string, extra = '') => `GET ${p} HTTP/1.1\r\nHost: example.test:8080\r\nUser-Agent: t/1\r\n${extra}\r\n`;
 const OK = (body: string, extra = '') => `HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: ${body.length}\r\n${extra}\r\n${body}`;
 
-describe('HTTP analyzer', () => {
+describe('HTTP analyzer', { timeout: 600_000 }, () => {
   it('pairs keep-alive requests and responses, with ECS fields', () => {
     const h = conn();
     h.send(0, GET('/a?q=1'));

@@ -7,7 +7,7 @@ import { memorySource, runStages } from './helpers';
 const frames = (pk: [number, Buffer][]) => pk.map(([ms, b], i) => makeFrame(1000 + Math.floor(ms / 1000), (ms % 1000) * 1e6 + i, LinkType.RAW, b.length, 0, b));
 const x = (e: unknown) => e as any;
 
-describe('ICMP analyzer', () => {
+describe('ICMP analyzer', { timeout: 600_000 }, () => {
   it('pairs echo requests and replies (v4 and v6) with their round-trip time', async () => {
     const { events } = await runStages(
       memorySource(

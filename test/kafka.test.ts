@@ -45,7 +45,7 @@ async function replay(t: string, groupId?: string): Promise<{ events: Event[]; s
 
 const sorted = (events: Event[]) => events.map(summary).sort();
 
-describe('PartitionLog (what a commit may pass)', () => {
+describe('PartitionLog (what a commit may pass)', { timeout: 600_000 }, () => {
   it('gives the oldest offset still held, through releases and compaction behind a long-lived hold', () => {
     const log = new PartitionLog();
     assert.equal(log.oldest(), -1);
@@ -80,7 +80,7 @@ describe('PartitionLog (what a commit may pass)', () => {
   });
 });
 
-describe('Kafka calls (no broker)', () => {
+describe('Kafka calls (no broker)', { timeout: 600_000 }, () => {
   const coordinatorError = (type: string) => Object.assign(new Error(type), { name: 'KafkaJSProtocolError', type, retriable: true });
 
   it('retries the group-coordinator errors Kafka documents as retriable, with backoff, and counts them', async () => {

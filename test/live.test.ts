@@ -27,17 +27,15 @@ const SILENT = base + 2; // accepts and never answers
 let dnsmasq: ChildProcess | null = null;
 let silent: Server | null = null;
 
-function waitFor(child: ChildProcess, pattern: RegExp, ms = 10_000): Promise<void> {
+/** until the child says `pattern` on stderr; its exit first is an error (the test's timeout bounds the wait) */
+function waitFor(child: ChildProcess, pattern: RegExp): Promise<void> {
   return new Promise((resolve, reject) => {
     let text = '';
-    const t = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}: ${text}`)), ms);
     child.stderr!.on('data', (d) => {
       text += d;
-      if (pattern.test(text)) {
-        clearTimeout(t);
-        resolve();
-      }
+      if (pattern.test(text)) resolve();
     });
+    child.on('close', (code) => reject(new Error(`exited (${code}) before saying ${pattern}: ${text}`)));
   });
 }
 
@@ -45,7 +43,40 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((r) => child.on('close', (code) => r(code)));
 }
 
-describe('live capture on lo', { skip }, () => {
+/** polls `cond` every 50 ms until it holds (the test's timeout bounds the wait) */
+async function until(cond: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await cond())) await sleep(50);
+}
+
+/** the newest `[progress] STAGE: ... KEY=N` counter in a --stats stderr, 0 before the first */
+function progress(stderr: string, stage: string, key: string): number {
+  const lines = stderr.split('\n').filter((l) => l.startsWith(`pktflow: [progress] ${stage}: `));
+  if (lines.length === 0) return 0;
+  const m = new RegExp(`(?:^| )${key.replace(/\./g, '\\.')}=(\\d+)`).exec(lines[lines.length - 1].slice(`pktflow: [progress] ${stage}: `.length));
+  return m === null ? 0 : Number(m[1]);
+}
+
+/** the frames tcpdump has written so far (a record still being written is not counted), and whether one holds `text` */
+async function written(file: string, text: string): Promise<{ frames: number; found: boolean }> {
+  let frames = 0;
+  let found = false;
+  try {
+    for await (const b of captureFile({ path: file }).batches()) {
+      frames += b.length;
+      found ||= b.some((f) => f.data.includes(text));
+    }
+  } catch {
+    // the last record is cut where tcpdump is still writing
+  }
+  return { frames, found };
+}
+
+/** dnsmasq answers (it binds its port some time after it starts) */
+function answers(port: number): boolean {
+  return spawnSync('dig', ['@127.0.0.1', '-p', String(port), '+tries=1', '+time=1', 'ready.live.test', 'A']).status === 0;
+}
+
+describe('live capture on lo', { skip, timeout: 600_000 }, () => {
   let events: any[] = [];
   let stderr = '';
   let code: number | null = null;
@@ -58,20 +89,22 @@ describe('live capture on lo', { skip }, () => {
     execFileSync('chmod', ['755', work]);
     execFileSync('bash', ['-c', `source ${ROOT}/scripts/nginx.sh; start_nginx ${work} 'keepalive_requests 100;' "listen 127.0.0.1:${HTTP}; root ${work}/www;"`]);
     dnsmasq = spawn('dnsmasq', ['-k', `--port=${DNS}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts', '--address=/live.test/10.9.9.9', '--local=/live.test/'], { stdio: 'ignore' });
-    silent = createServer(() => {}).listen(SILENT, '127.0.0.1');
-    await sleep(300);
+    // accepts, reads, never answers; says when the request is in
+    let requested = false;
+    silent = createServer((socket) => socket.on('data', () => (requested = true))).listen(SILENT, '127.0.0.1');
+    await until(() => answers(DNS));
 
     const filter = `port ${HTTP} or port ${DNS} or port ${SILENT} or icmp`;
     const td = spawn('tcpdump', ['-i', 'lo', '-U', '--immediate-mode', '-w', reference, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const pf = spawn(process.execPath, [path.join(ROOT, 'bin/pktflow.js'), 'capture', '-i', 'lo', '-f', filter, '--ports', `http=${HTTP},${SILENT}`, '--ports', `dns=${DNS}`, '--flows', '-w', dump], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const pf = spawn(process.execPath, [path.join(ROOT, 'bin/pktflow.js'), 'capture', '-i', 'lo', '-f', filter, '--ports', `http=${HTTP},${SILENT}`, '--ports', `dns=${DNS}`, '--flows', '-w', dump, '--stats', '0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
     // listen for the exits now: one may come while the test awaits the other
     const pfExit = exited(pf);
     const tdExit = exited(td);
     let out = '';
     pf.stdout!.on('data', (d) => (out += d));
     pf.stderr!.on('data', (d) => (stderr += d));
+    // both print their line once the capture is open
     await Promise.all([waitFor(td, /listening on lo/), waitFor(pf, /capturing on lo/)]);
-    await sleep(500);
 
     // traffic from real clients
     const u = `http://127.0.0.1:${HTTP}`;
@@ -80,10 +113,19 @@ describe('live capture on lo', { skip }, () => {
     execFileSync('dig', ['@127.0.0.1', '-p', String(DNS), '+tries=1', '+time=2', 'nothing.example', 'A']);
     execFileSync('ping', ['-c', '2', '-i', '0.2', '127.0.0.1']);
     // a request that will never be answered: it must come out at shutdown
-    const hanging = spawn('curl', ['-s', '--max-time', '20', `http://127.0.0.1:${SILENT}/pending`], { stdio: 'ignore' });
-    await sleep(800);
+    const hanging = spawn('curl', ['-s', '--max-time', '600', `http://127.0.0.1:${SILENT}/pending`], { stdio: 'ignore' });
+    await until(() => requested);
+    // the same packets reach both captures in the same order: once pktflow has captured as
+    // many frames as tcpdump wrote up to the pending request, it has that request too
+    let target = 0;
+    await until(async () => {
+      const w = await written(reference, 'GET /pending');
+      target = w.frames;
+      return w.found;
+    });
+    await until(() => progress(stderr, 'source', 'frames') >= target);
 
-    pf.kill("SIGINT");
+    pf.kill('SIGINT');
     td.kill('SIGINT');
     code = await pfExit;
     await tdExit;
@@ -102,22 +144,25 @@ describe('live capture on lo', { skip }, () => {
   });
 
   it('a second signal exits at once while the first one waits for a reader that never reads', async () => {
-    const pf = spawn(process.execPath, [path.join(ROOT, 'bin/pktflow.js'), 'capture', '-i', 'lo', '-f', `tcp port ${HTTP}`, '--ports', `http=${HTTP}`, '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const pf = spawn(process.execPath, [path.join(ROOT, 'bin/pktflow.js'), 'capture', '-i', 'lo', '-f', `tcp port ${HTTP}`, '--ports', `http=${HTTP}`, '-q', '--stats', '0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const pfExit = exited(pf);
+    let err = '';
+    pf.stderr!.on('data', (d) => (err += d));
     // nobody reads the events: once the pipe is full the pipeline waits for it
     pf.stdout!.pause();
     await waitFor(pf, /capturing on lo/);
-    await sleep(300);
-    const urls = Array.from({ length: 2000 }, (_, i) => [`-o`, '/dev/null', `http://127.0.0.1:${HTTP}/index.html?n=${i}`]).flat();
-    execFileSync('curl', ['-s', ...urls]);
-    await sleep(500);
+    const urls = Array.from({ length: 500 }, (_, i) => [`-o`, '/dev/null', `http://127.0.0.1:${HTTP}/index.html?n=${i}`]).flat();
+    // more bytes written than a pipe holds (64 KiB), and nobody reads: the sink waits for good
+    await until(() => {
+      if (progress(err, 'sink', 'bytes') > 70_000) return true;
+      execFileSync('curl', ['-s', ...urls]);
+      return false;
+    });
     pf.kill('SIGINT');
     await sleep(1000);
     assert.equal(pf.exitCode, null, 'the first signal waits to flush what it holds');
     pf.kill('SIGINT');
-    const started = Date.now();
-    assert.equal(await pfExit, 130);
-    assert.ok(Date.now() - started < 5000);
+    assert.equal(await pfExit, 130, 'the second signal exits at once');
     pf.stdout!.destroy();
   });
 

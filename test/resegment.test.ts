@@ -46,7 +46,7 @@ async function transactions(pkts: Buffer[]): Promise<string[]> {
   return events.map((e: any) => JSON.stringify([e.url.full, e.status, e.source.bytes, e.destination.bytes, e.http.request, e.http.response, e.notes]));
 }
 
-describe('random segmentation through the whole pipeline', () => {
+describe('random segmentation through the whole pipeline', { timeout: 600_000 }, () => {
   it('gives the same transactions as the unsplit conversation', async () => {
     const reference = await transactions(conversation([], [], []));
     assert.equal(reference.length, 3);

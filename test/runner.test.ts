@@ -53,7 +53,7 @@ function counting(source: Source): Source & { yielded: number } {
   return c;
 }
 
-describe('runner flow control', () => {
+describe('runner flow control', { timeout: 600_000 }, () => {
   it('hands out the next batch only after the sink drained the previous one', async () => {
     const source = counting(captureFile({ path: fixture('http-dns.pcap'), chunkBytes: 1024 }));
     const sink = new SlowSink();
@@ -96,7 +96,7 @@ describe('runner flow control', () => {
   });
 });
 
-describe('runner reporting', () => {
+describe('runner reporting', { timeout: 600_000 }, () => {
   it('prints counters every --stats interval while running, and at the end', async () => {
     const source = captureFile({ path: fixture('http-dns.pcap'), chunkBytes: 512 });
     let text = '';

@@ -32,7 +32,7 @@ const sample: GenFrame[] = [
   { sec: 1_700_000_001, nsec: 999_999_999, data: ether(0x0806, Buffer.alloc(46)), origLen: 1500 },
 ];
 
-describe('pcap files', () => {
+describe('pcap files', { timeout: 600_000 }, () => {
   for (const nano of [false, true]) {
     for (const bigEndian of [false, true]) {
       it(`reads ${nano ? 'nanosecond' : 'microsecond'} ${bigEndian ? 'big' : 'little'}-endian pcap exactly`, async () => {
@@ -62,7 +62,7 @@ describe('pcap files', () => {
   });
 });
 
-describe('pcapng files', () => {
+describe('pcapng files', { timeout: 600_000 }, () => {
   it('keeps each interface its link type and timestamp resolution; reads simple packet blocks; skips unknown blocks', async () => {
     const { frames: got, error } = await frames(fixture('edge/multi-iface.pcapng'));
     assert.equal(error, null);
@@ -98,7 +98,7 @@ describe('pcapng files', () => {
   });
 });
 
-describe('several files', () => {
+describe('several files', { timeout: 600_000 }, () => {
   /** http-dns.pcap cut in two at frame 50 (inside TCP connections): a nanosecond pcap, then a pcapng */
   async function parts(): Promise<{ whole: Frame[]; files: string[] }> {
     const whole = (await frames(fixture('http-dns.pcap'))).frames;
@@ -138,7 +138,7 @@ describe('several files', () => {
   });
 });
 
-describe('damaged input', () => {
+describe('damaged input', { timeout: 600_000 }, () => {
   it('names the file and the offset of a cut-short record, after the frames before it', async () => {
     const { frames: got, error } = await frames(fixture('edge/truncated.pcap'));
     assert.equal(got.length, 8);

@@ -28,7 +28,7 @@ function streams(items: StreamItem[]): [string, string] {
 const ends: [{ ip: string; port: number }, { ip: string; port: number }] = [{ ip: '10.0.0.1', port: 40000 }, { ip: '10.0.0.2', port: 80 }];
 const b = (s: string) => Buffer.from(s, 'latin1');
 
-describe('TCP reorderer', () => {
+describe('TCP reorderer', { timeout: 600_000 }, () => {
   it('delivers in-order data and closes on FIN from both sides', () => {
     const c = new TcpConv(ends);
     const { items, r } = run([...c.handshake(), c.seg(0, F.ACK, b('hello ')), c.seg(0, F.ACK, b('world')), c.seg(1, F.ACK, b('ok')), ...c.close()]);

@@ -87,12 +87,14 @@ describe('pktflow topics', { timeout: 900_000 }, () => {
     oneLine(r.stderr, /replication factor 99 needs 99 brokers; the cluster has \d+/);
   });
 
-  it('fails in one line, within seconds, when no broker answers', async () => {
-    const started = Date.now();
+  it('fails in one line, without retrying, when no broker answers', async () => {
     const r = await cli(['topics', 'list', '--brokers', '127.0.0.1:1']);
     assert.equal(r.code, 1);
     oneLine(r.stderr, /^pktflow: kafka at 127\.0\.0\.1:1: .*ECONNREFUSED/);
-    assert.ok(Date.now() - started < 10_000);
+    // kafkajs's own log shows each attempt to connect
+    const logged = await cli(['topics', 'list', '--brokers', '127.0.0.1:1'], { env: { PKTFLOW_KAFKA_LOG: 'debug' } });
+    const attempts = logged.stderr.split('\n').filter((l) => /Connecting/.test(l)).length;
+    assert.ok(attempts >= 1 && attempts <= 3, `${attempts} attempts to connect:\n${logged.stderr}`);
     const c = await cli(['topics', 'create', 'x', '--brokers', '127.0.0.1:1']);
     assert.equal(c.code, 1);
     oneLine(c.stderr, /^pktflow: kafka at 127\.0\.0\.1:1: /);

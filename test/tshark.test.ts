@@ -31,7 +31,7 @@ function counts(values: (string | number)[]): Record<string, number> {
   return c;
 }
 
-describe('agreement with tshark', { skip: haveTshark ? false : 'tshark not installed' }, () => {
+describe('agreement with tshark', { skip: haveTshark ? false : 'tshark not installed', timeout: 600_000 }, () => {
   for (const name of files) {
     it(name, async () => {
       const f = fixture(name);
@@ -102,7 +102,7 @@ function ourRecord(r: Record<string, any>): string | null {
   }
 }
 
-describe('DNSSEC records agree with tshark', { skip: haveTshark ? false : 'tshark not installed' }, () => {
+describe('DNSSEC records agree with tshark', { skip: haveTshark ? false : 'tshark not installed', timeout: 600_000 }, () => {
   it('edge/dns-dnssec.pcap: RRSIG, DNSKEY, CDNSKEY, DS, CDS, NSEC, NSEC3, NSEC3PARAM field by field', async () => {
     const f = fixture('edge/dns-dnssec.pcap');
     // absolute times print in the local zone: UTC makes them parseable

@@ -31,7 +31,8 @@ export interface RunIO {
  */
 export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
   const stderr = io.stderr ?? process.stderr;
-  let stopped = false;
+  /** nobody subscribes any more (a stage failed): the source is not read further */
+  let unsubscribed = false;
   let sourceError: Error | null = null;
   let timer: NodeJS.Timeout | null = null;
 
@@ -43,14 +44,14 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
       try {
         for await (const batch of p.source.batches()) {
           subscriber.next(batch);
-          if (p.sink.closed || stopped) break;
+          if (p.sink.closed || unsubscribed) break;
           await p.sink.drained();
           if (p.source.acknowledge) {
             // at-least-once: the source may commit this batch once its events are acknowledged
             if (p.sink.allAcked) await p.sink.allAcked();
             p.source.acknowledge();
           }
-          if (p.sink.closed || stopped) break;
+          if (p.sink.closed || unsubscribed) break;
         }
       } catch (err) {
         sourceError = err as Error;
@@ -59,7 +60,7 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
       subscriber.complete();
     })();
     return () => {
-      stopped = true;
+      unsubscribed = true;
     };
   });
 
@@ -141,7 +142,7 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
   return {
     done,
     stop() {
-      stopped = true;
+      // the source ends after what it already holds (a live capture's queued frames)
       p.source.close();
     },
   };

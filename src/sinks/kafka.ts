@@ -2,7 +2,7 @@ import { CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
 import type { Event } from '../events/transaction';
-import { bounded, DEFAULT_TIMEOUT_MS, isRetriable, kafkaClient, requireTopic, type KafkaConnection } from '../kafka/client';
+import { bounded, DEFAULT_TIMEOUT_MS, isRetriable, kafkaClient, KafkaTimeoutError, requireTopic, type KafkaConnection } from '../kafka/client';
 import { frameToMessage } from '../kafka/frames';
 import type { Sink } from './sink';
 
@@ -119,7 +119,7 @@ abstract class KafkaSink<T> implements Sink<T> {
             setTimeout(() => this.send(messages, bytes, Math.min(2000, backoff * 2)), backoff);
             return;
           }
-          const waited = Date.now() - this.lastAck >= this.timeoutMs ? ` (nothing acknowledged for ${Math.round((Date.now() - this.lastAck) / 1000)} s)` : '';
+          const waited = !(err instanceof KafkaTimeoutError) && Date.now() - this.lastAck >= this.timeoutMs ? ` (nothing acknowledged for ${Math.round((Date.now() - this.lastAck) / 1000)} s)` : '';
           this.error ??= new Error(`kafka topic ${this.options.topic}: ${err.message}${waited}`);
         },
       )

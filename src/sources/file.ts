@@ -125,6 +125,8 @@ class CaptureFileSource implements Source {
       }
     } catch (err) {
       if (err instanceof CaptureFileError) throw err;
+      // close() destroys the stream under the reader: the end asked for, not a read error
+      if (this.closed) return;
       throw new CaptureFileError(name, offset, `read error: ${(err as Error).message}`);
     } finally {
       if (path !== '-') (stream as ReturnType<typeof createReadStream>).destroy();

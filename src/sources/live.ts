@@ -200,12 +200,18 @@ export class LiveSource implements Source {
     const tickMs = this.options.tickMs ?? 1000;
     const it = reader[Symbol.asyncIterator]() as AsyncIterator<Frame[]>;
     let pending: Promise<IteratorResult<Frame[]>> | null = null;
-    while (!this.closed) {
+    for (;;) {
       pending ??= it.next();
-      let timer: NodeJS.Timeout | undefined;
-      const tick = new Promise<'tick'>((r) => (timer = setTimeout(() => r('tick'), tickMs)));
-      const r = await Promise.race([pending, tick]);
-      clearTimeout(timer);
+      let r: IteratorResult<Frame[]> | 'tick';
+      if (this.closed) {
+        // stopped: what was captured before the stop still goes through (the stream ends after it)
+        r = await pending;
+      } else {
+        let timer: NodeJS.Timeout | undefined;
+        const tick = new Promise<'tick'>((res) => (timer = setTimeout(() => res('tick'), tickMs)));
+        r = await Promise.race([pending, tick]);
+        clearTimeout(timer);
+      }
       if (r === 'tick') {
         // nothing arrived: an empty batch lets the pipeline advance its clock
         this.ticks++;
