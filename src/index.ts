@@ -18,7 +18,7 @@ export { tcpReorder, TcpReorderer, type TcpOptions } from './tcp/reorderer';
 export { StreamItem, ItemKind } from './tcp/items';
 export { analyze, AnalyzeStage, type AnalyzeOptions } from './protocols/analyze';
 export { protocols } from './protocols/registry';
-export type { Event } from './events/transaction';
+export type { Event, EventType, HttpEvent, DnsEvent, DnsRecord, IcmpEvent, FlowEvent, AnomalyEvent, StatsEvent, TransactionEvent } from './events/types';
 export { stdoutNdjson, NdjsonSink } from './sinks/ndjson';
 export { collect, CollectSink } from './sinks/collect';
 export { discard, DiscardSink } from './sinks/discard';

@@ -1,8 +1,15 @@
 import { isoTime, tsDiffNs } from '../core/frame';
 import type { Endpoints } from './endpoints';
 
-/** An output event: a plain JSON-ready object with packetbeat's ECS field names. */
-export type Event = Record<string, unknown>;
+/**
+ * An event as the analyzers build it, field by field: a plain JSON-ready object with
+ * packetbeat's ECS field names. What pipeline authors see is its typed view, `Event`
+ * (./types); sinks that only serialise take any such object.
+ */
+export type EventObject = Record<string, any>;
+
+/** @deprecated the untyped form under its old name (src/sinks/kafka.ts still uses it): `EventObject`, or the typed `Event` of ./types */
+export type Event = EventObject;
 
 export interface TxTimes {
   startSec: number;
@@ -24,7 +31,7 @@ export function transactionEvent(
   clientBytes: number,
   serverBytes: number,
   protocol: string = type,
-): Event {
+): EventObject {
   const start = isoTime(t.startSec, t.startNsec);
   const client = { ip: ep.clientIp, port: ep.clientPort, bytes: clientBytes };
   const server = { ip: ep.serverIp, port: ep.serverPort, bytes: serverBytes };

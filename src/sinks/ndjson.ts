@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { Stats } from '../core/stage';
-import type { Event } from '../events/transaction';
+import type { Event } from '../events/types';
 import type { Sink } from './sink';
 
 export interface NdjsonOptions {
