@@ -1,6 +1,7 @@
 /** pktflow's public API: what pipeline files import. */
 export { definePipeline, type Pipeline, type PipelineOptions } from './pipeline/define';
 export { runPipeline, type RunResult } from './pipeline/runner';
+export { eventStages, type EventStagesOptions } from './pipeline/presets';
 export { toOperator, toTransform, type Stage, type Batch, type Stats } from './core/stage';
 export { LinkType, type Frame } from './core/frame';
 export { captureFile, type CaptureFileOptions } from './sources/file';

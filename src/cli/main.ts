@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { definePipeline, isPipeline, type Pipeline, type PipelineOptions } from '../pipeline/define';
+import { definePipeline, isPipeline, pipelineMismatch, type Pipeline, type PipelineOptions } from '../pipeline/define';
 import { eventStages } from '../pipeline/presets';
 import { runPipeline } from '../pipeline/runner';
 import { stdoutNdjson } from '../sinks/ndjson';
@@ -449,6 +449,12 @@ async function run(args: string[]): Promise<number> {
     return 2;
   }
   const p: Pipeline = pipeline;
+  // what the type check would have said, for a file loaded without it
+  const mismatch = pipelineMismatch(p);
+  if (mismatch !== null) {
+    process.stderr.write(`pktflow: ${positionals[0]}: ${mismatch}\n`);
+    return 2;
+  }
   const input = values.input as string | undefined;
   return execute({
     ...p,

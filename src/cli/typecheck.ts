@@ -17,9 +17,12 @@ export function typecheck(file: string): string[] {
     .getPreEmitDiagnostics(program)
     .filter((d) => d.category === ts.DiagnosticCategory.Error)
     .map((d) => {
-      const text = ts.flattenDiagnosticMessageText(d.messageText, ' ');
-      if (d.file === undefined || d.start === undefined) return `TS${d.code}: ${text}`;
+      let text = `TS${d.code}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
+      // definePipeline's messages come as the type a stage or sink is not assignable to: say just them
+      const own = /is not assignable to type '"((?:the source|stage \d+|the last stage)[^"]*)"'/.exec(text);
+      if (own !== null) text = own[1];
+      if (d.file === undefined || d.start === undefined) return text;
       const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
-      return `${path.relative(process.cwd(), d.file.fileName)}:${line + 1}:${character + 1}: TS${d.code}: ${text}`;
+      return `${path.relative(process.cwd(), d.file.fileName)}:${line + 1}:${character + 1}: ${text}`;
     });
 }

@@ -5,6 +5,14 @@ import { Transform } from 'node:stream';
 export type Batch<T> = T[];
 
 export type StatValue = number | { [k: string]: StatValue };
+
+/**
+ * What moves between stages, by the name of its type: a stage may say what it takes
+ * and outputs (`takes`, `outputs`), so that a pipeline that was not type-checked
+ * (`pktflow run --no-typecheck`, plain JavaScript) is still refused when two
+ * neighbours disagree. A stage that does not say is trusted.
+ */
+export type DataKind = 'Frame' | 'Packet' | 'StreamItem' | 'Event';
 export type Stats = { [k: string]: StatValue };
 
 /**
@@ -13,6 +21,10 @@ export type Stats = { [k: string]: StatValue };
  */
 export interface Stage<I, O> {
   readonly name: string;
+  /** what `push` takes, for the run-time check (optional: custom stages are trusted) */
+  readonly takes?: DataKind;
+  /** what `push` and `flush` return, for the run-time check */
+  readonly outputs?: DataKind;
   /** process one batch; return what it produced (possibly empty) */
   push(batch: Batch<I>): Batch<O>;
   /** end of input or shutdown: emit everything still pending */
@@ -136,6 +148,8 @@ export function flushThrough(stages: readonly Stage<any, any>[]): Batch<any> {
 export function sequence<T>(name: string, stages: readonly Stage<T, T>[]): Stage<T, T> {
   return {
     name,
+    takes: stages[0]?.takes,
+    outputs: stages[stages.length - 1]?.outputs,
     push: (batch) => pushThrough(stages, batch),
     flush: () => flushThrough(stages),
     tick(sec, nsec) {

@@ -152,6 +152,8 @@ export function runBpf(prog: BpfProgram, p: Buffer, wireLen: number): number {
  */
 export class BpfFilterStage implements Stage<Frame, Frame> {
   readonly name = 'filter';
+  readonly takes = 'Frame';
+  readonly outputs = 'Frame';
   private readonly programs = new Map<number, BpfProgram>();
   accepted = 0;
   readonly rejected = new ReasonCounter();

@@ -2,7 +2,7 @@ import { Observable, type OperatorFunction } from 'rxjs';
 import type { Frame } from '../core/frame';
 import { toOperator, type Stats } from '../core/stage';
 import { formatStats } from './stats';
-import type { Pipeline } from './define';
+import { pipelineMismatch, type Pipeline } from './define';
 
 export interface RunResult {
   /** the source's error (e.g. a damaged capture), after everything before it was processed */
@@ -27,9 +27,12 @@ export interface RunIO {
  * an RxJS operator) into the sink. RxJS has no backpressure, so the runner
  * provides it: the source is asked for its next batch only once the sink has
  * taken the previous one (and drained, when it said it was full). Memory is then
- * bounded by one batch per stage plus the sink's buffer.
+ * bounded by one batch per stage plus the sink's buffer. Throws at once when two
+ * neighbours say they disagree on what passes between them (`pipelineMismatch`).
  */
 export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
+  const mismatch = pipelineMismatch(p);
+  if (mismatch !== null) throw new Error(mismatch);
   const stderr = io.stderr ?? process.stderr;
   let stopped = false;
   let sourceError: Error | null = null;

@@ -45,6 +45,8 @@ class AppState {
  */
 export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   readonly name = 'analyze';
+  readonly takes = 'StreamItem';
+  readonly outputs = 'Event';
   private out: EventObject[] = [];
   private readonly instances: ProtocolInstance[] = [];
   private readonly names: string[] = [];
