@@ -53,9 +53,9 @@ export interface Cli {
 }
 
 /** run the pktflow CLI as a user would */
-export function cli(args: string[], opts: { stdin?: Buffer; cwd?: string } = {}): Promise<Cli> {
+export function cli(args: string[], opts: { stdin?: Buffer; cwd?: string; env?: Record<string, string> } = {}): Promise<Cli> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'pktflow.js'), ...args], { cwd: opts.cwd ?? ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'pktflow.js'), ...args], { cwd: opts.cwd ?? ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
