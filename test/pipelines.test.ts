@@ -1,17 +1,23 @@
-/** Writing pipelines: the stage chain's checks, at type-check time and at run time. */
+/** Writing pipelines: the stage chain's checks, at type-check time and at run time; a stage that throws. */
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
+import { from, lastValueFrom } from 'rxjs';
 import { typecheck } from '../src/cli/typecheck';
-import type { Stage } from '../src/core/stage';
+import type { Frame } from '../src/core/frame';
+import { ExplainedError, sequence, StageError, toOperator, toTransform, type Stage } from '../src/core/stage';
 import { decode } from '../src/decode/stage';
+import type { Event } from '../src/events/types';
 import { pipelineMismatch } from '../src/pipeline/define';
 import { eventStages } from '../src/pipeline/presets';
 import { runPipeline } from '../src/pipeline/runner';
 import { analyze } from '../src/protocols/analyze';
 import { collect } from '../src/sinks/collect';
 import { stdoutNdjson } from '../src/sinks/ndjson';
+import type { Sink } from '../src/sinks/sink';
 import { captureFile } from '../src/sources/file';
 import { cli, fixture, ROOT } from './helpers';
 
@@ -81,5 +87,71 @@ describe('the stage chain, at run time', { timeout: 120_000 }, () => {
     assert.equal(r.code, 2);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /^pktflow: \S+\.test-mismatch\.ts: stage 1 \(decode\) outputs Packet, but stage 2 \(analyze\) takes StreamItem\n$/);
+  });
+});
+
+describe('a stage that throws', { timeout: 120_000 }, () => {
+  const boom = (when: 'push' | 'flush'): Stage<Event, Event> => ({
+    name: 'myFilter',
+    push: (b) => {
+      if (when === 'push') throw new Error('boom');
+      return b;
+    },
+    flush: () => {
+      if (when === 'flush') throw new Error('boom at the end');
+      return [];
+    },
+    stats: () => ({}),
+  });
+  const frames = async () => {
+    const out: Frame[][] = [];
+    for await (const b of captureFile({ path: fixture('http-dns.pcap') }).batches()) out.push(b);
+    return out;
+  };
+
+  it('is named in the RxJS operator and in the Node Transform, push or flush', async () => {
+    for (const when of ['push', 'flush'] as const) {
+      const message = `stage "myFilter": ${when === 'push' ? 'boom' : 'boom at the end'}`;
+      const [d, t, a] = eventStages();
+      const rx = lastValueFrom(from(await frames()).pipe(toOperator(d), toOperator(t), toOperator(a), toOperator(boom(when))));
+      await assert.rejects(rx, (err: Error) => err instanceof StageError && err.message === message && (err.cause as Error).message.startsWith('boom'));
+      const s = eventStages();
+      const node = pipeline(Readable.from(await frames()), toTransform(s[0]), toTransform(s[1]), toTransform(s[2]), toTransform(boom(when)), new Writable({ objectMode: true, write: (_b, _e, cb) => cb() }));
+      await assert.rejects(node, { name: 'StageError', message });
+    }
+  });
+
+  it('says an ExplainedError as it is', async () => {
+    const bad: Stage<Frame, Frame> = { name: 'filter', push: () => { throw new ExplainedError('bad filter "tcp port"'); }, flush: () => [], stats: () => ({}) };
+    await assert.rejects(lastValueFrom(from(await frames()).pipe(toOperator(bad))), { message: 'bad filter "tcp port"' });
+  });
+
+  it('is named inside a sequence of stages', () => {
+    const inner = sequence('events', [boom('push')]);
+    assert.throws(() => inner.push([{ type: 'stats', stats: {} }]), { message: 'stage "myFilter": boom' });
+  });
+
+  it('ends a run, as does a sink that throws, named', async () => {
+    const run = (stages: Stage<any, any>[], sink: Sink<Event>) => runPipeline({ source: captureFile({ path: fixture('http-dns.pcap') }), stages, sink, options: { printStats: false } }).done;
+    await assert.rejects(run([...eventStages(), boom('push')], collect()), { message: 'stage "myFilter": boom' });
+    const sink: Sink<Event> = { name: 'csv', closed: false, write: () => assert.fail('disk full'), drained: async () => {}, end: async () => {}, stats: () => ({}) };
+    await assert.rejects(run([...eventStages()], sink), { message: 'sink "csv": disk full' });
+  });
+
+  it('pktflow run: one line "pktflow: stage "myFilter": ...", exit 1; the stack with PKTFLOW_DEBUG=1', async () => {
+    const text =
+      `import { captureFile, definePipeline, eventStages, stdoutNdjson, type Event, type Stage } from '../src';\n` +
+      `const myFilter: Stage<Event, Event> = { name: 'myFilter', push: (b) => { if (b.some((e) => e.type === 'dns')) throw new TypeError('no DNS here'); return b; }, flush: () => [], stats: () => ({}) };\n` +
+      `export default definePipeline({ source: captureFile({ path: 'fixtures/http-dns.pcap' }), stages: [...eventStages(), myFilter], sink: stdoutNdjson() });\n`;
+    await withPipelineFile('.test-throws.ts', text, async (file) => {
+      const r = await cli(['run', file, '-q', '--no-typecheck']);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, 'pktflow: stage "myFilter": no DNS here\n');
+      const debug = await cli(['run', file, '-q', '--no-typecheck'], { env: { PKTFLOW_DEBUG: '1' } });
+      assert.equal(debug.code, 1);
+      assert.match(debug.stderr, /^pktflow: stage "myFilter": no DNS here\nStageError: stage "myFilter": no DNS here\n {4}at /);
+      // the cause's stack points into the pipeline file, at the line that threw
+      assert.match(debug.stderr, /caused by: TypeError: no DNS here\n {4}at .*\.test-throws\.ts:2:\d+/);
+    });
   });
 });

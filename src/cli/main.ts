@@ -133,6 +133,11 @@ Options:
   --input <path|->           read this capture instead of the pipeline's own source
   --no-typecheck             load the file without type-checking it first
 ${COMMON_RUN_HELP}
+
+The type check's result is cached in $PKTFLOW_CACHE_DIR (default
+$XDG_CACHE_HOME/pktflow, or ~/.cache/pktflow). An exception in a stage is one
+line naming the stage; PKTFLOW_DEBUG=1 adds its stack. Writing pipelines:
+docs/pipelines.md.
 `;
 
 const HELPS: Record<string, string> = { read: READ_HELP, capture: CAPTURE_HELP, replay: REPLAY_HELP, devices: DEVICES_HELP, run: RUN_HELP };
@@ -440,7 +445,7 @@ async function run(args: string[]): Promise<number> {
   try {
     mod = require(file);
   } catch (err) {
-    process.stderr.write(`pktflow: cannot load ${positionals[0]}: ${(err as Error).message.split('\n')[0]}\n`);
+    process.stderr.write(`pktflow: cannot load ${positionals[0]}: ${(err as Error).message.split('\n')[0]}\n${debugTrace(err)}`);
     return 2;
   }
   const pipeline = mod.default;
@@ -456,11 +461,25 @@ async function run(args: string[]): Promise<number> {
     return 2;
   }
   const input = values.input as string | undefined;
-  return execute({
-    ...p,
-    source: input !== undefined ? captureFile({ path: input }) : p.source,
-    options: { ...p.options, ...definedOnly(runOptions(values)) },
-  });
+  try {
+    return await execute({
+      ...p,
+      source: input !== undefined ? captureFile({ path: input }) : p.source,
+      options: { ...p.options, ...definedOnly(runOptions(values)) },
+    });
+  } catch (err) {
+    // a user's stage or sink threw: one line naming it (StageError), the stack only when asked
+    process.stderr.write(`pktflow: ${(err as Error).message}\n${debugTrace(err)}`);
+    return 1;
+  }
+}
+
+/** with PKTFLOW_DEBUG set: the stack of an error and of each cause, for stderr; else nothing */
+function debugTrace(err: unknown): string {
+  if (!process.env.PKTFLOW_DEBUG) return '';
+  let text = '';
+  for (let e = err; e instanceof Error; e = e.cause) text += `${text === '' ? '' : 'caused by: '}${e.stack ?? e.message}\n`;
+  return text;
 }
 
 function definedOnly(o: PipelineOptions): PipelineOptions {

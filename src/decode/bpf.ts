@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ReasonCounter } from '../core/counters';
 import type { Frame } from '../core/frame';
-import type { Stage, Stats } from '../core/stage';
+import { ExplainedError, type Stage, type Stats } from '../core/stage';
 
 /** A BPF program as libpcap compiled it: (code, jt, jf, k) quadruples. */
 export type BpfProgram = Int32Array;
 
-export class BpfError extends Error {
+/** a filter that cannot be compiled: said as it is, not as a failing stage */
+export class BpfError extends ExplainedError {
   override name = 'BpfError';
 }
 
