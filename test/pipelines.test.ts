@@ -1,16 +1,18 @@
 /** Writing pipelines: the stage chain's checks, at type-check time and at run time; a stage that throws. */
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { from, lastValueFrom } from 'rxjs';
 import { typecheck } from '../src/cli/typecheck';
-import type { Frame } from '../src/core/frame';
-import { ExplainedError, sequence, StageError, toOperator, toTransform, type Stage } from '../src/core/stage';
+import { dnsFailures } from '../pipelines/examples/dns-failures';
+import { HttpCsvSink } from '../pipelines/examples/http-csv';
+import { LinkType, makeFrame, type Frame } from '../src/core/frame';
+import { ExplainedError, flushThrough, pushThrough, sequence, StageError, toOperator, toTransform, type Stage } from '../src/core/stage';
 import { decode } from '../src/decode/stage';
-import type { Event } from '../src/events/types';
+import type { DnsEvent, Event, HttpEvent } from '../src/events/types';
 import { pipelineMismatch } from '../src/pipeline/define';
 import { eventStages } from '../src/pipeline/presets';
 import { runPipeline } from '../src/pipeline/runner';
@@ -19,7 +21,8 @@ import { collect } from '../src/sinks/collect';
 import { stdoutNdjson } from '../src/sinks/ndjson';
 import type { Sink } from '../src/sinks/sink';
 import { captureFile } from '../src/sources/file';
-import { cli, fixture, ROOT } from './helpers';
+import { dnsMessage, ipv4, udp } from './gen/packets';
+import { cli, fixture, ndjson, ROOT } from './helpers';
 
 /** a pipeline file next to the shipped ones (so `../src` resolves), removed after `fn` */
 async function withPipelineFile<T>(name: string, text: string, fn: (file: string) => Promise<T> | T): Promise<T> {
@@ -153,5 +156,52 @@ describe('a stage that throws', { timeout: 120_000 }, () => {
       // the cause's stack points into the pipeline file, at the line that threw
       assert.match(debug.stderr, /caused by: TypeError: no DNS here\n {4}at .*\.test-throws\.ts:2:\d+/);
     });
+  });
+});
+
+describe('worked examples (docs/pipelines.md), on fixtures/http-dns.pcap', { timeout: 120_000 }, () => {
+  it('pipelines/examples/dns-failures.ts: a filtering stage keeps the lookups that failed', async () => {
+    const r = await cli(['run', 'pipelines/examples/dns-failures.ts', '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    const events = ndjson(r.stdout) as DnsEvent[];
+    assert.deepEqual(
+      events.map((e) => [e.type, e.status, e.dns.question?.name, e.dns.response_code]),
+      [['dns', 'Error', 'nothing.example.test', 'NXDOMAIN']],
+    );
+  });
+
+  it('dnsFailures() also keeps a query that got no answer, and counts', () => {
+    const query = ipv4('10.0.0.1', '10.0.0.53', 17, udp(1111, 53, dnsMessage(1, 'quiet.test', 1, false)));
+    const answered = [ipv4('10.0.0.1', '10.0.0.53', 17, udp(1112, 53, dnsMessage(2, 'ok.test', 1, false))), ipv4('10.0.0.53', '10.0.0.1', 17, udp(53, 1112, dnsMessage(2, 'ok.test', 1, true, ['192.0.2.1'])))];
+    const frames = [query, ...answered].map((b, i) => makeFrame(1000 + i, 0, LinkType.RAW, b.length, 0, b));
+    const stages = [...eventStages(), dnsFailures()];
+    const events = [...pushThrough(stages, frames), ...flushThrough(stages)] as DnsEvent[];
+    assert.deepEqual(events.map((e) => [e.dns.question?.name, e.dns.type, e.dns.response_code]), [['quiet.test', 'query', undefined]]);
+    assert.deepEqual(stages[3].stats(), { lookups: 2, failed: 1 });
+  });
+
+  it('pipelines/examples/http-csv.ts: a custom sink writes a CSV row per HTTP transaction', async () => {
+    const r = await cli(['run', 'pipelines/examples/http-csv.ts', '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    assert.equal(lines[0], 'time,client,server,method,url,status,duration_ms,response_bytes');
+    assert.equal(lines.length, 1 + 10 + 1, r.stdout);
+    assert.equal(lines[1], '2026-11-24T22:58:00.382721000Z,127.0.0.1,127.0.0.1,GET,http://127.0.0.1:8080/,200,0.209,253');
+    assert.equal(lines[3], '2026-11-24T22:58:00.383446000Z,127.0.0.1,127.0.0.1,GET,http://127.0.0.1:8080/missing,404,0.172,308');
+    assert.deepEqual(
+      lines.slice(1, -1).map((l) => l.split(',')[5]),
+      ['200', '200', '404', '200', '200', '304', '201', '200', '404', '200'],
+    );
+    // a capture without HTTP: the header alone
+    const none = await cli(['run', 'pipelines/examples/http-csv.ts', '-q', '--input', fixture('edge/dns-tcp.pcap')]);
+    assert.equal(none.stdout, lines[0] + '\n');
+  });
+
+  it('HttpCsvSink quotes what needs quoting', () => {
+    let text = '';
+    const sink = new HttpCsvSink(new Writable({ write: (c, _e, cb) => ((text += c), cb()) }));
+    const [e] = ndjson(readFileSync(path.join(ROOT, 'test', 'golden', 'fixtures__http-dns.pcap.ndjson'), 'utf8')) as HttpEvent[];
+    sink.write([{ ...e, url: { ...e.url!, full: 'http://x/a,"b"' } }]);
+    assert.equal(text.split('\n')[1], '2026-11-24T22:58:00.382721000Z,127.0.0.1,127.0.0.1,GET,"http://x/a,""b""",200,0.209,253');
   });
 });
