@@ -2,8 +2,8 @@
 export { definePipeline, type Pipeline, type PipelineOptions } from './pipeline/define';
 export { runPipeline, type RunResult } from './pipeline/runner';
 export { eventStages, type EventStagesOptions } from './pipeline/presets';
-export { toOperator, toTransform, StageError, ExplainedError, type Stage, type Batch, type Stats, type DataKind } from './core/stage';
-export { LinkType, type Frame } from './core/frame';
+export { toOperator, toTransform, pushThrough, flushThrough, StageError, ExplainedError, type Stage, type Batch, type Stats, type DataKind } from './core/stage';
+export { LinkType, makeFrame, type Frame } from './core/frame';
 export { captureFile, type CaptureFileOptions } from './sources/file';
 export type { Source } from './sources/source';
 export { liveCapture, LiveSource, listDevices, type LiveOptions } from './sources/live';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
  * options. Returns the errors as "file:line:col: message" lines, [] when clean.
  *
  * A check reads some 400 files (the pipeline, pktflow's sources, @types/node, ...)
- * and takes seconds. Its result is kept in `cacheDir` with everything the compiler
+ * and takes seconds. Its result is kept in the `cache` folder with everything the compiler
  * asked of the file system on the way: the text of every file it read (as a hash),
  * every file and directory whose existence it tested, every directory it listed,
  * every path it resolved, the working directory, the environment variables it
@@ -19,7 +19,7 @@ import * as path from 'node:path';
  * upgraded package) is a miss, and the compiler runs, incrementally (its build info
  * is kept beside), so only what changed is checked again.
  *
- * `cacheDir` null: no cache. Default: $PKTFLOW_CACHE_DIR, else $XDG_CACHE_HOME/pktflow,
+ * `cache` null: no cache. Default: $PKTFLOW_CACHE_DIR, else $XDG_CACHE_HOME/pktflow,
  * else ~/.cache/pktflow. A cache that cannot be read or written is only slower.
  */
 export function typecheck(file: string, cache: string | null = defaultCacheDir()): string[] {
@@ -132,14 +132,18 @@ function cached(entryPath: string, root: string, version: string): Found[] | nul
 }
 
 function save(entryPath: string, e: Entry): void {
+  writeWhole(entryPath, JSON.stringify(e));
+}
+
+/** a cache file, whole or not at all (another run may be reading it); one that cannot be written only makes the next check slower */
+function writeWhole(file: string, data: string): void {
   try {
-    mkdirSync(path.dirname(entryPath), { recursive: true });
-    // whole or not at all: another run may be reading it
-    const tmp = `${entryPath}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(e));
-    renameSync(tmp, entryPath);
+    mkdirSync(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, data);
+    renameSync(tmp, file);
   } catch {
-    // a cache that cannot be written only makes the next check slower
+    // only slower next time
   }
 }
 
@@ -193,16 +197,8 @@ function check(root: string, buildInfo: string | null, cacheDir: string | null):
     ...builder.getSemanticDiagnostics(),
   ]);
   if (buildInfo !== null) {
-    // with noEmit, emitting writes only the build info (whole or not at all, as the entry)
-    builder.emit(undefined, (f, data) => {
-      try {
-        mkdirSync(path.dirname(f), { recursive: true });
-        writeFileSync(`${f}.${process.pid}.tmp`, data);
-        renameSync(`${f}.${process.pid}.tmp`, f);
-      } catch {
-        // only slower next time
-      }
-    });
+    // with noEmit, emitting writes only the build info
+    builder.emit(undefined, writeWhole);
   }
   const found = diagnostics
     .filter((d) => d.category === ts.DiagnosticCategory.Error)

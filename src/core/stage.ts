@@ -5,6 +5,7 @@ import { Transform } from 'node:stream';
 export type Batch<T> = T[];
 
 export type StatValue = number | { [k: string]: StatValue };
+export type Stats = { [k: string]: StatValue };
 
 /**
  * What moves between stages, by the name of its type: a stage may say what it takes
@@ -13,7 +14,6 @@ export type StatValue = number | { [k: string]: StatValue };
  * neighbours disagree. A stage that does not say is trusted.
  */
 export type DataKind = 'Frame' | 'Packet' | 'StreamItem' | 'Event';
-export type Stats = { [k: string]: StatValue };
 
 /**
  * A stage's logic. It knows nothing of RxJS, Node streams, files or Kafka, so it is

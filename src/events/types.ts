@@ -28,16 +28,24 @@ export interface Vlan {
   inner?: { id: string };
 }
 
-/** one end of a transaction (in transactions the source is the client) */
-export interface Endpoint {
+/** the client's end of a transaction: `source` and `client` */
+export interface ClientEndpoint {
   ip: string;
   port: number;
-  /** bytes this end sent on the wire */
+  /** bytes of the request on the wire */
+  bytes: number;
+}
+
+/** the server's end: `destination` and `server` (a field only the server side has goes here) */
+export interface ServerEndpoint {
+  ip: string;
+  port: number;
+  /** bytes of the response on the wire */
   bytes: number;
 }
 
 /** The fields every transaction shares (docs/events.md, "Common to every transaction"). */
-export interface TransactionEvent<T extends string, E = Endpoint> {
+export interface TransactionEvent<T extends string, C = ClientEndpoint, S = ServerEndpoint> {
   '@timestamp': string;
   type: T;
   status: 'OK' | 'Error';
@@ -51,10 +59,10 @@ export interface TransactionEvent<T extends string, E = Endpoint> {
     /** nanoseconds */
     duration: number;
   };
-  source: E;
-  destination: E;
-  client: E;
-  server: E;
+  source: C;
+  destination: S;
+  client: C;
+  server: S;
   network: {
     type: 'ipv4' | 'ipv6';
     transport: 'tcp' | 'udp' | 'icmp' | 'ipv6-icmp';

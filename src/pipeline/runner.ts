@@ -73,7 +73,12 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
   // the sink's write is called in the chain, so that its exception ends the run as a stage's does
   const written$ = out$.pipe(
     tap((batch) => {
-      if (batch.length > 0) call(p.sink.name, () => p.sink.write(batch), 'sink');
+      if (batch.length === 0) return;
+      try {
+        p.sink.write(batch);
+      } catch (err) {
+        throw asStageError(p.sink.name, err, 'sink');
+      }
     }),
   );
 

@@ -1,7 +1,7 @@
-import type { TransactionEvent } from '../../events/types';
+import type { ClientEndpoint, ServerEndpoint, TransactionEvent } from '../../events/types';
 
 /** An ICMP request and its reply, or an error message alone (docs/events.md, ICMP). No ports. */
-export interface IcmpEvent extends TransactionEvent<'icmp', { ip: string; bytes: number }> {
+export interface IcmpEvent extends TransactionEvent<'icmp', Omit<ClientEndpoint, 'port'>, Omit<ServerEndpoint, 'port'>> {
   icmp: {
     version: 4 | 6;
     request?: IcmpMessage;
