@@ -3,8 +3,9 @@
 // pktflow is TypeScript end to end, pipelines included: tsx compiles on load (cached).
 require('tsx/cjs');
 // tsx turns source maps on; Node then indexes every loaded file's lines at start-up
-// (about 0.1 s). pktflow's errors are one line, so it does without them.
-if (!process.env.PKTFLOW_SOURCE_MAPS) process.setSourceMapsEnabled(false);
+// (about 0.1 s). pktflow's errors are one line, so it does without them, unless
+// PKTFLOW_DEBUG asks for stacks (which then point into the TypeScript).
+if (!process.env.PKTFLOW_SOURCE_MAPS && !process.env.PKTFLOW_DEBUG) process.setSourceMapsEnabled(false);
 require('../src/cli/main.ts')
   .main(process.argv.slice(2))
   .then((code) => {

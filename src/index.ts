@@ -1,8 +1,9 @@
 /** pktflow's public API: what pipeline files import. */
 export { definePipeline, type Pipeline, type PipelineOptions } from './pipeline/define';
 export { runPipeline, type RunResult } from './pipeline/runner';
-export { toOperator, toTransform, type Stage, type Batch, type Stats } from './core/stage';
-export { LinkType, type Frame } from './core/frame';
+export { eventStages, type EventStagesOptions } from './pipeline/presets';
+export { toOperator, toTransform, pushThrough, flushThrough, StageError, ExplainedError, type Stage, type Batch, type Stats, type DataKind } from './core/stage';
+export { LinkType, makeFrame, type Frame } from './core/frame';
 export { captureFile, type CaptureFileOptions } from './sources/file';
 export type { Source } from './sources/source';
 export { liveCapture, LiveSource, listDevices, type LiveOptions } from './sources/live';
@@ -18,7 +19,7 @@ export { tcpReorder, TcpReorderer, type TcpOptions } from './tcp/reorderer';
 export { StreamItem, ItemKind } from './tcp/items';
 export { analyze, AnalyzeStage, type AnalyzeOptions } from './protocols/analyze';
 export { protocols } from './protocols/registry';
-export type { Event } from './events/transaction';
+export type { Event, EventType, HttpEvent, DnsEvent, DnsRecord, IcmpEvent, FlowEvent, AnomalyEvent, StatsEvent, TransactionEvent } from './events/types';
 export { stdoutNdjson, NdjsonSink } from './sinks/ndjson';
 export { collect, CollectSink } from './sinks/collect';
 export { discard, DiscardSink } from './sinks/discard';

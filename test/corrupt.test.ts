@@ -22,7 +22,7 @@ import { runPipeline } from '../src/pipeline/runner';
 import { discard } from '../src/sinks/discard';
 import { captureFile } from '../src/sources/file';
 import { CaptureFileError } from '../src/sources/errors';
-import type { Event } from '../src/events/transaction';
+import type { Event } from '../src/events/types';
 import { assertAccounting, cli, ROOT } from './helpers';
 
 const SEED = Number(process.env.PKTFLOW_FUZZ_SEED ?? 1);

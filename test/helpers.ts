@@ -11,7 +11,7 @@ import { collect, CollectSink } from '../src/sinks/collect';
 import { captureFile } from '../src/sources/file';
 import { PcapReader } from '../src/sources/pcap';
 import type { Source } from '../src/sources/source';
-import type { Event } from '../src/events/transaction';
+import type { Event } from '../src/events/types';
 
 export const ROOT = path.join(__dirname, '..');
 export const fixture = (name: string) => path.join(ROOT, 'fixtures', name);
@@ -55,8 +55,7 @@ export interface Cli {
 /** run the pktflow CLI as a user would */
 export function cli(args: string[], opts: { stdin?: Buffer; cwd?: string; env?: Record<string, string> } = {}): Promise<Cli> {
   return new Promise((resolve) => {
-    const env = opts.env !== undefined ? { ...process.env, ...opts.env } : process.env;
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'pktflow.js'), ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'pktflow.js'), ...args], { cwd: opts.cwd ?? ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

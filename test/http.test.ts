@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { Event } from '../src/events/transaction';
+import type { Event } from '../src/events/types';
 import { makeEndpoints } from '../src/events/endpoints';
 import { http, type HttpOptions } from '../src/protocols/http';
 import { Connection } from '../src/tcp/connection';

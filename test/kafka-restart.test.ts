@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Frame } from '../src/core/frame';
-import type { Event } from '../src/events/transaction';
+import type { Event } from '../src/events/types';
 import { definePipeline } from '../src/pipeline/define';
 import { eventStages } from '../src/pipeline/presets';
 import { runPipeline } from '../src/pipeline/runner';

@@ -14,7 +14,7 @@ import { KafkaFrameSink, kafkaEvents } from '../src/sinks/kafka';
 import { collect } from '../src/sinks/collect';
 import { captureFile } from '../src/sources/file';
 import { kafkaSource } from '../src/sources/kafka';
-import type { Event } from '../src/events/transaction';
+import type { Event } from '../src/events/types';
 import type { Frame } from '../src/core/frame';
 import { PartitionLog } from '../src/kafka/offsets';
 import { makeFrame } from '../src/core/frame';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Event } from '../src/events/transaction';
+import type { Event } from '../src/events/types';
 import { definePipeline } from '../src/pipeline/define';
 import { eventStages } from '../src/pipeline/presets';
 import { runPipeline } from '../src/pipeline/runner';

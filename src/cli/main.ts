@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { definePipeline, isPipeline, type Pipeline, type PipelineOptions } from '../pipeline/define';
+import { definePipeline, isPipeline, pipelineMismatch, type Pipeline, type PipelineOptions } from '../pipeline/define';
 import { eventStages } from '../pipeline/presets';
 import { runPipeline } from '../pipeline/runner';
 import { stdoutNdjson } from '../sinks/ndjson';
@@ -154,6 +154,11 @@ Options:
   --input <path|->           read this capture instead of the pipeline's own source
   --no-typecheck             load the file without type-checking it first
 ${COMMON_RUN_HELP}
+
+The type check's result is cached in $PKTFLOW_CACHE_DIR (default
+$XDG_CACHE_HOME/pktflow, or ~/.cache/pktflow). An exception in a stage is one
+line naming the stage; PKTFLOW_DEBUG=1 adds its stack. Writing pipelines:
+docs/pipelines.md.
 `;
 
 const HELP_HELP = `Usage: pktflow help [command [subcommand]]
@@ -497,7 +502,7 @@ async function run(args: string[]): Promise<number> {
   try {
     mod = require(file);
   } catch (err) {
-    process.stderr.write(`pktflow: cannot load ${positionals[0]}: ${(err as Error).message.split('\n')[0]}\n`);
+    process.stderr.write(`pktflow: cannot load ${positionals[0]}: ${(err as Error).message.split('\n')[0]}\n${debugTrace(err)}`);
     return 2;
   }
   const pipeline = mod.default;
@@ -506,12 +511,32 @@ async function run(args: string[]): Promise<number> {
     return 2;
   }
   const p: Pipeline = pipeline;
+  // what the type check would have said, for a file loaded without it
+  const mismatch = pipelineMismatch(p);
+  if (mismatch !== null) {
+    process.stderr.write(`pktflow: ${positionals[0]}: ${mismatch}\n`);
+    return 2;
+  }
   const input = values.input as string | undefined;
-  return execute({
-    ...p,
-    source: input !== undefined ? captureFile({ path: input }) : p.source,
-    options: { ...p.options, ...definedOnly(runOptions(values)) },
-  });
+  try {
+    return await execute({
+      ...p,
+      source: input !== undefined ? captureFile({ path: input }) : p.source,
+      options: { ...p.options, ...definedOnly(runOptions(values)) },
+    });
+  } catch (err) {
+    // a user's stage or sink threw: one line naming it (StageError), the stack only when asked
+    process.stderr.write(`pktflow: ${(err as Error).message}\n${debugTrace(err)}`);
+    return 1;
+  }
+}
+
+/** with PKTFLOW_DEBUG set: the stack of an error and of each cause, for stderr; else nothing */
+function debugTrace(err: unknown): string {
+  if (!process.env.PKTFLOW_DEBUG) return '';
+  let text = '';
+  for (let e = err; e instanceof Error; e = e.cause) text += `${text === '' ? '' : 'caused by: '}${e.stack ?? e.message}\n`;
+  return text;
 }
 
 function definedOnly(o: PipelineOptions): PipelineOptions {

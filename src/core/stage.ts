@@ -8,11 +8,23 @@ export type StatValue = number | { [k: string]: StatValue };
 export type Stats = { [k: string]: StatValue };
 
 /**
+ * What moves between stages, by the name of its type: a stage may say what it takes
+ * and outputs (`takes`, `outputs`), so that a pipeline that was not type-checked
+ * (`pktflow run --no-typecheck`, plain JavaScript) is still refused when two
+ * neighbours disagree. A stage that does not say is trusted.
+ */
+export type DataKind = 'Frame' | 'Packet' | 'StreamItem' | 'Event';
+
+/**
  * A stage's logic. It knows nothing of RxJS, Node streams, files or Kafka, so it is
  * driven directly with arrays in tests; the adapters below lift it into either world.
  */
 export interface Stage<I, O> {
   readonly name: string;
+  /** what `push` takes, for the run-time check (optional: custom stages are trusted) */
+  readonly takes?: DataKind;
+  /** what `push` and `flush` return, for the run-time check */
+  readonly outputs?: DataKind;
   /** process one batch; return what it produced (possibly empty) */
   push(batch: Batch<I>): Batch<O>;
   /** end of input or shutdown: emit everything still pending */
@@ -31,6 +43,35 @@ export interface Stage<I, O> {
    */
   discard?(): void;
 }
+
+/**
+ * An error a stage throws on purpose, whose message already says all a user needs
+ * (a bad filter expression, found when the first frame shows the link type): the
+ * adapters pass it on as it is.
+ */
+export class ExplainedError extends Error {}
+
+/**
+ * An exception from a stage's (or a sink's) code, with its name in the message:
+ * `stage "myFilter": boom`. The exception itself is the `cause`.
+ */
+export class StageError extends ExplainedError {
+  constructor(
+    readonly stage: string,
+    cause: unknown,
+    role: 'stage' | 'sink' = 'stage',
+  ) {
+    super(`${role} "${stage}": ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'StageError';
+  }
+}
+
+/** an exception out of a stage's or sink's code, named after it (once: the innermost is the one that threw) */
+export function asStageError(name: string, err: unknown, role: 'stage' | 'sink' = 'stage'): ExplainedError {
+  return err instanceof ExplainedError ? err : new StageError(name, err, role);
+}
+
+const named = (stage: Stage<any, any>, err: unknown) => asStageError(stage.name, err);
 
 /** wall-clock now as (seconds, nanoseconds), for ticks */
 export function wallClock(): [number, number] {
@@ -57,7 +98,7 @@ export function toOperator<I, O>(stage: Stage<I, O>): OperatorFunction<Batch<I>,
           try {
             out = step(stage, batch);
           } catch (err) {
-            subscriber.error(err);
+            subscriber.error(named(stage, err));
             return;
           }
           if (out !== null && (out.length > 0 || batch.length === 0)) subscriber.next(out);
@@ -70,7 +111,7 @@ export function toOperator<I, O>(stage: Stage<I, O>): OperatorFunction<Batch<I>,
           try {
             out = stage.flush();
           } catch (err) {
-            subscriber.error(err);
+            subscriber.error(named(stage, err));
             return;
           }
           if (out.length > 0) subscriber.next(out);
@@ -91,7 +132,7 @@ export function toTransform<I, O>(stage: Stage<I, O>): Transform {
       try {
         out = step(stage, batch);
       } catch (err) {
-        callback(err as Error);
+        callback(named(stage, err));
         return;
       }
       if (out !== null && (out.length > 0 || batch.length === 0)) this.push(out);
@@ -102,7 +143,7 @@ export function toTransform<I, O>(stage: Stage<I, O>): Transform {
       try {
         out = stage.flush();
       } catch (err) {
-        callback(err as Error);
+        callback(named(stage, err));
         return;
       }
       if (out.length > 0) this.push(out);
@@ -114,17 +155,27 @@ export function toTransform<I, O>(stage: Stage<I, O>): Transform {
 /** Run a batch through stages in order, synchronously (what both adapters amount to). */
 export function pushThrough(stages: readonly Stage<any, any>[], batch: Batch<any>): Batch<any> {
   let b = batch;
-  for (let i = 0; i < stages.length && b.length > 0; i++) b = stages[i].push(b);
+  let i = 0;
+  try {
+    for (; i < stages.length && b.length > 0; i++) b = stages[i].push(b);
+  } catch (err) {
+    throw named(stages[i], err);
+  }
   return b;
 }
 
 /** Flush stages in order: what stage i flushes still goes through stages i+1.. */
 export function flushThrough(stages: readonly Stage<any, any>[]): Batch<any> {
   let carried: Batch<any> = [];
-  for (let i = 0; i < stages.length; i++) {
-    const pushed = carried.length > 0 ? stages[i].push(carried) : [];
-    const flushed = stages[i].flush();
-    carried = flushed.length === 0 ? pushed : pushed.length === 0 ? flushed : pushed.concat(flushed);
+  let i = 0;
+  try {
+    for (; i < stages.length; i++) {
+      const pushed = carried.length > 0 ? stages[i].push(carried) : [];
+      const flushed = stages[i].flush();
+      carried = flushed.length === 0 ? pushed : pushed.length === 0 ? flushed : pushed.concat(flushed);
+    }
+  } catch (err) {
+    throw named(stages[i], err);
   }
   return carried;
 }
@@ -136,14 +187,20 @@ export function flushThrough(stages: readonly Stage<any, any>[]): Batch<any> {
 export function sequence<T>(name: string, stages: readonly Stage<T, T>[]): Stage<T, T> {
   return {
     name,
+    takes: stages[0]?.takes,
+    outputs: stages[stages.length - 1]?.outputs,
     push: (batch) => pushThrough(stages, batch),
     flush: () => flushThrough(stages),
     tick(sec, nsec) {
       let carried: Batch<T> = [];
       for (const s of stages) {
-        const pushed = carried.length > 0 ? s.push(carried) : [];
-        const ticked = s.tick ? s.tick(sec, nsec) : [];
-        carried = pushed.concat(ticked);
+        try {
+          const pushed = carried.length > 0 ? s.push(carried) : [];
+          const ticked = s.tick ? s.tick(sec, nsec) : [];
+          carried = pushed.concat(ticked);
+        } catch (err) {
+          throw named(s, err);
+        }
       }
       return carried;
     },

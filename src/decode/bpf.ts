@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ReasonCounter } from '../core/counters';
 import type { Frame } from '../core/frame';
-import type { Stage, Stats } from '../core/stage';
+import { ExplainedError, type Stage, type Stats } from '../core/stage';
 
 /** A BPF program as libpcap compiled it: (code, jt, jf, k) quadruples. */
 export type BpfProgram = Int32Array;
 
-/** a filter expression libpcap does not accept (for the CLI, a bad command line) */
-export class BpfError extends Error {
+/** a filter expression libpcap does not accept (for the CLI, a bad command line; said as it is, not as a failing stage) */
+export class BpfError extends ExplainedError {
   override name = 'BpfError';
 }
 
@@ -154,6 +154,8 @@ export function runBpf(prog: BpfProgram, p: Buffer, wireLen: number): number {
  */
 export class BpfFilterStage implements Stage<Frame, Frame> {
   readonly name = 'filter';
+  readonly takes = 'Frame';
+  readonly outputs = 'Frame';
   private readonly programs = new Map<number, BpfProgram>();
   accepted = 0;
   readonly rejected = new ReasonCounter();

@@ -27,6 +27,8 @@ export interface DecodeOptions {
  */
 export class DecodeStage implements Stage<Frame, Packet> {
   readonly name = 'decode';
+  readonly takes = 'Frame';
+  readonly outputs = 'Packet';
   private readonly defrag: Defragmenter;
   frames = 0;
   bytes = 0;

@@ -3,7 +3,7 @@ import type { Stats } from '../core/stage';
 import type { Packet } from '../decode/packet';
 import { TRANSPORT_NAMES, type Endpoints } from './endpoints';
 import { ipString } from './ip';
-import type { Event } from './transaction';
+import type { EventObject } from './transaction';
 
 export interface AnomalyOptions {
   /** anomaly events per second of packet time, per layer and reason (default 10) */
@@ -35,7 +35,7 @@ export class AnomalyReporter {
   private readonly rate: number;
   private readonly burst: number;
   private readonly buckets = new Map<string, Bucket>();
-  private out: Event[] = [];
+  private out: EventObject[] = [];
   emitted = 0;
   suppressed = 0;
 
@@ -76,7 +76,7 @@ export class AnomalyReporter {
   }
 
   /** the events made since the last take */
-  take(): Event[] {
+  take(): EventObject[] {
     const o = this.out;
     if (o.length > 0) this.out = [];
     return o;
@@ -105,8 +105,8 @@ export class AnomalyReporter {
     return b;
   }
 
-  private event(b: Bucket, layer: string, reason: string, sec: number, nsec: number): Event {
-    const e: Event = {
+  private event(b: Bucket, layer: string, reason: string, sec: number, nsec: number): EventObject {
+    const e: EventObject = {
       '@timestamp': isoTime(sec, nsec),
       type: 'anomaly',
       event: { kind: 'event', category: ['network'], type: ['info'], dataset: 'anomaly' },

@@ -1,8 +1,12 @@
 import { isoTime, tsDiffNs } from '../core/frame';
 import type { Endpoints } from './endpoints';
 
-/** An output event: a plain JSON-ready object with packetbeat's ECS field names. */
-export type Event = Record<string, unknown>;
+/**
+ * An event as the analyzers build it, field by field: a plain JSON-ready object with
+ * packetbeat's ECS field names. What pipeline authors see is its typed view, `Event`
+ * (./types); sinks that only serialise take any such object.
+ */
+export type EventObject = Record<string, any>;
 
 /** `error.message` of a request that got no response, and of a response that had no request (packetbeat's words) */
 export const UNMATCHED_REQUEST = 'Unmatched request';
@@ -30,7 +34,7 @@ export function transactionEvent(
   serverBytes: number,
   protocol: string = type,
   serverDomain = '',
-): Event {
+): EventObject {
   const start = isoTime(t.startSec, t.startNsec);
   const client = { ip: ep.clientIp, port: ep.clientPort, bytes: clientBytes };
   const server: { ip: string; port: number; bytes: number; domain?: string } = { ip: ep.serverIp, port: ep.serverPort, bytes: serverBytes };
@@ -72,7 +76,7 @@ export function transactionEvent(
  * The event's closing fields: `notes` (pktflow's own account of what went wrong) and
  * `error.message` (packetbeat's), in this order, each left out when empty.
  */
-export function closeEvent(e: Event, notes: string[], error: string | null): void {
+export function closeEvent(e: EventObject, notes: string[], error: string | null): void {
   if (notes.length > 0) e.notes = notes;
   if (error !== null) e.error = { message: error };
 }

@@ -3,7 +3,7 @@ import { isoTime, tsDiffNs } from '../core/frame';
 import { IPPROTO_TCP, IPPROTO_UDP, type Packet } from '../decode/packet';
 import { communityId, TRANSPORT_NAMES } from '../events/endpoints';
 import { ipString } from '../events/ip';
-import type { Event } from '../events/transaction';
+import type { EventObject } from '../events/transaction';
 import { LruList } from '../core/lru';
 
 export interface FlowOptions {
@@ -90,7 +90,7 @@ export class FlowTable {
   private nextReportSec = -1;
   private nowSec = 0;
   private nowNsec = 0;
-  private out: Event[] = [];
+  private out: EventObject[] = [];
   created = 0;
   reports = 0;
   finals = 0;
@@ -156,7 +156,7 @@ export class FlowTable {
   }
 
   /** the events made since the last take */
-  take(): Event[] {
+  take(): EventObject[] {
     const o = this.out;
     if (o.length > 0) this.out = [];
     return o;

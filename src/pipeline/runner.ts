@@ -1,8 +1,8 @@
-import { Observable, type OperatorFunction } from 'rxjs';
+import { Observable, tap, type OperatorFunction } from 'rxjs';
 import type { Frame } from '../core/frame';
-import { toOperator, type Stats } from '../core/stage';
+import { asStageError, toOperator, type Stats } from '../core/stage';
 import { formatStats } from './stats';
-import type { Pipeline } from './define';
+import { pipelineMismatch, type Pipeline } from './define';
 
 export interface RunResult {
   /** the source's error (e.g. a damaged capture), after everything before it was processed */
@@ -27,9 +27,14 @@ export interface RunIO {
  * an RxJS operator) into the sink. RxJS has no backpressure, so the runner
  * provides it: the source is asked for its next batch only once the sink has
  * taken the previous one (and drained, when it said it was full). Memory is then
- * bounded by one batch per stage plus the sink's buffer.
+ * bounded by one batch per stage plus the sink's buffer. Throws at once when two
+ * neighbours say they disagree on what passes between them (`pipelineMismatch`).
+ * An exception in a stage's or the sink's code ends the run with a StageError that
+ * names it (`stage "myFilter": ...`), after the source is told to commit nothing more.
  */
 export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
+  const mismatch = pipelineMismatch(p);
+  if (mismatch !== null) throw new Error(mismatch);
   const stderr = io.stderr ?? process.stderr;
   /** nobody subscribes any more (a stage failed): the source is not read further */
   let unsubscribed = false;
@@ -37,7 +42,7 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
   let timer: NodeJS.Timeout | null = null;
 
   p.source.setStateDiscarder?.(() => {
-    for (const s of p.stages) s.discard?.();
+    for (const s of p.stages) call(s.name, () => s.discard?.());
   });
   const frames$ = new Observable<Frame[]>((subscriber) => {
     (async () => {
@@ -66,11 +71,22 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
 
   const ops = p.stages.map((s) => toOperator(s) as OperatorFunction<unknown[], unknown[]>);
   const out$ = ops.reduce<Observable<unknown[]>>((o, op) => o.pipe(op), frames$ as Observable<unknown[]>);
+  // the sink's write is called in the chain, so that its exception ends the run as a stage's does
+  const written$ = out$.pipe(
+    tap((batch) => {
+      if (batch.length === 0) return;
+      try {
+        p.sink.write(batch);
+      } catch (err) {
+        throw asStageError(p.sink.name, err, 'sink');
+      }
+    }),
+  );
 
   const collectStats = (): Record<string, Stats> => {
     const all: Record<string, Stats> = { source: p.source.stats() };
-    for (const s of p.stages) all[s.name] = s.stats();
-    all.sink = p.sink.stats();
+    for (const s of p.stages) all[s.name] = call(s.name, () => s.stats());
+    all.sink = call(p.sink.name, () => p.sink.stats(), 'sink');
     return all;
   };
   const printStats = (final: boolean) => {
@@ -85,7 +101,13 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
 
   const interval = p.options.statsIntervalSec ?? 0;
   if (interval > 0) {
-    timer = setInterval(() => printStats(false), interval * 1000);
+    timer = setInterval(() => {
+      try {
+        printStats(false);
+      } catch {
+        // a stage whose stats() throws is reported at the end
+      }
+    }, interval * 1000);
     timer.unref();
   }
   // a progress line for long replays, only where a person watches (a TTY), redrawn in place
@@ -110,10 +132,7 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
   };
 
   const done = new Promise<RunResult>((resolve, reject) => {
-    out$.subscribe({
-      next(batch) {
-        if (batch.length > 0) p.sink.write(batch);
-      },
+    written$.subscribe({
       error(err) {
         stopTimers();
         // a committing source commits nothing more: what follows the last commit is read again
@@ -122,7 +141,10 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
       async complete() {
         stopTimers();
         try {
-          if (p.options.statsEvent && !p.sink.closed) p.sink.write([{ type: 'stats', stats: collectStats() }]);
+          if (p.options.statsEvent && !p.sink.closed) {
+            const stats = collectStats();
+            call(p.sink.name, () => p.sink.write([{ type: 'stats', stats }]), 'sink');
+          }
           await p.sink.end();
         } catch (err) {
           await p.source.finish?.(false).catch(() => {});
@@ -133,8 +155,12 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
         await p.source.finish?.(!p.sink.closed).catch((err: Error) => {
           sourceError ??= err;
         });
-        if (p.options.printStats !== false) printStats(true);
-        resolve({ error: sourceError, readerClosed: p.sink.closed, stats: collectStats() });
+        try {
+          if (p.options.printStats !== false) printStats(true);
+          resolve({ error: sourceError, readerClosed: p.sink.closed, stats: collectStats() });
+        } catch (err) {
+          reject(err);
+        }
       },
     });
   });
@@ -146,4 +172,13 @@ export function runPipeline(p: Pipeline, io: RunIO = {}): RunHandle {
       p.source.close();
     },
   };
+}
+
+/** call a stage's or the sink's code; its exception comes out named after it */
+function call<T>(name: string, f: () => T, role: 'stage' | 'sink' = 'stage'): T {
+  try {
+    return f();
+  } catch (err) {
+    throw asStageError(name, err, role);
+  }
 }

@@ -2,7 +2,8 @@ import { ReasonCounter } from '../core/counters';
 import type { Stage, Stats } from '../core/stage';
 import { IPPROTO_UDP } from '../decode/packet';
 import { makeEndpoints } from '../events/endpoints';
-import type { Event } from '../events/transaction';
+import type { EventObject } from '../events/transaction';
+import type { Event } from '../events/types';
 import { DirectionFrom, type Connection } from '../tcp/connection';
 import { ItemKind, type StreamItem } from '../tcp/items';
 import type { Emitter, Protocol, ProtocolInstance, TcpAnalyzer } from './analyzer';
@@ -39,11 +40,14 @@ class AppState {
 /**
  * Stream items in, transaction events out. Picks an analyzer for each TCP
  * connection by server port, else by content probe; hands UDP datagrams to the
- * protocol that owns the port.
+ * protocol that owns the port. The analyzers build plain objects; the stage hands
+ * them on as the typed `Event` union (a cast, nothing done per event).
  */
 export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   readonly name = 'analyze';
-  private out: Event[] = [];
+  readonly takes = 'StreamItem';
+  readonly outputs = 'Event';
+  private out: EventObject[] = [];
   private readonly instances: ProtocolInstance[] = [];
   private readonly names: string[] = [];
   private readonly probers: { p: Protocol; i: number }[] = [];
@@ -84,7 +88,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   /** does a protocol claim this port (used by the reorderer to tell the server side) */
   isServerPort = (port: number): boolean => this.tcpPorts[port] !== 0;
 
-  emit(event: Event): void {
+  emit(event: EventObject): void {
     this.out.push(event);
   }
 
@@ -140,7 +144,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       this.expire();
     }
     this.count();
-    return this.out;
+    return this.out as Event[];
   }
 
   tick(sec: number, nsec: number): Event[] {
@@ -152,7 +156,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
     this.lastExpireSec = this.nowSec;
     this.expire();
     this.count();
-    return this.out;
+    return this.out as Event[];
   }
 
   flush(): Event[] {
@@ -164,7 +168,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
     this.active.clear();
     for (const inst of this.instances) inst.datagrams?.flush();
     this.count();
-    return this.out;
+    return this.out as Event[];
   }
 
   discard(): void {

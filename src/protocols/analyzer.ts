@@ -1,12 +1,12 @@
 import type { Packet } from '../decode/packet';
 import type { Endpoints } from '../events/endpoints';
-import type { Event } from '../events/transaction';
+import type { EventObject } from '../events/transaction';
 import type { Connection } from '../tcp/connection';
 import type { Stats } from '../core/stage';
 
 /** Where analyzers put their transactions. */
 export interface Emitter {
-  emit(event: Event): void;
+  emit(event: EventObject): void;
   /** a protocol violation in a conversation, for anomaly events (when they are on) */
   anomaly?(layer: string, reason: string, ep: Endpoints): void;
   /** a protocol violation in one packet, for anomaly events (when they are on) */

@@ -1,7 +1,8 @@
 import { CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
-import type { Event } from '../events/transaction';
+import type { EventObject } from '../events/transaction';
+import type { Event } from '../events/types';
 import { bounded, DEFAULT_TIMEOUT_MS, isRetriable, kafkaClient, KafkaTimeoutError, requireTopic, type KafkaConnection } from '../kafka/client';
 import { frameToMessage } from '../kafka/frames';
 import type { Sink } from './sink';
@@ -180,8 +181,9 @@ export class KafkaFrameSink extends KafkaSink<Frame> {
 export class KafkaEventSink extends KafkaSink<Event> {
   readonly name = 'kafka-events';
   protected message(e: Event): Message {
-    const net = e.network as { community_id?: string } | undefined;
-    const flow = e.flow as { id?: string } | undefined;
+    const o = e as EventObject;
+    const net = o.network as { community_id?: string } | undefined;
+    const flow = o.flow as { id?: string } | undefined;
     return { key: net?.community_id ?? flow?.id ?? null, value: JSON.stringify(e) };
   }
 }

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { Stats } from '../core/stage';
-import type { Event } from '../events/transaction';
+import type { Event } from '../events/types';
 import type { Sink } from './sink';
 
 export interface NdjsonOptions {
@@ -12,9 +12,12 @@ export interface NdjsonOptions {
  * One JSON object per line. A batch becomes one write (pino's lesson: few, large
  * writes); the stream's own buffer is the bound, and a full buffer pauses the
  * source. A reader that goes away (`pktflow read x | head`) ends the run quietly.
+ * It takes events; a pipeline whose last stage makes objects of its own says so:
+ * `stdoutNdjson<Summary>()`.
  */
-export class NdjsonSink implements Sink<Event> {
+export class NdjsonSink<T extends object = Event> implements Sink<T> {
   readonly name = 'ndjson';
+  readonly takes = 'Event';
   private readonly stream: Writable;
   private waiting: Promise<void> | null = null;
   events = 0;
@@ -29,7 +32,7 @@ export class NdjsonSink implements Sink<Event> {
     });
   }
 
-  write(batch: Event[]): boolean {
+  write(batch: T[]): boolean {
     if (this.closed || batch.length === 0) return !this.closed;
     let text = '';
     for (let i = 0; i < batch.length; i++) text += JSON.stringify(batch[i]) + '\n';
@@ -73,6 +76,6 @@ export class NdjsonSink implements Sink<Event> {
   }
 }
 
-export function stdoutNdjson(options: NdjsonOptions = {}): NdjsonSink {
-  return new NdjsonSink(options);
+export function stdoutNdjson<T extends object = Event>(options: NdjsonOptions = {}): NdjsonSink<T> {
+  return new NdjsonSink<T>(options);
 }

@@ -22,6 +22,8 @@ const SNAPLEN = 262_144;
  */
 export class PcapDump implements Stage<Frame, Frame> {
   readonly name = 'dump';
+  readonly takes = 'Frame';
+  readonly outputs = 'Frame';
   private fd = -1;
   private fileBytes = 0;
   private linkType = -1;

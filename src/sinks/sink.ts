@@ -1,4 +1,4 @@
-import type { Stats } from '../core/stage';
+import type { DataKind, Stats } from '../core/stage';
 
 /**
  * Where batches end. `write` returns false when the sink wants the pipeline to
@@ -6,6 +6,8 @@ import type { Stats } from '../core/stage';
  */
 export interface Sink<T> {
   readonly name: string;
+  /** what it takes, for the run-time check of a pipeline (as a stage's `takes`) */
+  readonly takes?: DataKind;
   write(batch: T[]): boolean;
   drained(): Promise<void>;
   /** resolves when everything written so far is acknowledged (a broker's acks); absent: writing is acknowledging */

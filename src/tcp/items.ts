@@ -1,6 +1,6 @@
 import type { Packet } from '../decode/packet';
 import type { Connection } from './connection';
-import type { Event } from '../events/transaction';
+import type { EventObject } from '../events/transaction';
 
 export const ItemKind = {
   /** in-order bytes of one direction of a TCP connection */
@@ -33,6 +33,6 @@ export class StreamItem {
     readonly tsSec: number,
     readonly tsNsec: number,
     readonly reason: string,
-    readonly event: Event | null = null,
+    readonly event: EventObject | null = null,
   ) {}
 }

@@ -43,6 +43,8 @@ function seqAfter(a: number, b: number): boolean {
  */
 export class TcpReorderer implements Stage<Packet, StreamItem> {
   readonly name = 'tcp';
+  readonly takes = 'Packet';
+  readonly outputs = 'StreamItem';
   private readonly buckets = new Map<number, Connection>();
   /** connections, least recently active first */
   private readonly lru = new LruList<Connection>();

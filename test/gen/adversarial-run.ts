@@ -8,7 +8,7 @@ import { definePipeline } from '../../src/pipeline/define';
 import { eventStages } from '../../src/pipeline/presets';
 import { runPipeline } from '../../src/pipeline/runner';
 import { discard } from '../../src/sinks/discard';
-import type { Event } from '../../src/events/transaction';
+import type { Event } from '../../src/events/types';
 import { adversarialSource, scenarios, type Scale } from './adversarial';
 
 const name = process.argv[2];

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { ReasonCounter } from '../../core/counters';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
-import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE, type Event } from '../../events/transaction';
+import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
 import type { Emitter, Protocol, TcpAnalyzer, TcpContext } from '../analyzer';
 import { HttpMessage } from './message';
 import { BodyMode, HttpParser, startsWithMethod, type HttpParserOptions, type ParserEvents } from './parser';
@@ -363,4 +363,3 @@ export const http: Protocol<HttpOptions> = {
   },
 };
 
-export type { Event };

@@ -1,0 +1,133 @@
+import type { Stats } from '../core/stage';
+import type { DnsEvent } from '../protocols/dns/event';
+import type { HttpEvent } from '../protocols/http/event';
+import type { IcmpEvent } from '../protocols/icmp/event';
+
+/**
+ * The events pktflow emits, typed for pipeline authors: a union discriminated by
+ * `type`, so `if (e.type === 'dns') e.dns.response_code` needs no cast. Each field is
+ * described in docs/events.md, and test/events-doc.test.ts holds the two together:
+ * every documented field is declared here with the documented type, and the other
+ * way round. A new protocol adds its interface (in its folder) to this union and its
+ * table to the document.
+ *
+ * These are types only: analyzers build plain objects (`EventObject`), and nothing
+ * is checked or copied per event.
+ */
+export type Event = HttpEvent | DnsEvent | IcmpEvent | FlowEvent | AnomalyEvent | StatsEvent;
+
+/** `http`, `dns`, `icmp`, `flow`, `anomaly`, `stats` */
+export type EventType = Event['type'];
+
+export type { DnsEvent, DnsRecord } from '../protocols/dns/event';
+export type { HttpEvent, HttpMessageFields } from '../protocols/http/event';
+export type { IcmpEvent, IcmpMessage } from '../protocols/icmp/event';
+
+export interface Vlan {
+  id: string;
+  inner?: { id: string };
+}
+
+/** the client's end of a transaction: `source` and `client` */
+export interface ClientEndpoint {
+  ip: string;
+  port: number;
+  /** bytes of the request on the wire */
+  bytes: number;
+}
+
+/** the server's end: `destination` and `server` (a field only the server side has goes here) */
+export interface ServerEndpoint {
+  ip: string;
+  port: number;
+  /** bytes of the response on the wire */
+  bytes: number;
+  /** HTTP: the server's name from the request (Host header or absolute URI) */
+  domain?: string;
+}
+
+/** The fields every transaction shares (docs/events.md, "Common to every transaction"). */
+export interface TransactionEvent<T extends string, C = ClientEndpoint, S = ServerEndpoint> {
+  '@timestamp': string;
+  type: T;
+  status: 'OK' | 'Error';
+  event: {
+    kind: 'event';
+    category: string[];
+    type: string[];
+    dataset: T;
+    start: string;
+    end: string;
+    /** nanoseconds */
+    duration: number;
+  };
+  source: C;
+  destination: S;
+  client: C;
+  server: S;
+  network: {
+    type: 'ipv4' | 'ipv6';
+    transport: 'tcp' | 'udp' | 'icmp' | 'ipv6-icmp';
+    protocol: string;
+    direction: 'internal' | 'outbound' | 'inbound' | 'external';
+    community_id: string;
+    bytes: number;
+    vlan?: Vlan;
+  };
+  related: { ip: string[]; hosts?: string[] };
+  notes?: string[];
+  error?: { message: string };
+}
+
+/** one side of a flow: addresses for IP, MAC for Ethernet frames */
+export interface FlowEndpoint {
+  ip?: string;
+  port?: number;
+  mac?: string;
+  packets: number;
+  bytes: number;
+}
+
+/** A flow record (`--flows`), as packetbeat's. */
+export interface FlowEvent {
+  '@timestamp': string;
+  type: 'flow';
+  event: {
+    kind: 'event';
+    category: string[];
+    type: string[];
+    action: 'network_flow';
+    dataset: 'flow';
+    start: string;
+    end: string;
+    duration: number;
+  };
+  flow: { id: string; final: boolean };
+  source: FlowEndpoint;
+  destination: FlowEndpoint;
+  network: {
+    type: string;
+    transport?: string;
+    community_id?: string;
+    packets: number;
+    bytes: number;
+    vlan?: Vlan;
+  };
+}
+
+/** A protocol violation or decode error (`--anomalies`). */
+export interface AnomalyEvent {
+  '@timestamp': string;
+  type: 'anomaly';
+  event: { kind: 'event'; category: string[]; type: string[]; dataset: 'anomaly' };
+  anomaly: { layer: string; reason: string; suppressed: number };
+  source?: { ip: string; port?: number };
+  destination?: { ip: string; port?: number };
+  network?: { type: string; transport?: string; community_id?: string };
+}
+
+/** The counters at the end of a run (`--stats-event`), by stage. */
+export interface StatsEvent {
+  type: 'stats';
+  stats: Record<string, Stats>;
+}
