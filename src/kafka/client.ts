@@ -82,17 +82,18 @@ export function isRetriable(err: unknown): boolean {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * `call()`, retried with backoff (100 ms doubling to 2 s) while it fails with a
- * group-coordinator error, until `ms` have passed; `onRetry` counts the retries.
+ * `call()`, retried with backoff (100 ms doubling to 2 s) while it fails with an
+ * error `retry` accepts (by default a group-coordinator error), until `ms` have
+ * passed; `onRetry` counts the retries.
  */
-export async function retryCoordinator<T>(call: () => Promise<T>, ms: number, what: string, onRetry?: () => void): Promise<T> {
+export async function retryCoordinator<T>(call: () => Promise<T>, ms: number, what: string, onRetry?: () => void, retry: (err: unknown) => boolean = isCoordinatorError): Promise<T> {
   const deadline = Date.now() + ms;
   for (let wait = 100; ; wait = Math.min(2000, wait * 2)) {
     const left = deadline - Date.now();
     try {
       return await bounded(call(), Math.max(1, left), what);
     } catch (err) {
-      if (!isCoordinatorError(err) || Date.now() + wait >= deadline) throw err;
+      if (!retry(err) || Date.now() + wait >= deadline) throw err;
       onRetry?.();
       await sleep(wait);
     }

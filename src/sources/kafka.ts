@@ -2,7 +2,7 @@ import type { Admin, Consumer, EachBatchPayload } from 'kafkajs';
 import { ReasonCounter } from '../core/counters';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
-import { bounded, DEFAULT_TIMEOUT_MS, kafkaClient, requireTopic, retryCoordinator, type KafkaConnection } from '../kafka/client';
+import { bounded, DEFAULT_TIMEOUT_MS, isCoordinatorError, isRetriable, kafkaClient, requireTopic, retryCoordinator, type KafkaConnection } from '../kafka/client';
 import { FrameMessageError, messageToFrame } from '../kafka/frames';
 import { PartitionLog } from '../kafka/offsets';
 import type { Source } from './source';
@@ -154,7 +154,7 @@ export class KafkaFrameSource implements Source {
   frames = 0;
   commits = 0;
   commitErrors = 0;
-  coordinatorRetries = 0;
+  requestRetries = 0;
   rebalances = 0;
   restarts = 0;
   readAgain = 0;
@@ -180,9 +180,12 @@ export class KafkaFrameSource implements Source {
     return `kafka topic ${this.o.topic} at ${(this.o.brokers ?? ['127.0.0.1:9092']).join(',')}`;
   }
 
-  /** a call to Kafka: bounded by timeoutMs, retried on group-coordinator errors */
-  private call<T>(what: string, f: () => Promise<T>): Promise<T> {
-    return retryCoordinator(f, this.timeoutMs, what, () => this.coordinatorRetries++);
+  /**
+   * a call to Kafka: bounded by timeoutMs, retried on group-coordinator errors (or, for a
+   * call that may be repeated at will, on any retriable error: `anyRetriable`)
+   */
+  private call<T>(what: string, f: () => Promise<T>, anyRetriable = false): Promise<T> {
+    return retryCoordinator(f, this.timeoutMs, what, () => this.requestRetries++, anyRetriable ? isRetriable : isCoordinatorError);
   }
 
   async *batches(): AsyncIterable<Frame[]> {
@@ -465,7 +468,7 @@ export class KafkaFrameSource implements Source {
     const out = new Map(this.starts);
     const admin = this.admin;
     if (admin === null) throw new Error('the replay was closed');
-    const committed = await this.call('an offset fetch', () => admin.fetchOffsets({ groupId: this.groupId, topics: [this.o.topic] }));
+    const committed = await this.call('an offset fetch', () => admin.fetchOffsets({ groupId: this.groupId, topics: [this.o.topic] }), true);
     for (const p of committed[0]?.partitions ?? []) {
       if (Number(p.offset) >= 0) {
         out.set(p.partition, Number(p.offset));
@@ -633,7 +636,7 @@ export class KafkaFrameSource implements Source {
       frames: this.frames,
       commits: this.commits,
       commit_errors: this.commitErrors,
-      coordinator_retries: this.coordinatorRetries,
+      request_retries: this.requestRetries,
       rebalances: this.rebalances,
       consumer_restarts: this.restarts,
       frames_read_again: this.readAgain,
