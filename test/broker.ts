@@ -6,27 +6,16 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { Admin } from 'kafkajs';
 import { kafkaClient } from '../src/kafka/client';
 import { ROOT } from './helpers';
+import { freePort } from './net';
 
 const sh = promisify(execFile);
 
-/** a port nothing listens on now (the kernel's choice) */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface TestBroker {
   /** host:port, for `brokers` options and --brokers */
