@@ -23,7 +23,7 @@ import { discard } from '../src/sinks/discard';
 import { captureFile } from '../src/sources/file';
 import { CaptureFileError } from '../src/sources/errors';
 import type { Event } from '../src/events/types';
-import { assertAccounting, cli, ROOT } from './helpers';
+import { assertAccounting, cli, fixtureFiles, ROOT } from './helpers';
 
 const SEED = Number(process.env.PKTFLOW_FUZZ_SEED ?? 1);
 const VARIANTS = Number(process.env.PKTFLOW_FUZZ_VARIANTS ?? 20);
@@ -73,7 +73,7 @@ function variants(file: string, index: number): Variant[] {
   return out;
 }
 
-const files = ['fixtures', 'fixtures/edge'].flatMap((d) => readdirSync(path.join(ROOT, d)).filter((f) => /\.pcap(ng)?$/.test(f)).map((f) => `${d}/${f}`));
+const files = fixtureFiles();
 const dir = mkdtempSync(path.join(tmpdir(), 'pktflow-corrupt-'));
 
 async function runVariant(v: Variant, tmp: string): Promise<void> {

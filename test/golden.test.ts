@@ -13,10 +13,9 @@ import { eventStages } from '../src/pipeline/presets';
 import { runPipeline } from '../src/pipeline/runner';
 import { NdjsonSink } from '../src/sinks/ndjson';
 import { captureFile } from '../src/sources/file';
-import { assertAccounting, ROOT } from './helpers';
+import { assertAccounting, fixtureFiles, ROOT } from './helpers';
 
-const dirs = ['fixtures', 'fixtures/edge'];
-const files = dirs.flatMap((d) => readdirSync(path.join(ROOT, d)).filter((f) => /\.pcap(ng)?$/.test(f)).map((f) => path.join(d, f)));
+const files = fixtureFiles();
 
 async function render(file: string): Promise<string> {
   // every fixture also passes the accounting check

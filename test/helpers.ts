@@ -109,17 +109,33 @@ export function pushThroughStages(frames: Frame[], options: EventStagesOptions =
   return { events, stats };
 }
 
+/**
+ * every capture under fixtures/ and its folders (a protocol's own, edge/), as paths
+ * relative to the repository, sorted; fixtures/fuzz (the fuzzers' regression cases,
+ * damaged on purpose) is left out
+ */
+export function fixtureFiles(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(path.join(ROOT, dir), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (e.isDirectory()) {
+        if (`${dir}/${e.name}` !== 'fixtures/fuzz') walk(`${dir}/${e.name}`);
+      } else if (/\.pcap(ng)?$/.test(e.name)) out.push(`${dir}/${e.name}`);
+    }
+  };
+  walk('fixtures');
+  return out;
+}
+
 let allFixtureFrames: Frame[] | null = null;
 
-/** every frame of every capture under fixtures/, in order (read once) */
+/** every frame of every pcap under fixtures/, in order (read once) */
 export function fixtureFrames(): Frame[] {
   if (allFixtureFrames !== null) return allFixtureFrames;
   const out: Frame[] = [];
-  for (const dir of ['fixtures', 'fixtures/edge']) {
-    for (const f of readdirSync(path.join(ROOT, dir)).filter((n) => n.endsWith('.pcap'))) {
-      const r = new PcapReader(f);
-      out.push(...r.push(readFileSync(path.join(ROOT, dir, f))));
-    }
+  for (const f of fixtureFiles().filter((n) => n.endsWith('.pcap'))) {
+    const r = new PcapReader(f);
+    out.push(...r.push(readFileSync(path.join(ROOT, f))));
   }
   return (allFixtureFrames = out);
 }
