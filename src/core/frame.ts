@@ -81,6 +81,19 @@ export const LinkType = {
 
 export const NS_PER_SEC = 1_000_000_000;
 
+/** 9999-12-31T23:59:59Z: the last second an RFC 3339 timestamp can write */
+export const MAX_TIME_SEC = 253_402_300_799;
+
+/**
+ * A capture file may hold a record whose lengths are sound but whose time is not (a
+ * damaged byte in its timestamp): the readers pass such a frame on with its time as
+ * read, or with tsSec -1 where the time cannot be represented, and the decode stage
+ * gives it the time of the frame before it (docs/limits.md).
+ */
+export function timeValid(f: Frame): boolean {
+  return f.tsNsec < NS_PER_SEC && f.tsSec >= 0 && f.tsSec <= MAX_TIME_SEC;
+}
+
 /** packet time as a single number of nanoseconds: exact up to 2^53 ns (~104 days) — use only for differences */
 export function tsDiffNs(aSec: number, aNsec: number, bSec: number, bNsec: number): number {
   return (aSec - bSec) * NS_PER_SEC + (aNsec - bNsec);

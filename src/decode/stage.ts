@@ -1,5 +1,5 @@
 import { ReasonCounter } from '../core/counters';
-import type { Frame } from '../core/frame';
+import { timeValid, type Frame } from '../core/frame';
 import type { Stage, Stats } from '../core/stage';
 import { Defragmenter, type DefragOptions } from './defrag';
 import { decodeIcmp } from './icmp';
@@ -46,7 +46,12 @@ export class DecodeStage implements Stage<Frame, Packet> {
   otherIp = 0;
   vlanTagged = 0;
   snapTruncated = 0;
+  /** frames whose time was impossible, given the time of the frame before */
+  badTimestamps = 0;
   private lastSec = 0;
+  /** the last valid frame time */
+  private goodSec = -1;
+  private goodNsec = 0;
   private readonly anomalies: AnomalyReporter | null;
 
   constructor(options: DecodeOptions = {}) {
@@ -58,6 +63,14 @@ export class DecodeStage implements Stage<Frame, Packet> {
     const out: Packet[] = [];
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i];
+      let badTime = false;
+      if (!timeValid(f)) {
+        this.repairTime(frames, i);
+        badTime = true;
+      } else {
+        this.goodSec = f.tsSec;
+        this.goodNsec = f.tsNsec;
+      }
       if (f.tsSec > this.lastSec) {
         // time moved on: forget fragments that waited too long before adding new ones
         this.lastSec = f.tsSec;
@@ -67,6 +80,7 @@ export class DecodeStage implements Stage<Frame, Packet> {
       this.bytes += f.capLen;
       const p = new Packet(f);
       const reason = this.decodeOne(p, f);
+      if (badTime) this.anomalies?.packet('capture', 'bad_timestamp', p);
       if (reason === null) {
         this.decoded++;
         out.push(p);
@@ -77,6 +91,27 @@ export class DecodeStage implements Stage<Frame, Packet> {
       }
     }
     return out;
+  }
+
+  /**
+   * A frame whose time is impossible (a damaged timestamp in the capture) takes the time
+   * of the frame before it, or before any, of the next good one in the batch: packet
+   * time does not jump, so timeouts and durations stay sound. Counted.
+   */
+  private repairTime(frames: Frame[], i: number): void {
+    const f = frames[i];
+    this.badTimestamps++;
+    if (this.goodSec < 0) {
+      for (let j = i + 1; j < frames.length; j++) {
+        if (timeValid(frames[j])) {
+          this.goodSec = frames[j].tsSec;
+          this.goodNsec = frames[j].tsNsec;
+          break;
+        }
+      }
+    }
+    f.tsSec = Math.max(0, this.goodSec);
+    f.tsNsec = this.goodSec < 0 ? 0 : this.goodNsec;
   }
 
   flush(): Packet[] {
@@ -191,6 +226,7 @@ export class DecodeStage implements Stage<Frame, Packet> {
       },
       vlan_tagged: this.vlanTagged,
       snaplen_truncated: this.snapTruncated,
+      bad_timestamps: this.badTimestamps,
       defrag: this.defrag.stats(),
     };
   }

@@ -51,11 +51,8 @@ export class PcapReader {
       if (this.error) return;
       const h = p.header;
       const frac = h.timestampMicroseconds;
-      const limit = this.nsResolution ? 1_000_000_000 : 1_000_000;
-      if (frac >= limit) {
-        this.fail(this.consumed, `timestamp fraction ${frac} out of range`);
-        return;
-      }
+      // a fraction past a second (a damaged byte) is passed on as it is: the frame is sound,
+      // its time is not, and the decode stage gives it the time of the frame before (timeValid)
       this.batch.push(makeFrame(h.timestampSeconds, this.nsResolution ? frac : frac * 1000, this.linkType, h.originalLength, 0, p.data));
       this.consumed += RECORD_HEADER + p.data.length;
       this.pendingCapLen = -1;

@@ -1,4 +1,4 @@
-import { makeFrame, type Frame } from '../core/frame';
+import { makeFrame, MAX_TIME_SEC, type Frame } from '../core/frame';
 import { CaptureFileError, MAX_RECORD_BYTES } from './errors';
 
 const SHB = 0x0a0d0d0a;
@@ -9,8 +9,6 @@ const EPB = 0x00000006;
 const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 /** a block larger than this is taken for damage (largest packet plus generous options) */
 const MAX_BLOCK = MAX_RECORD_BYTES + 65_536;
-/** 9999-12-31T23:59:59Z: the last second an RFC 3339 timestamp can write */
-const MAX_SEC = 253_402_300_799;
 
 const OPT_END = 0;
 const OPT_IF_TSRESOL = 9;
@@ -177,11 +175,10 @@ export class PcapngReader {
           this.fail(this.base + off, `packet block names interface ${ifIndex}, but the section describes ${this.ifaces.length}`);
           return false;
         }
-        if (!this.setTime(iface, this.u32(buf, off + 12), this.u32(buf, off + 16))) {
-          this.fail(this.base + off, `packet block timestamp ${this.lastSec} s is outside the years 1970-9999`);
-          return false;
-        }
-        out.push(makeFrame(this.lastSec, this.lastNsec, iface.linkType, origLen, ifIndex, buf.subarray(off + 28, off + 28 + capLen)));
+        // a time outside the years 1970-9999 (a damaged timestamp or resolution) makes the
+        // frame's time -1, which the decode stage replaces (timeValid); the block is sound
+        const good = this.setTime(iface, this.u32(buf, off + 12), this.u32(buf, off + 16));
+        out.push(makeFrame(good ? this.lastSec : -1, good ? this.lastNsec : 0, iface.linkType, origLen, ifIndex, buf.subarray(off + 28, off + 28 + capLen)));
         this.frames++;
         this.bytes += capLen;
         return true;
@@ -207,8 +204,10 @@ export class PcapngReader {
     }
   }
 
-  /** false when the time is outside the years 1970-9999 (a damaged timestamp or resolution) */
+  /** false, the last time left as it was, when the time is outside the years 1970-9999 (a damaged timestamp or resolution) */
   private setTime(iface: Iface, high: number, low: number): boolean {
+    const sec0 = this.lastSec;
+    const nsec0 = this.lastNsec;
     const u = iface.unitsPerSec;
     if (iface.decimal && high < 0x200000) {
       // below 2^53: exact in a Number
@@ -224,7 +223,10 @@ export class PcapngReader {
       this.lastNsec = Number(((ts - sec * ub) * 1_000_000_000n) / ub);
     }
     this.lastNsec = Math.floor(this.lastNsec);
-    return this.lastSec >= 0 && this.lastSec <= MAX_SEC;
+    if (this.lastSec >= 0 && this.lastSec <= MAX_TIME_SEC) return true;
+    this.lastSec = sec0;
+    this.lastNsec = nsec0;
+    return false;
   }
 
   private options(buf: Buffer, from: number, to: number, each: (code: number, off: number, len: number) => void): void {
