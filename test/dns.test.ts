@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { LinkType, makeFrame } from '../src/core/frame';
 import { DnsParseError, parseDns, readName } from '../src/protocols/dns/message';
-import { fixture, memorySource, readFile, runStages } from './helpers';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fixture, memorySource, pushThroughStages, readFile, runStages } from './helpers';
 import { dnsMessage, dnsName, dnsRecord, dnsRecordsMessage, F, ipv4, TcpConv, udp } from './gen/packets';
 
 const x = (e: unknown) => e as any;
@@ -208,5 +209,59 @@ describe('DNS analyzer', { timeout: 600_000 }, () => {
     const { events } = await runStages(memorySource(frames));
     // c's query comes out when c closes; d's at the end of input
     assert.deepEqual(events.map((e) => [x(e).dns.question.name, x(e).status, x(e).error?.message]), [['lost.test', 'Error', 'Unmatched request'], ['kept.test', 'Error', 'Unmatched request']]);
+  });
+});
+
+describe('DNS on ports DNS does not own (content probes)', { timeout: 600_000 }, () => {
+  const raw = (data: Buffer, sec = 1_700_000_000) => makeFrame(sec, 0, LinkType.RAW, data.length, 0, data);
+
+  it('finds dig against dnsmasq on port 59999 without --ports, over UDP and TCP, as tshark decodes it', async () => {
+    const file = fixture('dns/dig-port-59999.pcap');
+    const r = await readFile(file);
+    const dns = r.events.filter((e) => e.type === 'dns').map(x);
+    assert.deepEqual(
+      dns.map((e) => [e.network.transport, e.dns.question.name, e.dns.question.type, e.dns.response_code]),
+      [
+        ['udp', 'www.port.test', 'A', 'NOERROR'],
+        ['udp', 'www.port.test', 'AAAA', 'NOERROR'],
+        ['udp', 'port.test', 'MX', 'NOERROR'],
+        ['udp', 'nothing.port.test', 'A', 'NXDOMAIN'],
+        ['tcp', 'www.port.test', 'A', 'NOERROR'],
+      ],
+    );
+    const a = r.stats.analyze as any;
+    assert.equal(a.datagrams.dns_by_probe, 8, 'four queries and their responses');
+    assert.equal(a.connections.dns_by_probe, 1);
+    // tshark, told that the port is DNS, sees the same questions and answers
+    if (spawnSync('bash', ['-c', 'command -v tshark']).status === 0) {
+      const t = execFileSync('tshark', ['-r', file, '-d', 'udp.port==59999,dns', '-d', 'tcp.port==59999,dns', '-Y', 'dns.flags.response==1', '-T', 'fields', '-e', 'dns.qry.name', '-e', 'dns.flags.rcode'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      assert.deepEqual(
+        t.trim().split('\n').map((l) => l.split('\t')),
+        dns.map((e) => [e.dns.question.name, e.dns.response_code === 'NOERROR' ? '0' : '3']),
+      );
+    }
+    // by port only, nothing is found
+    const off = await readFile(file, { probe: false });
+    assert.equal(off.events.filter((e) => e.type === 'dns').length, 0);
+  });
+
+  it('leaves other datagrams on unclaimed ports alone', () => {
+    const payloads = [
+      Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
+      Buffer.alloc(64),
+      Buffer.from('c000000001086162636465666768', 'hex'),
+      ...fc.sample(fc.uint8Array({ minLength: 20, maxLength: 200 }), { numRuns: 200, seed: 7 }).map((a) => Buffer.from(a)),
+    ];
+    const frames = payloads.map((pl, i) => raw(ipv4('10.0.0.1', '10.0.0.2', 17, udp(40000 + i, 7000, pl))));
+    const { events, stats } = pushThroughStages(frames);
+    assert.deepEqual(events, []);
+    assert.equal((stats.analyze as any).datagrams.unrecognised, payloads.length);
+  });
+
+  it('keeps at most 16,384 flows being probed, the least recently seen given up first', () => {
+    const frames = Array.from({ length: 20_000 }, (_, i) => raw(ipv4('10.1.' + (i >> 8) + '.' + (i & 255), '10.0.0.2', 17, udp(40000, 7000, Buffer.alloc(32)))));
+    const st = (pushThroughStages(frames).stats.analyze as any).udp_probe_flows;
+    assert.equal(st.tracked, 16_384);
+    assert.equal(st.evicted, 20_000 - 16_384);
   });
 });

@@ -28,6 +28,17 @@ export interface AnalyzeOptions {
 /** content probing looks at this many payload chunks before giving up (Zeek looks at 100 packets / 1 KiB) */
 const PROBE_CHUNKS = 4;
 
+/** UDP flows on unclaimed ports whose protocol is looked for by content (LRU beyond it) */
+const UDP_PROBE_FLOWS = 16_384;
+
+/** What the analyzer stage keeps on a UDP flow on ports no protocol claims: its protocol, once known. */
+class UdpProbe {
+  /** instance index + 1; 0 while undecided or when none fits */
+  idx = 0;
+  probed = 0;
+  decided = false;
+}
+
 /** What the analyzer stage keeps on each TCP connection (in `conn.app`). */
 class AppState {
   analyzer: TcpAnalyzer | null = null;
@@ -51,6 +62,14 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   private readonly instances: ProtocolInstance[] = [];
   private readonly names: string[] = [];
   private readonly probers: { p: Protocol; i: number }[] = [];
+  private readonly udpProbers: { p: Protocol; i: number }[] = [];
+  /** UDP flows on unclaimed ports, by canonical tuple, oldest first (a Map keeps insertion order) */
+  private readonly udpFlows = new Map<string, UdpProbe>();
+  private udpFlowsEvicted = 0;
+  /** datagrams handed to each protocol because of a port, and because of a probe */
+  private readonly udpByPort: number[] = [];
+  private readonly udpByProbe: number[] = [];
+  private udpUnrecognised = 0;
   /** port → instance index + 1 (0: none) */
   private readonly tcpPorts = new Uint8Array(65536);
   private readonly udpPorts = new Uint8Array(65536);
@@ -82,6 +101,9 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       for (const port of ports ?? proto.udpPorts) if (inst.datagrams) this.udpPorts[port] = index + 1;
       for (const ip of proto.ipProtocols ?? []) if (inst.datagrams) this.ipProtos[ip] = index + 1;
       if (proto.probe && inst.tcp && options.probe !== false) this.probers.push({ p: proto, i: index });
+      if (proto.probeDatagram && inst.datagrams && options.probe !== false) this.udpProbers.push({ p: proto, i: index });
+      this.udpByPort.push(0);
+      this.udpByProbe.push(0);
     }
   }
 
@@ -133,7 +155,12 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
         case ItemKind.datagram: {
           const p = it.packet!;
           if (p.ipVersion === 0) break;
-          const idx = p.proto === IPPROTO_UDP ? this.udpPorts[p.dstPort] || this.udpPorts[p.srcPort] : this.ipProtos[p.proto];
+          let idx: number;
+          if (p.proto === IPPROTO_UDP) {
+            idx = this.udpPorts[p.dstPort] || this.udpPorts[p.srcPort];
+            if (idx !== 0) this.udpByPort[idx - 1]++;
+            else if (this.udpProbers.length > 0) idx = this.probeDatagram(p);
+          } else idx = this.ipProtos[p.proto];
           if (idx !== 0) this.instances[idx - 1].datagrams!.datagram(p);
           break;
         }
@@ -178,14 +205,29 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
     }
     this.active.clear();
     for (const inst of this.instances) inst.datagrams?.discard();
+    this.udpFlows.clear();
   }
 
   stats(): Stats {
+    const datagrams: Stats = {};
+    this.names.forEach((n, i) => {
+      if (this.udpByPort[i] > 0) datagrams[`${n}_by_port`] = this.udpByPort[i];
+      if (this.udpByProbe[i] > 0) datagrams[`${n}_by_probe`] = this.udpByProbe[i];
+    });
+    datagrams.unrecognised = this.udpUnrecognised;
     const protocols: Stats = {};
     this.instances.forEach((inst, i) => {
       protocols[this.names[i]] = { events: this.byProtocol[i], ...inst.stats() };
     });
-    return { events: this.events, flow_events: this.flowEvents, ...(this.anomalies !== null ? { anomaly_events: this.anomalies.stats() } : {}), connections: this.connections.toJSON(), protocols };
+    return {
+      events: this.events,
+      flow_events: this.flowEvents,
+      ...(this.anomalies !== null ? { anomaly_events: this.anomalies.stats() } : {}),
+      connections: this.connections.toJSON(),
+      datagrams,
+      udp_probe_flows: { tracked: this.udpFlows.size, evicted: this.udpFlowsEvicted },
+      protocols,
+    };
   }
 
   private count(): void {
@@ -203,6 +245,45 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   private expire(): void {
     for (const c of this.active) (c.app as AppState).analyzer!.expire(this.nowSec, this.nowNsec);
     for (const inst of this.instances) inst.datagrams?.expire(this.nowSec, this.nowNsec);
+  }
+
+  /**
+   * A UDP datagram on ports no protocol claims: the protocol its flow was recognised as,
+   * else the first prober that recognises this datagram; a flow none recognises in
+   * PROBE_CHUNKS datagrams is left alone. Flows are kept up to UDP_PROBE_FLOWS, the
+   * least recently seen given up first (a flood of new flows costs a probe each, and
+   * bounded memory).
+   */
+  private probeDatagram(p: Packet): number {
+    const a = p.srcPort < p.dstPort || (p.srcPort === p.dstPort && p.src0 <= p.dst0);
+    const key = a
+      ? `${p.ipVersion}|${p.src0}|${p.src1}|${p.src2}|${p.src3}|${p.srcPort}|${p.dst0}|${p.dst1}|${p.dst2}|${p.dst3}|${p.dstPort}|${p.vlan}`
+      : `${p.ipVersion}|${p.dst0}|${p.dst1}|${p.dst2}|${p.dst3}|${p.dstPort}|${p.src0}|${p.src1}|${p.src2}|${p.src3}|${p.srcPort}|${p.vlan}`;
+    let f = this.udpFlows.get(key);
+    if (f === undefined) {
+      if (this.udpFlows.size >= UDP_PROBE_FLOWS) {
+        this.udpFlows.delete(this.udpFlows.keys().next().value as string);
+        this.udpFlowsEvicted++;
+      }
+      this.udpFlows.set(key, (f = new UdpProbe()));
+    } else {
+      // most recently seen last
+      this.udpFlows.delete(key);
+      this.udpFlows.set(key, f);
+    }
+    if (!f.decided) {
+      for (const { p: proto, i } of this.udpProbers) {
+        if (proto.probeDatagram!(p.data, p.payloadOff, p.payloadLen)) {
+          f.idx = i + 1;
+          f.decided = true;
+          break;
+        }
+      }
+      if (!f.decided && ++f.probed >= PROBE_CHUNKS) f.decided = true;
+    }
+    if (f.idx !== 0) this.udpByProbe[f.idx - 1]++;
+    else this.udpUnrecognised++;
+    return f.idx;
   }
 
   /** choose the connection's analyzer: by server port, else by the first payload chunks */

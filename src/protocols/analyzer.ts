@@ -58,6 +58,8 @@ export interface Protocol<Opts = any> {
   readonly ipProtocols?: readonly number[];
   /** a look at the first payload of a connection on a port no protocol claims */
   probe?(buf: Buffer, off: number, len: number, side: number): boolean;
+  /** a look at a UDP datagram's payload on ports no protocol claims (the first few of each flow) */
+  probeDatagram?(buf: Buffer, off: number, len: number): boolean;
   /** shared per stage: options resolved once, counters */
   create(options: Partial<Opts>, out: Emitter): ProtocolInstance;
 }

@@ -324,10 +324,50 @@ class DnsTcp implements TcpAnalyzer {
   }
 }
 
+/**
+ * A DNS message on a port DNS does not own: a header a resolver or server would send
+ * (a known opcode, the Z bit clear, one question, few records, a query with no
+ * answers) and a question that parses to its end (uncompressed labels of printable
+ * characters, at most 255 bytes, a known class). Random or other protocols' datagrams
+ * fail within a few bytes.
+ */
+export function looksLikeDns(b: Buffer, off: number, len: number): boolean {
+  if (len < 17) return false;
+  const flags = b.readUInt16BE(off + 2);
+  const response = (flags & 0x8000) !== 0;
+  const opcode = (flags >> 11) & 0xf;
+  if ((opcode !== 0 && opcode !== 2 && opcode !== 4 && opcode !== 5) || (flags & 0x0040) !== 0) return false;
+  if (b.readUInt16BE(off + 4) !== 1) return false;
+  const an = b.readUInt16BE(off + 6);
+  const ns = b.readUInt16BE(off + 8);
+  const ar = b.readUInt16BE(off + 10);
+  if (an > 256 || ns > 256 || ar > 256) return false;
+  if (!response && ((flags & 0x000f) !== 0 || (opcode === 0 && (an !== 0 || ns !== 0)))) return false;
+  let o = off + 12;
+  const end = off + len;
+  let name = 0;
+  for (;;) {
+    if (o >= end) return false;
+    const l = b[o++];
+    if (l === 0) break;
+    if (l > 63) return false; // a pointer cannot come first, and longer labels do not exist
+    name += l + 1;
+    if (name > 255 || o + l > end) return false;
+    for (let i = o; i < o + l; i++) if (b[i] < 0x21 || b[i] > 0x7e) return false;
+    o += l;
+  }
+  if (o + 4 > end || b.readUInt16BE(o) === 0) return false;
+  const cls = b.readUInt16BE(o + 2) & 0x7fff; // mDNS uses the top bit
+  return cls === 1 || cls === 3 || cls === 4 || cls === 254 || cls === 255;
+}
+
 export const dns: Protocol<DnsOptions> = {
   name: 'dns',
   tcpPorts: [53, 5353],
   udpPorts: [53, 5353],
+  probeDatagram: looksLikeDns,
+  // over TCP a message follows its 2-byte length (RFC 1035 4.2.2); the first one is a query
+  probe: (b, off, len, side) => side === 0 && len >= 19 && b.readUInt16BE(off) >= 17 && looksLikeDns(b, off + 2, Math.min(len - 2, b.readUInt16BE(off))),
   create(options, out) {
     const opts: DnsOptions = { ...DNS_DEFAULTS, ...options };
     const tx = new DnsTransactions(opts, out);
