@@ -1,5 +1,5 @@
 /**
- * Real traffic on loopback, recorded with tcpdump, with an end that does not depend
+ * Real traffic on loopback (or an interface of a test's own network namespace), recorded with tcpdump, with an end that does not depend
  * on timing: after the clients are done, a sentinel datagram is sent, and the
  * recording stops once tcpdump has written it (lo delivers in order, so every packet
  * before it is in the file). Used by live tests and by the fixture scripts.
@@ -18,6 +18,10 @@ export interface RecordOptions {
   filter: string;
   /** the pcap to write (nanosecond timestamps) */
   file: string;
+  /** the interface (default lo) */
+  iface?: string;
+  /** where the sentinel goes: an address routed through `iface` (default 127.0.0.1) */
+  sentinelHost?: string;
 }
 
 /**
@@ -28,7 +32,7 @@ export interface RecordOptions {
  */
 export async function recordLoopback(o: RecordOptions, run: () => Promise<void>): Promise<{ sentinelPort: number }> {
   const sentinelPort = await freePort();
-  const td = spawn('tcpdump', ['-i', 'lo', '-U', '--immediate-mode', '-s', '0', '--time-stamp-precision=nano', '-w', o.file, `(${o.filter}) or udp port ${sentinelPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const td = spawn('tcpdump', ['-i', o.iface ?? 'lo', '-U', '--immediate-mode', '-s', '0', '--time-stamp-precision=nano', '-w', o.file, `(${o.filter}) or udp port ${sentinelPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const exited = new Promise<number | null>((r) => td.on('close', (c) => r(c)));
   await new Promise<void>((resolve, reject) => {
@@ -42,7 +46,7 @@ export async function recordLoopback(o: RecordOptions, run: () => Promise<void>)
     await run();
     const mark = randomBytes(16);
     const sock = createSocket('udp4');
-    await new Promise<void>((r) => sock.send(mark, sentinelPort, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => sock.send(mark, sentinelPort, o.sentinelHost ?? '127.0.0.1', () => r()));
     sock.close();
     while (!(existsSync(o.file) && readFileSync(o.file).includes(mark))) await sleep(50);
   } finally {

@@ -26,6 +26,9 @@ interface Tracker {
   held: number;
   /** the first fragment's frame stays needed until the datagram is done with */
   hold: Hold | null;
+  /** fragments added, and their frames' original lengths: what the datagram cost on the wire */
+  frames: number;
+  wireBytes: number;
 }
 
 /** the largest IP payload a fragment may describe */
@@ -48,6 +51,9 @@ export class Defragmenter {
   readonly discarded = new ReasonCounter();
   /** set by add() when it rejects the fragment itself ('' otherwise) */
   badReason = '';
+  /** set by add() when it completes a datagram: the frames of all its fragments and their wire bytes */
+  doneFrames = 0;
+  doneWireBytes = 0;
 
   constructor(options: DefragOptions = {}) {
     this.maxTrackers = options.maxTrackers ?? 4096;
@@ -72,7 +78,7 @@ export class Defragmenter {
     let t = this.trackers.get(key);
     if (t === undefined) {
       if (this.trackers.size >= this.maxTrackers) this.evictOldest('tracker_limit');
-      t = { firstSec: nowSec, parts: [], total: -1, held: 0, hold: holdFrame(frame) };
+      t = { firstSec: nowSec, parts: [], total: -1, held: 0, hold: holdFrame(frame), frames: 0, wireBytes: 0 };
       this.trackers.set(key, t);
     }
     if (t.total >= 0 && end > t.total) {
@@ -93,6 +99,8 @@ export class Defragmenter {
       t.total = end;
     }
     this.insert(t, fragOffset, end, b, off);
+    t.frames++;
+    t.wireBytes += frame.origLen;
     while (this.held > this.maxBytes && this.trackers.size > 1) this.evictOldest('byte_limit');
     if (t.total < 0) return null;
     let covered = 0;
@@ -101,6 +109,8 @@ export class Defragmenter {
     // complete: parts are disjoint and sorted, so they tile [0, total)
     const out = Buffer.allocUnsafe(t.total);
     for (const part of t.parts) part.bytes.copy(out, part.start, 0, Math.min(part.end, t.total) - part.start);
+    this.doneFrames = t.frames;
+    this.doneWireBytes = t.wireBytes;
     this.drop(key, t);
     this.reassembled++;
     return out;

@@ -63,12 +63,17 @@ export class Packet {
   payloadMissing = 0;
   /** this packet is an IP datagram rebuilt from fragments */
   reassembled = false;
+  /** the frames this packet came in: 1, or every fragment of a reassembled datagram */
+  frames = 1;
+  /** the bytes those frames had on the wire (their original lengths) */
+  wireBytes: number;
 
   constructor(frame: Frame) {
     this.frame = frame;
     this.tsSec = frame.tsSec;
     this.tsNsec = frame.tsNsec;
     this.data = frame.data;
+    this.wireBytes = frame.origLen;
   }
 }
 

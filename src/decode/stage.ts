@@ -172,6 +172,8 @@ export class DecodeStage implements Stage<Frame, Packet> {
       if (whole === null) return this.defrag.badReason !== '' ? this.defrag.badReason : Reason.fragmentHeld;
       p.data = whole;
       p.reassembled = true;
+      p.frames = this.defrag.doneFrames;
+      p.wireBytes = this.defrag.doneWireBytes;
       l4 = 0;
       end = whole.length;
     }

@@ -57,21 +57,44 @@ export function makeEndpoints(a: AddressPair, proto: number, oneWay = false): En
 }
 
 /**
+ * The Community ID spec's ICMP "port" equivalents: a message type that has a
+ * counterpart (echo and its reply, timestamp, information, router and mask requests,
+ * and for ICMPv6 echo, multicast listener, router, neighbour, who-are-you and home
+ * agent messages) is hashed as a two-way pair (type, counterpart); any other is
+ * one-way, (type, code), kept in the order it was sent.
+ */
+const ICMP4_COUNTERPART: Record<number, number> = { 8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17 };
+const ICMP6_COUNTERPART: Record<number, number> = { 128: 129, 129: 128, 130: 131, 131: 130, 133: 134, 134: 133, 135: 136, 136: 135, 139: 140, 140: 139, 144: 145, 145: 144 };
+
+/**
  * Community ID v1 (seed 0): base64 of SHA-1 over the ordered tuple, the lower
- * (address, port) end first — the same for both directions. For ICMP the ports are
- * (type, counterpart type) for request/reply types and (type, code) for the
- * others, which are one-way and keep their order.
+ * (address, port) end first — the same for both directions. TCP, UDP and SCTP hash
+ * their ports; ICMP its type with its counterpart type (two-way) or its code
+ * (one-way: the sender first), from `clientPort` (the type) and `serverPort` (the
+ * code); other protocols hash addresses only. `oneWay` keeps the client first for
+ * any protocol.
  */
 export function communityId(a: AddressPair, proto: number, oneWay = false): string {
   const v = a.ipVersion;
   const alen = v === 4 ? 4 : 16;
-  const buf = Buffer.alloc(2 + 2 * alen + 2 + 4);
+  let sport = a.clientPort;
+  let dport = a.serverPort;
+  let ports = proto === 6 || proto === 17 || proto === 132;
+  if (proto === 1 || proto === 58) {
+    ports = true;
+    const counterpart = (proto === 1 ? ICMP4_COUNTERPART : ICMP6_COUNTERPART)[sport];
+    if (counterpart === undefined) oneWay = true;
+    else dport = counterpart;
+  }
+  const buf = Buffer.alloc(2 + 2 * alen + 2 + (ports ? 4 : 0));
   // compare client and server ends: address first, then port
-  const cw = [a.c0, a.c1, a.c2, a.c3];
-  const sw = [a.s0, a.s1, a.s2, a.s3];
   let cmp = 0;
-  for (let i = v === 4 ? 3 : 0; i < 4 && cmp === 0; i++) cmp = cw[i] < sw[i] ? -1 : cw[i] > sw[i] ? 1 : 0;
-  if (cmp === 0) cmp = a.clientPort < a.serverPort ? -1 : a.clientPort > a.serverPort ? 1 : 0;
+  for (let i = v === 4 ? 3 : 0; i < 4 && cmp === 0; i++) {
+    const c = i === 0 ? a.c0 : i === 1 ? a.c1 : i === 2 ? a.c2 : a.c3;
+    const s = i === 0 ? a.s0 : i === 1 ? a.s1 : i === 2 ? a.s2 : a.s3;
+    cmp = c < s ? -1 : c > s ? 1 : 0;
+  }
+  if (cmp === 0 && ports) cmp = sport < dport ? -1 : sport > dport ? 1 : 0;
   const clientFirst = oneWay || cmp <= 0;
   let o = 2; // seed 0
   if (clientFirst) {
@@ -83,7 +106,9 @@ export function communityId(a: AddressPair, proto: number, oneWay = false): stri
   }
   buf[o] = proto;
   buf[o + 1] = 0;
-  buf.writeUInt16BE(clientFirst ? a.clientPort : a.serverPort, o + 2);
-  buf.writeUInt16BE(clientFirst ? a.serverPort : a.clientPort, o + 4);
+  if (ports) {
+    buf.writeUInt16BE(clientFirst ? sport : dport, o + 2);
+    buf.writeUInt16BE(clientFirst ? dport : sport, o + 4);
+  }
   return '1:' + createHash('sha1').update(buf).digest('base64');
 }

@@ -102,7 +102,8 @@ export interface FlowEvent {
     end: string;
     duration: number;
   };
-  flow: { id: string; final: boolean };
+  /** `vlan`: the frame's VLAN ids, outer first */
+  flow: { id: string; final: boolean; vlan?: number[] };
   source: FlowEndpoint;
   destination: FlowEndpoint;
   network: {

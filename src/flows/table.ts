@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { isoTime, tsDiffNs } from '../core/frame';
 import { IPPROTO_TCP, IPPROTO_UDP, type Packet } from '../decode/packet';
 import { communityId, TRANSPORT_NAMES } from '../events/endpoints';
@@ -52,27 +51,112 @@ class Flow {
   /** 48-bit MAC addresses as numbers, -1 without an Ethernet header */
   smac = -1;
   dmac = -1;
+  /** what every report repeats, made at the first one */
+  id = '';
+  communityId = '';
+  srcIp = '';
+  dstIp = '';
+
+  /** next flow in the same hash bucket */
+  chain: Flow | null = null;
 
   constructor(
-    readonly key: string,
-    /** the source is the first end of the canonical key */
-    readonly sourceFirst: boolean,
+    readonly hash: number,
     readonly startSec: number,
     readonly startNsec: number,
   ) {
     this.lastSec = startSec;
     this.lastNsec = startNsec;
   }
+
+  /**
+   * 1 if the packet goes the flow's way (source to destination), 0 the other way, -1 if
+   * it is not of this flow. Ports are compared for TCP and UDP only: other IP traffic
+   * between two hosts is one flow per protocol; non-IP frames, one per MAC pair and
+   * EtherType.
+   */
+  match(p: Packet, sport: number, dport: number, smac: number, dmac: number): number {
+    if (p.ipVersion !== this.ipVersion || p.vlan !== this.vlan || p.vlanInner !== this.vlanInner) return -1;
+    if (p.ipVersion === 0) {
+      if (p.etherType !== this.etherType) return -1;
+      if (smac === this.smac && dmac === this.dmac) return 1;
+      return smac === this.dmac && dmac === this.smac ? 0 : -1;
+    }
+    if (p.proto !== this.proto) return -1;
+    const ports = this.proto === IPPROTO_TCP || this.proto === IPPROTO_UDP;
+    if (
+      (!ports || (sport === this.sport && dport === this.dport)) &&
+      p.src3 === this.s3 && p.dst3 === this.d3 && p.src2 === this.s2 && p.dst2 === this.d2 &&
+      p.src1 === this.s1 && p.dst1 === this.d1 && p.src0 === this.s0 && p.dst0 === this.d0
+    ) return 1;
+    if (
+      (!ports || (sport === this.dport && dport === this.sport)) &&
+      p.src3 === this.d3 && p.dst3 === this.s3 && p.src2 === this.d2 && p.dst2 === this.s2 &&
+      p.src1 === this.d1 && p.dst1 === this.s1 && p.src0 === this.d0 && p.dst0 === this.s0
+    ) return 0;
+    return -1;
+  }
 }
 
-function mac(b: Buffer, o: number): string {
-  let s = '';
-  for (let i = 0; i < 6; i++) s += (i > 0 ? '-' : '') + b[o + i].toString(16).padStart(2, '0').toUpperCase();
-  return s;
+function mix(h: number, v: number): number {
+  h = Math.imul(h ^ v, 0x9e3779b1);
+  return h ^ (h >>> 15);
 }
 
+/** symmetric: both directions of a flow hash alike */
+function flowHash(p: Packet, sport: number, dport: number, smac: number, dmac: number): number {
+  let a: number;
+  let b: number;
+  if (p.ipVersion === 0) {
+    a = mix(mix(smac >>> 0, Math.floor(smac / 4294967296)), 1);
+    b = mix(mix(dmac >>> 0, Math.floor(dmac / 4294967296)), 1);
+  } else {
+    a = mix(mix(mix(mix(sport, p.src0), p.src1), p.src2), p.src3);
+    b = mix(mix(mix(mix(dport, p.dst0), p.dst1), p.dst2), p.dst3);
+  }
+  return mix(mix((a ^ b) | 0, (a + b) | 0), (p.vlan << 12) ^ p.vlanInner ^ (p.proto << 24) ^ (p.etherType << 8) ^ p.ipVersion);
+}
+
+const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0').toUpperCase());
+
+/** a 48-bit MAC address held as a number, as packetbeat writes it: AA-BB-CC-DD-EE-FF */
 function macString(n: number): string {
-  return mac(Buffer.from(n.toString(16).padStart(12, '0'), 'hex'), 0);
+  const hi = Math.floor(n / 4294967296);
+  const lo = n >>> 0;
+  return `${HEX2[hi >>> 8]}-${HEX2[hi & 255]}-${HEX2[lo >>> 24]}-${HEX2[(lo >>> 16) & 255]}-${HEX2[(lo >>> 8) & 255]}-${HEX2[lo & 255]}`;
+}
+
+/**
+ * A flow's id: 64 bits of two FNV-1a hashes (different offset bases) over its
+ * canonical tuple (the lower end first, so both directions agree), base64url. Stable
+ * across runs; made once per flow, at its first report.
+ */
+function flowId(f: Flow): string {
+  const ports = f.proto === IPPROTO_TCP || f.proto === IPPROTO_UDP;
+  const src = [f.s0, f.s1, f.s2, f.s3, ports ? f.sport : 0, f.smac >>> 0, Math.floor(Math.max(0, f.smac) / 4294967296)];
+  const dst = [f.d0, f.d1, f.d2, f.d3, ports ? f.dport : 0, f.dmac >>> 0, Math.floor(Math.max(0, f.dmac) / 4294967296)];
+  if (f.ipVersion !== 0) src[5] = src[6] = dst[5] = dst[6] = 0;
+  let srcFirst = true;
+  for (let i = 0; i < src.length; i++) {
+    if (src[i] !== dst[i]) {
+      srcFirst = src[i] < dst[i];
+      break;
+    }
+  }
+  const words = [f.ipVersion, f.proto, f.etherType, f.vlan, f.vlanInner, ...(srcFirst ? src : dst), ...(srcFirst ? dst : src)];
+  let a = 0x811c9dc5;
+  let b = 0x1b873593;
+  for (const w of words) {
+    for (let k = 0; k < 4; k++) {
+      const c = (w >>> (8 * k)) & 255;
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x01000193);
+    }
+  }
+  const buf = Buffer.allocUnsafe(8);
+  buf.writeInt32BE(a, 0);
+  buf.writeInt32BE(b, 4);
+  return buf.toString('base64url');
 }
 
 /**
@@ -81,7 +165,9 @@ function macString(n: number): string {
  * timeout, eviction or end of input; all on packet time.
  */
 export class FlowTable {
-  private readonly flows = new Map<string, Flow>();
+  /** flows by symmetric hash, colliding ones chained */
+  private readonly buckets = new Map<number, Flow>();
+  private active = 0;
   /** flows, least recently active first */
   private readonly lru = new LruList<Flow>();
   private readonly periodSec: number;
@@ -103,31 +189,44 @@ export class FlowTable {
   }
 
   get size(): number {
-    return this.flows.size;
+    return this.active;
   }
 
   packet(p: Packet): void {
     this.advance(p.tsSec, p.tsNsec);
-    const k = this.keyOf(p);
-    let f = this.flows.get(k.key);
-    if (f === undefined) {
-      if (this.flows.size >= this.maxFlows && this.lru.head !== null) {
+    const ip = p.ipVersion !== 0;
+    const ports = p.proto === IPPROTO_TCP || p.proto === IPPROTO_UDP;
+    const sport = ip && ports ? p.srcPort : 0;
+    const dport = ip && ports ? p.dstPort : 0;
+    // MACs matter to non-IP flows only (an IP flow notes those of its first packet)
+    const e = p.ethOff;
+    const smac = !ip && e >= 0 ? p.frame.data.readUIntBE(e + 6, 6) : -1;
+    const dmac = !ip && e >= 0 ? p.frame.data.readUIntBE(e, 6) : -1;
+    const h = flowHash(p, sport, dport, smac, dmac);
+    let f = this.buckets.get(h) ?? null;
+    let way = -1;
+    while (f !== null && (way = f.match(p, sport, dport, smac, dmac)) < 0) f = f.chain;
+    if (f === null) {
+      if (this.active >= this.maxFlows && this.lru.head !== null) {
         this.evicted++;
         this.final(this.lru.head);
       }
-      f = this.create(p, k.key, k.forward);
+      f = this.create(p, h);
+      way = 1;
     } else this.lru.touch(f);
-    const bytes = p.frame.origLen;
-    if (k.forward === f.sourceFirst) {
-      f.packets0++;
+    // a datagram rebuilt from fragments counts every fragment's frame
+    const frames = p.frames;
+    const bytes = p.wireBytes;
+    if (way === 1) {
+      f.packets0 += frames;
       f.bytes0 += bytes;
     } else {
-      f.packets1++;
+      f.packets1 += frames;
       f.bytes1 += bytes;
     }
     f.lastSec = p.tsSec;
     f.lastNsec = p.tsNsec;
-    f.fresh++;
+    f.fresh += frames;
   }
 
   /** packet time moved on (a packet or a tick): periodic reports and idle timeouts */
@@ -150,7 +249,8 @@ export class FlowTable {
 
   /** forget every flow without reporting it (its frames will be read again) */
   discard(): void {
-    this.flows.clear();
+    this.buckets.clear();
+    this.active = 0;
     this.lru.head = this.lru.tail = null;
     this.out = [];
   }
@@ -162,26 +262,8 @@ export class FlowTable {
     return o;
   }
 
-  private keyOf(p: Packet): { key: string; forward: boolean } {
-    if (p.ipVersion === 0) {
-      const b = p.frame.data;
-      const e = p.ethOff;
-      const a = e >= 0 ? mac(b, e + 6) : '';
-      const z = e >= 0 ? mac(b, e) : '';
-      const forward = a <= z;
-      return { key: `l2|${p.vlan}|${p.vlanInner}|${p.etherType}|${forward ? a : z}|${forward ? z : a}`, forward };
-    }
-    const ports = p.proto === IPPROTO_TCP || p.proto === IPPROTO_UDP;
-    const sp = ports ? p.srcPort : 0;
-    const dp = ports ? p.dstPort : 0;
-    const a = `${p.src0},${p.src1},${p.src2},${p.src3},${sp}`;
-    const z = `${p.dst0},${p.dst1},${p.dst2},${p.dst3},${dp}`;
-    const forward = a <= z;
-    return { key: `${p.ipVersion}|${p.vlan}|${p.vlanInner}|${p.proto}|${forward ? a : z}|${forward ? z : a}`, forward };
-  }
-
-  private create(p: Packet, key: string, forward: boolean): Flow {
-    const f = new Flow(key, forward, p.tsSec, p.tsNsec);
+  private create(p: Packet, h: number): Flow {
+    const f = new Flow(h, p.tsSec, p.tsNsec);
     const e = p.ethOff;
     if (e >= 0) {
       f.smac = p.frame.data.readUIntBE(e + 6, 6);
@@ -203,77 +285,93 @@ export class FlowTable {
     f.dport = ports ? p.dstPort : p.icmpCode;
     f.vlan = p.vlan;
     f.vlanInner = p.vlanInner;
-    this.flows.set(key, f);
+    f.chain = this.buckets.get(h) ?? null;
+    this.buckets.set(h, f);
+    this.active++;
     this.lru.append(f);
     this.created++;
     return f;
   }
 
-  /** the flow's source, destination and network fields, in event form */
-  private describe(f: Flow): { src: Record<string, unknown>; dst: Record<string, unknown>; network: Record<string, unknown> } {
-    const network: Record<string, unknown> = {};
-    let src: Record<string, unknown>;
-    let dst: Record<string, unknown>;
-    if (f.ipVersion === 0) {
-      src = {};
-      dst = {};
-      network.type = f.etherType === 0x0806 ? 'arp' : `0x${f.etherType.toString(16).padStart(4, '0')}`;
-    } else {
-      const ports = f.proto === IPPROTO_TCP || f.proto === IPPROTO_UDP;
-      src = { ip: ipString(f.ipVersion, f.s0, f.s1, f.s2, f.s3) };
-      dst = { ip: ipString(f.ipVersion, f.d0, f.d1, f.d2, f.d3) };
-      if (ports) {
-        src.port = f.sport;
-        dst.port = f.dport;
-      }
-      network.type = f.ipVersion === 4 ? 'ipv4' : 'ipv6';
-      network.transport = TRANSPORT_NAMES[f.proto] ?? String(f.proto);
-      if (ports || f.proto === 1 || f.proto === 58) {
-        const pair = { ipVersion: f.ipVersion, c0: f.s0, c1: f.s1, c2: f.s2, c3: f.s3, s0: f.d0, s1: f.d1, s2: f.d2, s3: f.d3, clientPort: f.sport, serverPort: f.dport, vlan: f.vlan, vlanInner: f.vlanInner };
-        network.community_id = communityId(pair, f.proto, !ports);
-      }
+  /** the strings every report of the flow repeats */
+  private describe(f: Flow): void {
+    f.id = flowId(f);
+    if (f.ipVersion === 0) return;
+    f.srcIp = ipString(f.ipVersion, f.s0, f.s1, f.s2, f.s3);
+    f.dstIp = ipString(f.ipVersion, f.d0, f.d1, f.d2, f.d3);
+    // ICMP: the Community ID takes the type and code as its ports (and maps them)
+    const pair = { ipVersion: f.ipVersion, c0: f.s0, c1: f.s1, c2: f.s2, c3: f.s3, s0: f.d0, s1: f.d1, s2: f.d2, s3: f.d3, clientPort: f.sport, serverPort: f.dport, vlan: f.vlan, vlanInner: f.vlanInner };
+    f.communityId = communityId(pair, f.proto);
+  }
+
+  /** one end of the flow in event form: fields in a fixed order */
+  private end(f: Flow, source: boolean): Record<string, unknown> {
+    const o: Record<string, unknown> = {};
+    if (f.ipVersion !== 0) {
+      o.ip = source ? f.srcIp : f.dstIp;
+      if (f.proto === IPPROTO_TCP || f.proto === IPPROTO_UDP) o.port = source ? f.sport : f.dport;
     }
-    if (f.smac >= 0) {
-      src.mac = macString(f.smac);
-      dst.mac = macString(f.dmac);
-    }
-    if (f.vlan >= 0) network.vlan = f.vlanInner >= 0 ? { id: String(f.vlan), inner: { id: String(f.vlanInner) } } : { id: String(f.vlan) };
-    return { src, dst, network };
+    if (f.smac >= 0) o.mac = macString(source ? f.smac : f.dmac);
+    o.packets = source ? f.packets0 : f.packets1;
+    o.bytes = source ? f.bytes0 : f.bytes1;
+    return o;
   }
 
   private report(f: Flow, final: boolean): void {
     f.fresh = 0;
     this.reports++;
+    if (f.id === '') this.describe(f);
+    const network: Record<string, unknown> = {};
+    if (f.ipVersion === 0) network.type = f.etherType === 0x0806 ? 'arp' : `0x${f.etherType.toString(16).padStart(4, '0')}`;
+    else {
+      network.type = f.ipVersion === 4 ? 'ipv4' : 'ipv6';
+      network.transport = TRANSPORT_NAMES[f.proto] ?? String(f.proto);
+      network.community_id = f.communityId;
+    }
+    if (f.vlan >= 0) network.vlan = f.vlanInner >= 0 ? { id: String(f.vlan), inner: { id: String(f.vlanInner) } } : { id: String(f.vlan) };
+    network.packets = f.packets0 + f.packets1;
+    network.bytes = f.bytes0 + f.bytes1;
     const start = isoTime(f.startSec, f.startNsec);
-    const { src, dst, network } = this.describe(f);
     this.out.push({
       '@timestamp': isoTime(this.nowSec, this.nowNsec),
       type: 'flow',
       event: {
         kind: 'event',
         category: ['network'],
-        type: ['connection'],
+        // packetbeat: a flow's last report ends the connection
+        type: final ? ['connection', 'end'] : ['connection'],
         action: 'network_flow',
         dataset: 'flow',
         start,
         end: isoTime(f.lastSec, f.lastNsec),
         duration: tsDiffNs(f.lastSec, f.lastNsec, f.startSec, f.startNsec),
       },
-      flow: { id: createHash('sha1').update(f.key).digest('base64url'), final },
-      source: { ...src, packets: f.packets0, bytes: f.bytes0 },
-      destination: { ...dst, packets: f.packets1, bytes: f.bytes1 },
-      network: { ...network, packets: f.packets0 + f.packets1, bytes: f.bytes0 + f.bytes1 },
+      // packetbeat's flow.vlan: the tags, outer first (packetbeat writes one tag as a number;
+      // Elasticsearch indexes a number and an array of one alike)
+      flow: f.vlan < 0 ? { id: f.id, final } : { id: f.id, final, vlan: f.vlanInner >= 0 ? [f.vlan, f.vlanInner] : [f.vlan] },
+      source: this.end(f, true),
+      destination: this.end(f, false),
+      network,
     });
   }
 
   private final(f: Flow): void {
     this.finals++;
     this.report(f, true);
-    this.flows.delete(f.key);
+    let b = this.buckets.get(f.hash)!;
+    if (b === f) {
+      if (f.chain === null) this.buckets.delete(f.hash);
+      else this.buckets.set(f.hash, f.chain);
+    } else {
+      while (b.chain !== f) b = b.chain!;
+      b.chain = f.chain;
+    }
+    f.chain = null;
+    this.active--;
     this.lru.unlink(f);
   }
 
   stats() {
-    return { active: this.flows.size, created: this.created, reports: this.reports, final: this.finals, evicted: this.evicted };
+    return { active: this.active, created: this.created, reports: this.reports, final: this.finals, evicted: this.evicted };
   }
 }
