@@ -14,6 +14,9 @@ export interface KafkaConnection {
 
 export const DEFAULT_TIMEOUT_MS = 60_000;
 
+/** kafkajs's retries of a request: 8, 200 ms to 5 s apart (about 20 s) */
+export const RETRY = { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 };
+
 const LOG_LEVELS: Record<string, logLevel> = { error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG };
 
 /**
@@ -27,7 +30,7 @@ export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}
     logLevel: LOG_LEVELS[process.env.PKTFLOW_KAFKA_LOG ?? ''] ?? logLevel.NOTHING,
     // stdout carries the events: kafkajs's log, when on, goes to stderr
     logCreator: () => (e) => process.stderr.write(`kafkajs ${new Date().toISOString()} ${e.namespace} ${e.log.message} ${JSON.stringify({ ...e.log, message: undefined, timestamp: undefined, logger: undefined })}\n`),
-    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+    retry: RETRY,
     ...extra,
   });
 }

@@ -2,7 +2,7 @@ import type { Admin, Consumer, EachBatchPayload } from 'kafkajs';
 import { ReasonCounter } from '../core/counters';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
-import { bounded, DEFAULT_TIMEOUT_MS, isCoordinatorError, isRetriable, kafkaClient, requireTopic, retryCoordinator, type KafkaConnection } from '../kafka/client';
+import { bounded, DEFAULT_TIMEOUT_MS, isCoordinatorError, isRetriable, kafkaClient, requireTopic, retryCoordinator, RETRY, type KafkaConnection } from '../kafka/client';
 import { FrameMessageError, messageToFrame } from '../kafka/frames';
 import { PartitionLog } from '../kafka/offsets';
 import type { Source } from './source';
@@ -133,6 +133,8 @@ export class KafkaFrameSource implements Source {
   /** Date.now() of the last sign of progress: a fetch, a join, a batch taken by the pipeline */
   private lastProgress = 0;
   private discardState: (() => void) | null = null;
+  /** the clients were let go of: kafkajs must not start the consumer again */
+  private released = false;
   /** the partitions assigned at the last join (null before the first) */
   private assigned: number[] | null = null;
   private joinPending = false;
@@ -228,6 +230,10 @@ export class KafkaFrameSource implements Source {
       maxBytesPerPartition: this.o.maxBytesPerPartition ?? 1024 * 1024,
       heartbeatInterval: 1000,
       maxWaitTimeInMs: 500,
+      // kafkajs restarts a consumer that crashed on a retriable error, from a timer of its
+      // own; once the replay has let go of it, a restart would keep a consumer (and the
+      // process) alive with nobody reading
+      retry: { ...RETRY, restartOnFailure: async () => !this.released },
     });
     const idleMs = this.o.idleWaitMs ?? 200;
     this.consumer = consumer;
@@ -621,6 +627,7 @@ export class KafkaFrameSource implements Source {
   }
 
   private async closeClients(): Promise<void> {
+    this.released = true;
     const c = this.consumer;
     const a = this.admin;
     this.consumer = null;
