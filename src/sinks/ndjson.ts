@@ -34,11 +34,25 @@ export class NdjsonSink<T extends object = Event> implements Sink<T> {
 
   write(batch: T[]): boolean {
     if (this.closed || batch.length === 0) return !this.closed;
+    // writes of up to ~64 KiB: large enough to be few, small enough that the text stays in
+    // V8's young generation (a string past 128 KiB is allocated as an old object, and a
+    // batch of a flood's events made one per batch that only a full collection frees)
     let text = '';
-    for (let i = 0; i < batch.length; i++) text += JSON.stringify(batch[i]) + '\n';
+    let ok = true;
+    for (let i = 0; i < batch.length; i++) {
+      text += JSON.stringify(batch[i]) + '\n';
+      if (text.length >= 65_536) {
+        this.bytes += text.length;
+        ok = this.stream.write(text) && ok;
+        text = '';
+      }
+    }
     this.events += batch.length;
-    this.bytes += text.length;
-    return this.stream.write(text);
+    if (text.length > 0) {
+      this.bytes += text.length;
+      ok = this.stream.write(text) && ok;
+    }
+    return ok;
   }
 
   drained(): Promise<void> {

@@ -65,6 +65,13 @@ export const scenarios: Record<string, Scenario> = {
     packet: (i) => ipv4(ip(i), '192.0.2.1', 6, tcp(1024 + (i % 60000), 80, i, 0, F.SYN)),
     counter: 'tcp.connections.closed.evicted',
   },
+  'syn-flood-flows': {
+    about: 'the SYN flood as a monitoring user reads it: flows and anomalies on',
+    frames: { ci: 150_000, full: 1_000_000 },
+    packet: (i) => ipv4(ip(i), '192.0.2.1', 6, tcp(1024 + (i % 60000), 80, i, 0, F.SYN)),
+    counter: 'tcp.flows.evicted',
+    stages: { tcp: { flows: {} }, anomalies: true },
+  },
   'unfilled-hole': {
     about: 'one connection whose first data segment never comes, megabytes queued behind it',
     frames: { ci: 6_000, full: 50_000 },
@@ -104,6 +111,13 @@ export const scenarios: Record<string, Scenario> = {
     frames: { ci: 20_000, full: 1_000_000 },
     packet: (i) => ipv4('10.0.0.53', ip(i), 17, udp(53, 1024 + (i % 60000), i % 2 === 0 ? loopingResponse(i & 0xffff) : chainResponse(i & 0xffff))),
     counter: 'analyze.protocols.dns.malformed.name_pointer_loop',
+  },
+  'dns-pointer-loops-flows': {
+    about: 'the DNS pointer loops and chains with flows and anomalies on',
+    frames: { ci: 20_000, full: 1_000_000 },
+    packet: (i) => ipv4('10.0.0.53', ip(i), 17, udp(53, 1024 + (i % 60000), i % 2 === 0 ? loopingResponse(i & 0xffff) : chainResponse(i & 0xffff))),
+    counter: 'analyze.anomaly_events.suppressed',
+    stages: { tcp: { flows: {} }, anomalies: true },
   },
   'fragment-flood': {
     about: 'IPv4 and IPv6 datagrams that never complete, with overlapping fragments',
