@@ -5,7 +5,9 @@ import { LinkType, makeFrame } from '../src/core/frame';
 import { DecodeStage } from '../src/decode/stage';
 import { ItemKind, type StreamItem } from '../src/tcp/items';
 import { TcpReorderer, type TcpOptions } from '../src/tcp/reorderer';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { F, TcpConv } from './gen/packets';
+import { cli, fixture, ndjson, readFile } from './helpers';
 
 function run(pkts: Buffer[], opts: TcpOptions = {}, secs?: number[]): { items: StreamItem[]; r: TcpReorderer } {
   const d = new DecodeStage();
@@ -154,5 +156,44 @@ describe('TCP reorderer', { timeout: 600_000 }, () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('one capture on two interfaces (dumpcap -i lo -i any)', { timeout: 600_000 }, () => {
+  const file = fixture('http/two-interfaces.pcapng');
+
+  it('gives each transaction once, at the times tshark gives, the second copies being retransmissions', async () => {
+    const r = await readFile(file, { tcp: { flows: {} } });
+    const http = r.events.filter((e) => e.type === 'http') as any[];
+    assert.deepEqual(http.map((e) => [e.url.path, e.http.response.status_code]), [['/', 200], ['/index.html', 200], ['/missing', 404]]);
+    const tcp = r.stats.tcp as any;
+    assert.ok(tcp.ignored.copy_of_closed_connection > 0 && tcp.retransmitted === tcp.ignored.copy_of_closed_connection);
+    if (spawnSync('bash', ['-c', 'command -v tshark']).status === 0) {
+      const t = execFileSync('tshark', ['-r', file, '-Y', 'http.request || http.response', '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'http.request.uri'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t'));
+      // tshark: three requests, three responses; the events start at the requests' and end at the responses' frames
+      assert.equal(t.length, 6);
+      const ns = (epoch: string) => epoch.replace('.', '');
+      const iso = (e: string) => BigInt(Date.parse(e.slice(0, 19) + 'Z')) * 1_000_000n + BigInt(e.slice(20, 29));
+      assert.deepEqual(http.map((e) => [iso(e['@timestamp']).toString(), iso(e.event.end).toString()]), [0, 2, 4].map((i) => [ns(t[i][0]), ns(t[i + 1][0])]));
+    }
+    // flows count every frame, both copies (as tshark's conversations do)
+    const flows = r.events.filter((e) => e.type === 'flow') as any[];
+    assert.equal(flows.reduce((n, f) => n + f.network.packets, 0), (r.stats.decode as any).frames);
+  });
+
+  it('--interface-id keeps one interface\'s frames', async () => {
+    for (const id of ['0', '1']) {
+      const r = await cli(['read', file, '--interface-id', id, '--stats-event']);
+      assert.equal(r.code, 0, r.stderr);
+      const events = ndjson(r.stdout) as any[];
+      assert.equal(events.filter((e) => e.type === 'http').length, 3);
+      const stats = events[events.length - 1].stats;
+      assert.equal(stats.frames.interface.accepted, 18);
+      assert.equal(stats.frames.interface.rejected, 18);
+      assert.equal(stats.tcp.retransmitted, 0, 'one interface: no copies');
+    }
   });
 });

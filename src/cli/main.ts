@@ -8,6 +8,7 @@ import { captureFile } from '../sources/file';
 import { CaptureError, deviceLinkType, listDevices, liveCapture } from '../sources/live';
 import type { Source } from '../sources/source';
 import { BpfError, bpfFilter } from '../decode/bpf';
+import { interfaceFilter } from '../decode/iface';
 import { pcapDump } from '../sinks/pcap-dump';
 import { kafkaEvents, kafkaFrames } from '../sinks/kafka';
 import { kafkaSource } from '../sources/kafka';
@@ -75,6 +76,11 @@ frames before the damage, with one line: pktflow: FILE: offset N: reason (exit 1
 Options:
   -f, --filter <expr>        keep only the frames this BPF filter accepts (tcpdump's
                              filter language, compiled by libpcap through tcpdump)
+  --interface-id <n>         keep only the frames of pcapng interface n (tshark's
+                             frame.interface_id; pcap files are interface 0). A
+                             capture made on two interfaces at once holds each
+                             packet twice: the second copy is a retransmission to
+                             the analyzers, but a frame to flows and counters
 ${KAFKA_OUT_HELP}
 ${ANALYZE_HELP}
 ${COMMON_RUN_HELP}
@@ -357,6 +363,12 @@ function stagesFrom(values: Record<string, unknown>) {
   }
 }
 
+function nonNegativeInt(v: unknown, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} takes a whole number from 0, not "${v}"`);
+  return n;
+}
+
 /** --write FILE [--rotate-mb N]: the raw-frame tee, first in the chain */
 function dumpStage(values: Record<string, unknown>): Stage<Frame, Frame>[] {
   const rotate = positiveInt(values['rotate-mb'], '--rotate-mb');
@@ -368,10 +380,11 @@ function dumpStage(values: Record<string, unknown>): Stage<Frame, Frame>[] {
 }
 
 async function read(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { ...RUN_FLAGS, ...ANALYZE_FLAGS, ...KAFKA_OUT_FLAGS, filter: { type: 'string', short: 'f' } }, Infinity);
+  const { values, positionals } = parse(args, { ...RUN_FLAGS, ...ANALYZE_FLAGS, ...KAFKA_OUT_FLAGS, filter: { type: 'string', short: 'f' }, 'interface-id': { type: 'string' } }, Infinity);
   if (positionals.length === 0) throw new UsageError('read needs a capture file (or - for stdin)');
   if (positionals.filter((p) => p === '-').length > 1) throw new UsageError('standard input (-) can be read only once');
   const frameStages: Stage<Frame, Frame>[] = [];
+  if (values['interface-id'] !== undefined) frameStages.push(interfaceFilter(nonNegativeInt(values['interface-id'], '--interface-id')));
   if (values.filter !== undefined) frameStages.push(bpfFilter(values.filter as string));
   frameStages.push(...dumpStage(values));
   return framesOrEvents(captureFile({ path: positionals }), frameStages, stagesFrom(values), values);

@@ -26,6 +26,32 @@ export interface TcpOptions {
   flows?: FlowOptions | false;
   /** where stream gaps go as anomaly events (off when absent) */
   anomalies?: AnomalyReporter;
+  /** connections closed by FIN or RST remembered this long, so copies of their packets are known (default 60 s, Linux's TIME-WAIT) */
+  closedMemorySec?: number;
+  /** ... and at most this many (default 16384; the oldest forgotten first) */
+  maxClosedMemory?: number;
+}
+
+/**
+ * What is remembered of a connection closed by FIN or RST: its sequence spaces. A copy
+ * of one of its packets that comes after the close (the same capture on a second
+ * interface, `dumpcap -i lo -i any`, whose file holds each interface's packets in
+ * blocks of their own) is a retransmission, not a new connection.
+ */
+class Closed {
+  constructor(
+    /** the client's SYN sequence number, the server's, or -1 */
+    readonly syn0: number,
+    readonly syn1: number,
+    /** the sequence number past the last byte (and FIN) each side sent */
+    readonly end0: number,
+    readonly end1: number,
+    readonly sec: number,
+  ) {}
+}
+
+function closedKey(v: number, vlan: number, inner: number, a0: number, a1: number, a2: number, a3: number, ap: number, b0: number, b1: number, b2: number, b3: number, bp: number): string {
+  return `${v}|${vlan}|${inner}|${a0}|${a1}|${a2}|${a3}|${ap}|${b0}|${b1}|${b2}|${b3}|${bp}`;
 }
 
 /** 32-bit sequence comparison: is a after b (wraparound-safe within 2^31) */
@@ -46,6 +72,10 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
   readonly takes = 'Packet';
   readonly outputs = 'StreamItem';
   private readonly buckets = new Map<number, Connection>();
+  /** connections closed by FIN or RST, by tuple (client end first), oldest first */
+  private readonly closed = new Map<string, Closed>();
+  private readonly closedSec: number;
+  private readonly maxClosed: number;
   /** connections, least recently active first */
   private readonly lru = new LruList<Connection>();
   private readonly maxConnections: number;
@@ -86,6 +116,8 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     this.idleSec = options.idleTimeoutSec ?? 120;
     this.holeSec = options.holeTimeoutSec ?? 10;
     this.isServerPort = options.isServerPort ?? (() => false);
+    this.closedSec = options.closedMemorySec ?? 60;
+    this.maxClosed = options.maxClosedMemory ?? 16_384;
     this.flows = options.flows ? new FlowTable(options.flows) : null;
     this.anomalies = options.anomalies ?? null;
   }
@@ -157,6 +189,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       gap_causes: this.gapCause.toJSON(),
       buffered_bytes: this.buffered,
       buffered_peak_bytes: this.bufferedPeak,
+      closed_remembered: this.closed.size,
       ignored: this.ignored.toJSON(),
       ...(this.flows !== null ? { flows: this.flows.stats() } : {}),
     };
@@ -180,6 +213,11 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     if (c !== null && syn && !ack && side === 0 && c.half[0].synSeq >= 0 && c.half[0].synSeq !== p.seq) {
       this.close(c, 'reused');
       c = null;
+    }
+    if (c === null && this.closed.size > 0 && this.copyOfClosed(p, syn, ack)) {
+      this.retransmitted++;
+      this.ignored.add('copy_of_closed_connection');
+      return;
     }
     if (c === null) {
       if ((flags & TCP_RST) !== 0) {
@@ -232,6 +270,43 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     }
     if ((flags & TCP_RST) !== 0) this.close(c, 'rst');
     else if (c.half[0].finDone && c.half[1].finDone) this.close(c, 'fin');
+  }
+
+  /**
+   * The packet belongs to a connection closed by FIN or RST a little while ago: the same
+   * SYN (or SYN-ACK) again, or bytes it had already sent. A SYN with another sequence
+   * number is a new connection on the same tuple: the closed one is forgotten.
+   */
+  private copyOfClosed(p: Packet, syn: boolean, ack: boolean): boolean {
+    // a bare ACK carries nothing to deliver twice (the last ACK of a close is one)
+    if (!syn && p.payloadLen + p.payloadMissing === 0 && (p.tcpFlags & TCP_FIN) === 0) return false;
+    const fwd = closedKey(p.ipVersion, p.vlan, p.vlanInner, p.src0, p.src1, p.src2, p.src3, p.srcPort, p.dst0, p.dst1, p.dst2, p.dst3, p.dstPort);
+    let k = fwd;
+    let side = 0;
+    let m = this.closed.get(k);
+    if (m === undefined) {
+      k = closedKey(p.ipVersion, p.vlan, p.vlanInner, p.dst0, p.dst1, p.dst2, p.dst3, p.dstPort, p.src0, p.src1, p.src2, p.src3, p.srcPort);
+      side = 1;
+      m = this.closed.get(k);
+      if (m === undefined) return false;
+    }
+    if (syn) {
+      if (p.seq === (side === 0 ? m.syn0 : m.syn1) && ack === (side === 1)) return true;
+      if (side === 0 && !ack) this.closed.delete(k);
+      return false;
+    }
+    // a segment ending at or before where that side's stream ended was sent already
+    const end = side === 0 ? m.end0 : m.end1;
+    const last = (p.seq + p.payloadLen + p.payloadMissing + ((p.tcpFlags & TCP_FIN) !== 0 ? 1 : 0)) >>> 0;
+    return !seqAfter(last, end);
+  }
+
+  /** forget closed connections past their time, or past the bound */
+  private forgetClosed(): void {
+    for (const [k, m] of this.closed) {
+      if (this.closed.size <= this.maxClosed && this.nowSec - m.sec < this.closedSec) break;
+      this.closed.delete(k);
+    }
   }
 
   private segment(c: Connection, side: number, hs: HalfStream, seq: number, p: Packet): void {
@@ -389,6 +464,12 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       }
     }
     c.closed = true;
+    if ((reason === 'fin' || reason === 'rst') && c.half[0].seqKnown && c.half[1].seqKnown) {
+      const k = closedKey(c.ipVersion, c.vlan, c.vlanInner, c.c0, c.c1, c.c2, c.c3, c.clientPort, c.s0, c.s1, c.s2, c.s3, c.serverPort);
+      this.closed.delete(k);
+      this.closed.set(k, new Closed(c.half[0].synSeq, c.half[1].synSeq, c.half[0].nextSeq, c.half[1].nextSeq, this.nowSec));
+      if (this.closed.size > this.maxClosed) this.forgetClosed();
+    }
     this.out.push(new StreamItem(ItemKind.close, c, null, 0, null, 0, 0, this.itemSec, this.itemNsec, reason));
     this.closedBy.add(reason);
     this.active--;
@@ -413,6 +494,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       c.hold?.release();
     }
     this.buckets.clear();
+    this.closed.clear();
     this.lru.head = this.lru.tail = null;
     this.active = 0;
     this.buffered = 0;
@@ -424,6 +506,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     this.itemSec = this.nowSec;
     this.itemNsec = this.nowNsec;
     this.sweep();
+    this.forgetClosed();
   }
 
   private sweep(): void {
