@@ -23,7 +23,13 @@ export interface KafkaSourceOptions extends KafkaConnection {
   maxBytesPerPartition?: number;
   /** frame bytes fetched ahead of the pipeline over all assigned partitions; a partition past its share is paused (default 32 MiB) */
   maxBufferedBytes?: number;
-  /** how long the time merge waits for a partition with nothing fetched before going on without it (default 200 ms) */
+  /**
+   * how long the time merge waits for a partition whose frames are in Kafka but not yet
+   * fetched before going on without it (default: until they come, at most timeoutMs, so
+   * the merge's order, and the events, do not depend on how fast fetches are). A
+   * smaller value trades exact time order for latency, as Kafka Streams'
+   * max.task.idle.ms does.
+   */
   idleWaitMs?: number;
   /** frames per batch handed to the pipeline (default 2048) */
   batchFrames?: number;
@@ -87,8 +93,8 @@ const TICK_MS = 1000;
  * its share of maxBufferedBytes is paused until the pipeline has taken from it (flow
  * control, bounded memory). The pipeline gets the buffered frames merged by capture
  * time, so packet time advances as it did on the wire whatever order Kafka delivers
- * the partitions in; the merge waits (up to idleWaitMs) for a partition that has
- * nothing buffered yet, rather than run ahead of it.
+ * the partitions in; the merge waits for a partition that has frames in Kafka but
+ * none fetched yet, rather than run ahead of it.
  *
  * Offsets are committed once the sink acknowledged the events made from a merged
  * batch, but never past a frame that state in the pipeline still holds (the first
@@ -235,7 +241,7 @@ export class KafkaFrameSource implements Source {
       // process) alive with nobody reading
       retry: { ...RETRY, restartOnFailure: async () => !this.released },
     });
-    const idleMs = this.o.idleWaitMs ?? 200;
+    const idleMs = this.o.idleWaitMs ?? Infinity;
     this.consumer = consumer;
     const alive = () => {
       this.lastProgress = Date.now();
@@ -295,12 +301,15 @@ export class KafkaFrameSource implements Source {
           await this.sleep(TICK_MS);
           continue;
         }
-        if (this.lagging()) {
-          // a partition with frames still to come has none buffered: wait for it a little
+        const lag = this.lagging();
+        if (lag >= 0) {
+          // a partition with frames still in Kafka has none buffered: its next frames may be
+          // earlier than the others' rest, so the merge waits for them
           if (idleSince === 0) idleSince = Date.now();
-          const left = idleMs - (Date.now() - idleSince);
-          if (left > 0) {
-            await this.sleep(left);
+          const waited = Date.now() - idleSince;
+          if (waited < idleMs) {
+            if (waited >= this.timeoutMs) throw new Error(`partition ${lag} has frames in Kafka that were not fetched within ${Math.round(this.timeoutMs / 1000)} s`);
+            await this.sleep(Math.min(idleMs - waited, TICK_MS));
             continue;
           }
         }
@@ -396,13 +405,13 @@ export class KafkaFrameSource implements Source {
     this.wake = null;
   }
 
-  /** an assigned partition with frames known to be waiting in Kafka has none buffered */
-  private lagging(): boolean {
+  /** an assigned partition with frames known to be waiting in Kafka that has none buffered, or -1 */
+  private lagging(): number {
     for (const p of this.assigned ?? []) {
       const b = this.buffers.get(p);
-      if ((b === undefined || b.size === 0) && this.moreInKafka(p, b)) return true;
+      if ((b === undefined || b.size === 0) && this.moreInKafka(p, b)) return p;
     }
-    return false;
+    return -1;
   }
 
   /** Kafka holds frames of the partition past those fetched (as far as the last fetch or the start knew) */
