@@ -5,18 +5,27 @@
 // four times: peak memory under adversarial traffic stays within docs/limits.md's bound
 // (docs/performance.md has the cost).
 require('node:v8').setFlagsFromString('--heap-growing-percent=100');
-// pktflow is TypeScript end to end, pipelines included: tsx compiles on load (cached).
-require('tsx/cjs');
-// tsx turns source maps on; Node then indexes every loaded file's lines at start-up
-// (about 0.1 s). pktflow's errors are one line, so it does without them, unless
-// PKTFLOW_DEBUG asks for stacks (which then point into the TypeScript).
-if (!process.env.PKTFLOW_SOURCE_MAPS && !process.env.PKTFLOW_DEBUG) process.setSourceMapsEnabled(false);
-require('../src/cli/main.ts')
-  .main(process.argv.slice(2))
-  .then((code) => {
-    // cap crashes if a handle whose capture failed is ever collected, and after a failure a
-    // client library may go on retrying in the background (kafkajs): leave at once then.
-    // What was written to stdout is out already (pipes and files are written synchronously).
-    if (code !== 0 || require('../src/sources/live.ts').captureFailed()) process.exit(code);
-    process.exitCode = code;
-  });
+
+const args = process.argv.slice(2);
+let cli;
+if (args[0] === 'run' || process.env.PKTFLOW_FROM_SOURCE) {
+  // A pipeline file is TypeScript that imports pktflow's sources: they are loaded through
+  // tsx too (compiled on load, cached), so the pipeline and the runner share every module.
+  require('tsx/cjs');
+  // tsx turns source maps on; Node then indexes every loaded file's lines at start-up
+  // (about 0.1 s). pktflow's errors are one line, so it does without them, unless
+  // PKTFLOW_DEBUG asks for stacks (which then point into the TypeScript).
+  if (!process.env.PKTFLOW_SOURCE_MAPS && !process.env.PKTFLOW_DEBUG) process.setSourceMapsEnabled(false);
+  cli = require('../src/cli/main.ts');
+} else {
+  // every other command runs the compiled bundle, rebuilt first if a source is newer
+  cli = require(require('../scripts/build.js').ensure());
+}
+
+cli.main(args).then((code) => {
+  // cap crashes if a handle whose capture failed is ever collected, and after a failure a
+  // client library may go on retrying in the background (kafkajs): leave at once then.
+  // What was written to stdout is out already (pipes and files are written synchronously).
+  if (code !== 0 || cli.captureFailed()) process.exit(code);
+  process.exitCode = code;
+});

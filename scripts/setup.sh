@@ -44,6 +44,8 @@ if [ ! -f node_modules/cap/build/Release/cap.node ] || [ package-lock.json -nt n
   npm ci --no-audit --no-fund --foreground-scripts=false >/dev/null
 fi
 node -e "require('cap')" || { echo "setup: the cap native module did not build" >&2; exit 1; }
+# the commands run compiled JavaScript (bin/pktflow.js rebuilds it whenever a source is newer)
+node scripts/build.js 2>/dev/null
 
 bin_dir=${PKTFLOW_BIN_DIR:-/usr/local/bin}
 bash scripts/install-command.sh "$bin_dir"

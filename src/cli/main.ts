@@ -10,8 +10,6 @@ import type { Source } from '../sources/source';
 import { BpfError, bpfFilter } from '../decode/bpf';
 import { interfaceFilter } from '../decode/iface';
 import { pcapDump } from '../sinks/pcap-dump';
-import { kafkaEvents, kafkaFrames } from '../sinks/kafka';
-import { kafkaSource } from '../sources/kafka';
 import type { KafkaConnection } from '../kafka/client';
 import { sequence, type Stage } from '../core/stage';
 import type { Frame } from '../core/frame';
@@ -294,6 +292,8 @@ function help(args: string[]): number {
 }
 
 export { CaptureError };
+/** for the bin: a failed capture handle must never be collected (cap crashes) */
+export { captureFailed } from '../sources/live';
 
 const KAFKA_OUT_FLAGS = {
   ...BROKERS_FLAG,
@@ -301,6 +301,11 @@ const KAFKA_OUT_FLAGS = {
   compression: { type: 'string' },
   'kafka-timeout': { type: 'string' },
 } as const;
+
+/** Kafka's sink and source, loaded (with kafkajs) by the commands that use them, not at every start */
+function kafka(): typeof import('../sinks/kafka') & typeof import('../sources/kafka') {
+  return { ...(require('../sinks/kafka') as typeof import('../sinks/kafka')), ...(require('../sources/kafka') as typeof import('../sources/kafka')) };
+}
 
 /** --brokers and --kafka-timeout */
 function kafkaConnection(values: Record<string, unknown>): KafkaConnection {
@@ -321,7 +326,7 @@ function framesOrEvents(source: Source, frameStages: Stage<Frame, Frame>[], stag
   if (topic === undefined) return execute(definePipeline({ source, stages: [frames, ...stages], sink: stdoutNdjson(), options }));
   const c = values.compression;
   if (c !== undefined && c !== 'gzip' && c !== 'none') throw new UsageError(`--compression takes gzip or none, not "${c}"`);
-  const sink = kafkaFrames({ topic, ...kafkaConnection(values), compression: c as 'gzip' | 'none' | undefined });
+  const sink = kafka().kafkaFrames({ topic, ...kafkaConnection(values), compression: c as 'gzip' | 'none' | undefined });
   return execute(definePipeline({ source, stages: [frames], sink, options }));
 }
 
@@ -472,7 +477,7 @@ async function replay(args: string[]): Promise<number> {
   const stages = stagesFrom(values);
   return execute(
     definePipeline({
-      source: kafkaSource({
+      source: kafka().kafkaSource({
         topic: values.topic as string,
         ...kafkaConnection(values),
         groupId: values.group as string | undefined,
@@ -481,7 +486,7 @@ async function replay(args: string[]): Promise<number> {
         follow: values.follow === true,
       }),
       stages: [sequence('frames', dumpStage(values)), ...stages],
-      sink: values['events-topic'] !== undefined ? kafkaEvents({ topic: values['events-topic'] as string, ...kafkaConnection(values) }) : stdoutNdjson(),
+      sink: values['events-topic'] !== undefined ? kafka().kafkaEvents({ topic: values['events-topic'] as string, ...kafkaConnection(values) }) : stdoutNdjson(),
       options: runOptions(values),
     }),
   );

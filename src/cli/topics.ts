@@ -1,4 +1,7 @@
-import { createTopic, describeTopic, listTopics, type PartitionInfo } from '../kafka/topics';
+import type { PartitionInfo } from '../kafka/topics';
+
+/** kafkajs is loaded by these commands only, not at every start of pktflow */
+const admin = () => require('../kafka/topics') as typeof import('../kafka/topics');
 import { brokers, BROKERS_FLAG, BROKERS_HELP, commandList, parse, positiveInt, UsageError, type Command } from './args';
 
 /** Kafka's rule for topic names (kafka.common.Topic): 1-249 of [a-zA-Z0-9._-], not "." or ".." */
@@ -36,7 +39,7 @@ Example:
     const topic = topicName(positionals, 'create');
     const partitions = positiveInt(values.partitions, '--partitions');
     const replicationFactor = positiveInt(values['replication-factor'], '--replication-factor');
-    const n = await createTopic({ brokers: brokers(values) }, topic, { partitions, replicationFactor });
+    const n = await admin().createTopic({ brokers: brokers(values) }, topic, { partitions, replicationFactor });
     process.stdout.write(`created topic ${topic} (${n} partition${n === 1 ? '' : 's'})\n`);
     return 0;
   },
@@ -57,7 +60,7 @@ ${BROKERS_HELP}
 `,
   async run(args) {
     const { values } = parse(args, BROKERS_FLAG, 0);
-    for (const t of await listTopics({ brokers: brokers(values) })) process.stdout.write(`${t.name}\t${t.partitions}\n`);
+    for (const t of await admin().listTopics({ brokers: brokers(values) })) process.stdout.write(`${t.name}\t${t.partitions}\n`);
     return 0;
   },
 };
@@ -79,7 +82,7 @@ ${BROKERS_HELP}
 `,
   async run(args) {
     const { values, positionals } = parse(args, BROKERS_FLAG, 1);
-    const info = await describeTopic({ brokers: brokers(values) }, topicName(positionals, 'describe'));
+    const info = await admin().describeTopic({ brokers: brokers(values) }, topicName(positionals, 'describe'));
     const ps = info.partitions;
     const frames = ps.reduce((n, p) => n + p.high - p.low, 0);
     process.stdout.write(`topic ${info.name}: ${ps.length} partition${ps.length === 1 ? '' : 's'}, replication factor ${ps[0]?.replicas.length ?? 0}, ${frames} messages\n`);

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import _ from 'highland';
+import type Highland from 'highland';
 import type { Readable } from 'node:stream';
 import { LinkType, makeFrame, type Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
@@ -169,6 +169,8 @@ export class LiveSource implements Source {
     this.linkType = linkTypeOf(name);
     const max = this.options.maxQueuedFrames ?? 262_144;
     const burstMax = this.options.batchFrames ?? 1024;
+    // highland is loaded by live capture only, not at every start
+    const _ = require('highland') as typeof import('highland');
     this.stream = _<Frame[]>();
     cap.on('packet', (n: number, truncated: boolean) => {
       if (this.queued >= max) {

@@ -1,4 +1,7 @@
-import { parse } from 'tldts';
+import type { parse as Parse } from 'tldts';
+
+/** tldts and its list (~200 KB) are loaded by the first DNS question, not at every start */
+let parse: typeof Parse | null = null;
 
 /** A name split by the public suffix list: `www` + `example.co.uk`, whose suffix is `co.uk`. */
 export interface DomainParts {
@@ -27,6 +30,7 @@ const OPTIONS = { extractHostname: false, validateHostname: false, detectIp: fal
  * 2,000 names), so a cache in front of it would not pay for its memory.
  */
 export function domainParts(name: string): DomainParts | null {
+  parse ??= (require('tldts') as typeof import('tldts')).parse;
   if (name.indexOf('\\') >= 0) return null;
   const r = parse(name.toLowerCase(), OPTIONS);
   if (r.domain === null || r.publicSuffix === null) return null;

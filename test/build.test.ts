@@ -1,0 +1,35 @@
+/**
+ * The commands run dist/pktflow.js, compiled from src/ (scripts/build.js): it must
+ * never be stale. bin/pktflow.js rebuilds it whenever a source is newer.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, statSync, utimesSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { cli } from './helpers';
+
+const build = require('../scripts/build.js') as { ensure(): string; bundle(): string; newestSource(): number; OUT: string };
+
+describe('the compiled commands', { timeout: 600_000 }, () => {
+  it('are what the sources compile to now', () => {
+    const out = build.ensure();
+    assert.equal(readFileSync(out, 'utf8'), build.bundle(), 'dist/pktflow.js is the bundle of the sources as they are');
+  });
+
+  it('are rebuilt by the next command when a source is newer than them', async () => {
+    build.ensure();
+    // the bundle made older than every source, as after an edit
+    utimesSync(build.OUT, new Date(1000), new Date(1000));
+    assert.ok(statSync(build.OUT).mtimeMs < build.newestSource());
+    const r = await cli(['--version']);
+    assert.equal(r.code, 0);
+    assert.ok(statSync(build.OUT).mtimeMs >= build.newestSource(), 'rebuilt before it ran');
+    assert.equal(readFileSync(build.OUT, 'utf8'), build.bundle());
+  });
+
+  it('give the same events as the TypeScript sources', async () => {
+    const compiled = await cli(['read', 'fixtures/http-dns.pcap', '-q', '--flows', '--anomalies']);
+    const source = await cli(['read', 'fixtures/http-dns.pcap', '-q', '--flows', '--anomalies'], { env: { PKTFLOW_FROM_SOURCE: '1' } });
+    assert.equal(compiled.code, 0);
+    assert.equal(compiled.stdout, source.stdout);
+  });
+});
