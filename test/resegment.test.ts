@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { LinkType, makeFrame } from '../src/core/frame';
-import { memorySource, runStages } from './helpers';
-import { F, TcpConv } from './gen/packets';
+import * as path from 'node:path';
+import { captureFile } from '../src/sources/file';
+import { fixtureFiles, memorySource, pushThroughStages, ROOT, runStages, summary } from './helpers';
+import { dnsMessage, F, ipv4, TcpConv, udp } from './gen/packets';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 const turns: [number, string][] = [
@@ -61,5 +63,25 @@ describe('random segmentation through the whole pipeline', { timeout: 600_000 },
       ),
       { numRuns: 150 },
     );
+  });
+});
+
+describe('batch boundaries change nothing', { timeout: 600_000 }, () => {
+  it('every fixture read in chunks of 600 bytes gives the events of the default 256 KiB chunks', async () => {
+    for (const file of fixtureFiles()) {
+      const whole = await runStages(captureFile({ path: path.join(ROOT, file) }), { tcp: { flows: {} } });
+      const small = await runStages(captureFile({ path: path.join(ROOT, file), chunkBytes: 600 }), { tcp: { flows: {} } });
+      assert.deepEqual(small.events, whole.events, file);
+    }
+  });
+
+  it('a response past the transaction timeout is unmatched whether or not it comes in the same batch', () => {
+    const q = ipv4('10.0.0.1', '10.0.0.53', 17, udp(40000, 53, dnsMessage(7, 'late.test', 1, false)));
+    const r = ipv4('10.0.0.53', '10.0.0.1', 17, udp(53, 40000, dnsMessage(7, 'late.test', 1, true, ['10.0.0.9'])));
+    const frames = [makeFrame(1000, 0, LinkType.RAW, q.length, 0, q), makeFrame(1012, 0, LinkType.RAW, r.length, 0, r)];
+    const one = pushThroughStages(frames, {}, 16).events.map(summary);
+    const two = pushThroughStages(frames, {}, 1).events.map(summary);
+    assert.deepEqual(one, two);
+    assert.equal(one.length, 2, 'the query timed out and the response came alone');
   });
 });

@@ -129,6 +129,12 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       if (it.tsSec > this.nowSec || (it.tsSec === this.nowSec && it.tsNsec > this.nowNsec)) {
         this.nowSec = it.tsSec;
         this.nowNsec = it.tsNsec;
+        // timeouts run as packet time passes each second, before the item that moved it:
+        // where a batch ends (a file's chunk, a Kafka fetch) changes nothing
+        if (this.nowSec - this.lastExpireSec >= 1) {
+          this.lastExpireSec = this.nowSec;
+          this.expire();
+        }
       }
       switch (it.kind) {
         case ItemKind.data: {
@@ -165,10 +171,6 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
           break;
         }
       }
-    }
-    if (this.nowSec - this.lastExpireSec >= 1) {
-      this.lastExpireSec = this.nowSec;
-      this.expire();
     }
     this.count();
     return this.out as Event[];
