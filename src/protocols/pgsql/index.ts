@@ -66,6 +66,8 @@ class PgCounters {
   notifications = 0;
   fatalUnsolicited = 0;
   statementsNotExecuted = 0;
+  /** server messages passed over after a loss, up to its next ReadyForQuery */
+  skippedMessages = 0;
   statementBytes = 0;
   readonly statementsForgotten = new ReasonCounter();
   readonly unmatched = new ReasonCounter();
@@ -175,11 +177,13 @@ class PgConnection implements TcpAnalyzer, FrameSink {
   private fieldBinary: number[] | null = null;
   /** a RowDescription or NoData came since the last result */
   private described = false;
-  /** the server's stream lost bytes since its last ReadyForQuery */
-  private serverLost = false;
+  /** the server's stream lost messages: what it sends up to its next ReadyForQuery is not paired */
+  private draining = false;
   /** transactions of this connection not yet emitted */
   private live = 0;
   private stmtBytes = 0;
+  /** ReadyForQuery messages that ended nothing asked, since the client's last message */
+  private unclaimedReady = 0;
 
   constructor(
     midStream: boolean,
@@ -269,21 +273,36 @@ class PgConnection implements TcpAnalyzer, FrameSink {
     this.n.violations.add(`${f.side === 0 ? 'request' : 'response'}_${reason}`);
     this.out.anomaly?.('pgsql', `${f.side === 0 ? 'request' : 'response'}_${reason}`, this.ep);
     if (f.side === 0) {
-      // client messages lost: one placeholder keeps the server's next answer from pairing with a later request
-      this.push(new Step(K_LOST), f);
+      // client messages lost: one placeholder keeps the server's next answer from pairing with a
+      // later request, unless the server has answered what nobody asked since the client's last
+      // message (the lost requests' answers came before the gap showed)
+      if (this.unclaimedReady === 0) this.push(new Step(K_LOST), f);
       this.resetBatch();
       this.copyIn = null;
       return;
     }
-    this.serverLost = true;
+    // how many answers the loss took is unknown: the requests waiting now are given up, and
+    // pairing starts afresh after the server's next ReadyForQuery (a guess would shift every
+    // later pair of the connection)
     if (this.cur !== null) {
       this.cur.note('packet loss inside the response');
       this.finish(this.cur, f.endSec, f.endNsec);
     }
+    this.flushLast();
+    for (const s of this.steps.splice(0)) {
+      if (s.tx === null || s.tx.emitted || s.tx.responded) continue;
+      this.n.partial++;
+      this.unanswered(s.tx, 'response_lost', 'response lost to packet loss');
+    }
+    this.resetBatch();
+    this.skipUntilSync = false;
+    this.copyIn = null;
+    this.draining = true;
   }
 
   private client(f: Framer, type: number, b: Buffer, i: number, end: number, bodyLen: number): void {
     const wire = bodyLen + (type === 0 ? 4 : 5);
+    this.unclaimedReady = 0;
     this.reqMissAcc += f.missing;
     switch (type) {
       case 0: {
@@ -426,6 +445,12 @@ class PgConnection implements TcpAnalyzer, FrameSink {
   }
 
   private server(f: Framer, type: number, b: Buffer, i: number, end: number, bodyLen: number): void {
+    if (this.draining) {
+      // the rest of an answer whose start was lost
+      if (type === 90) this.draining = false;
+      this.n.skippedMessages++;
+      return;
+    }
     this.respAcc += bodyLen + 5;
     this.respMissAcc += f.missing;
     switch (type) {
@@ -667,8 +692,9 @@ class PgConnection implements TcpAnalyzer, FrameSink {
     }
     const last = this.lastDone;
     if (end < 0) {
-      // nothing was asked (a connection seen mid-stream)
+      // nothing was asked (a connection seen mid-stream, requests lost)
       this.n.violations.add('ready_without_request');
+      this.unclaimedReady++;
     } else {
       for (const s of this.steps.splice(0, end + 1)) {
         if (s.kind === K_QUERY && s.errored && s.results < s.statements!.length) {
@@ -678,10 +704,7 @@ class PgConnection implements TcpAnalyzer, FrameSink {
         }
         const tx = s.tx;
         if (tx === null || tx.emitted || tx.responded) continue;
-        if (this.serverLost) {
-          this.n.partial++;
-          this.unanswered(tx, 'response_lost', 'response lost to packet loss');
-        } else this.unanswered(tx, 'no_response', 'no response before ReadyForQuery');
+        this.unanswered(tx, 'no_response', 'no response before ReadyForQuery');
       }
     }
     if (last !== null && !last.emitted) {
@@ -692,7 +715,6 @@ class PgConnection implements TcpAnalyzer, FrameSink {
     }
     this.respAcc = this.respMissAcc = 0;
     this.flushLast();
-    this.serverLost = false;
     if (status === 73) this.portals.clear(); // 'I': no transaction block, no portals
   }
 
@@ -920,6 +942,7 @@ export const pgsql: Protocol<PgsqlOptions> = {
         notifications: n.notifications,
         unsolicited_fatal_errors: n.fatalUnsolicited,
         statements_not_executed: n.statementsNotExecuted,
+        messages_skipped: n.skippedMessages,
         statements_forgotten: n.statementsForgotten.toJSON(),
         statement_bytes: n.statementBytes,
       }),
