@@ -69,8 +69,6 @@ export class Framer {
   private body: Buffer | null = null;
   private bodyKept = 0;
   private sync: Buffer | null = null;
-  /** bytes passed over while looking for a message start */
-  skipped = 0;
 
   constructor(
     readonly side: number,
@@ -293,7 +291,6 @@ export class Framer {
         if (valid[data[next]] !== 1 || nl < 4 || nl > MAX_LENGTH) continue;
       }
       // found: carry on from here as usual
-      this.skipped += i - (data === buf ? off : 0);
       this.state = F_HEADER;
       this.hdrLen = 0;
       if (data === buf) return i;
@@ -301,7 +298,6 @@ export class Framer {
       return buf.length;
     }
     // wait for more bytes from position i (bounded: a candidate is at most MAX_SYNC_MESSAGE + 5)
-    this.skipped += i - (data === buf ? off : 0);
     if (i < end) this.sync = Buffer.from(data.subarray(i, end));
     return data === buf ? end : buf.length;
   }
@@ -313,6 +309,19 @@ const EMPTY = Buffer.alloc(0);
 function cstr(b: Buffer, i: number, end: number): number {
   const z = b.indexOf(0, i);
   return z < 0 || z >= end ? -1 : z + 1;
+}
+
+/** past `count` length-prefixed values (-1 for NULL) from b[p]: the index after them, or -1 when they overrun `end` */
+function skipValues(b: Buffer, p: number, count: number, end: number): number {
+  for (let k = 0; k < count; k++) {
+    if (end - p < 4) return -1;
+    const l = b.readInt32BE(p);
+    p += 4;
+    if (l > 0) p += l;
+    else if (l < -1) return -1;
+    if (p > end) return -1;
+  }
+  return p;
 }
 
 /** messages that cannot be anything else once whole: ReadyForQuery, a Query of text */
@@ -360,17 +369,8 @@ export function plausible(side: number, type: number, b: Buffer, i: number, end:
         if (p < 0 || end - p < 2) return false;
         p += 2 + 2 * b.readUInt16BE(p);
         if (end - p < 2) return false;
-        const values = b.readUInt16BE(p);
-        p += 2;
-        for (let v = 0; v < values; v++) {
-          if (end - p < 4) return false;
-          const l = b.readInt32BE(p);
-          p += 4;
-          if (l > 0) p += l;
-          else if (l < -1) return false;
-          if (p > end) return false;
-        }
-        return end - p >= 2 && end - p === 2 + 2 * b.readUInt16BE(p);
+        p = skipValues(b, p + 2, b.readUInt16BE(p), end);
+        return p >= 0 && end - p >= 2 && end - p === 2 + 2 * b.readUInt16BE(p);
       }
       default:
         // d CopyData, p password/SASL, F FunctionCall: no structure to check
@@ -399,18 +399,7 @@ export function plausible(side: number, type: number, b: Buffer, i: number, end:
     }
     case 68: {
       // D DataRow: count, then values with lengths, exactly
-      if (n < 2) return false;
-      const count = b.readUInt16BE(i);
-      let p = i + 2;
-      for (let k = 0; k < count; k++) {
-        if (end - p < 4) return false;
-        const l = b.readInt32BE(p);
-        p += 4;
-        if (l > 0) p += l;
-        else if (l < -1) return false;
-        if (p > end) return false;
-      }
-      return p === end;
+      return n >= 2 && skipValues(b, i + 2, b.readUInt16BE(i), end) === end;
     }
     case 84: {
       // T RowDescription: count, then name and 18 bytes per field, exactly
