@@ -22,6 +22,13 @@ export interface RecordOptions {
   iface?: string;
   /** where the sentinel goes: an address routed through `iface` (default 127.0.0.1) */
   sentinelHost?: string;
+  /**
+   * tcpdump's kernel buffer (-B, KiB). In immediate mode each slot of the ring holds
+   * one frame of the snapshot length (256 KiB with -s 0): tcpdump's default 2 MiB
+   * holds 8 frames, which a busy machine overruns while tcpdump waits for a core.
+   * Default 65536 (256 frames).
+   */
+  bufferKiB?: number;
 }
 
 /**
@@ -32,7 +39,7 @@ export interface RecordOptions {
  */
 export async function recordLoopback(o: RecordOptions, run: () => Promise<void>): Promise<{ sentinelPort: number }> {
   const sentinelPort = await freePort();
-  const td = spawn('tcpdump', ['-i', o.iface ?? 'lo', '-U', '--immediate-mode', '-s', '0', '--time-stamp-precision=nano', '-w', o.file, `(${o.filter}) or udp port ${sentinelPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const td = spawn('tcpdump', ['-i', o.iface ?? 'lo', '-U', '--immediate-mode', '-B', String(o.bufferKiB ?? 65536), '-s', '0', '--time-stamp-precision=nano', '-w', o.file, `(${o.filter}) or udp port ${sentinelPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const exited = new Promise<number | null>((r) => td.on('close', (c) => r(c)));
   await new Promise<void>((resolve, reject) => {
@@ -53,5 +60,8 @@ export async function recordLoopback(o: RecordOptions, run: () => Promise<void>)
     td.kill('SIGINT');
     await exited;
   }
+  // a capture that lost frames would make a test of the analyzers fail for the recorder's fault
+  const dropped = /(\d+) packets? dropped by kernel/.exec(err);
+  if (dropped !== null && +dropped[1] > 0) throw new Error(`tcpdump: ${dropped[1]} packets dropped by the kernel, ${o.file} is incomplete (raise bufferKiB)`);
   return { sentinelPort };
 }

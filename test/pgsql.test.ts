@@ -112,6 +112,20 @@ describe('pgsql analyzer', { timeout: 600_000 }, () => {
     balanced(h.stats());
   });
 
+  it('an error that comes back before the rest of its batch was sent: the Executes sent after it are the skipped ones', () => {
+    // a node-postgres pipeline on a live server: Bind fails (1 / 0 folded at planning) before the client wrote its Execute
+    const h = conn();
+    h.started();
+    h.send(0, cat(fe.parse('', 'SELECT 1 / $1::int'), fe.bind('', '', ['0'])));
+    h.send(1, cat(be.parseComplete(), be.error('22012', 'division by zero')));
+    h.send(0, cat(fe.describePortal(), fe.execute(), fe.parse('', 'SELECT $1::int'), fe.bind('', '', ['3']), fe.describePortal(), fe.execute(), fe.sync()));
+    h.send(1, be.ready());
+    assert.deepEqual(h.events.map((e) => [x(e).query, x(e).status, x(e).pgsql.error_code, x(e).notes]), [['SELECT 1 / $1::int', 'Error', '22012', ['1 later requests of the batch not executed']]]);
+    assert.deepEqual(h.stats().transactions_dropped, { not_executed: 1 });
+    assert.equal(h.stats().executes, 2);
+    balanced(h.stats());
+  });
+
   it('makes a prepare-only batch a PREPARE transaction, and an unknown statement has no query', () => {
     const h = conn();
     h.started();
@@ -453,7 +467,7 @@ describe('pgsql: a real server, real clients, on a port pktflow does not know', 
 
   after(() => {
     pg?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dir && !process.env.KEEP) rmSync(dir, { recursive: true, force: true }); else console.error("KEPT", dir);
   });
 
   it('finds the server by its first bytes and pairs every transaction', () => {

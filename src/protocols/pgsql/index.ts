@@ -108,6 +108,8 @@ class Tx {
   errSeverity = '';
   error = false;
   notes: string[] | null = null;
+  /** later Executes of its batch the server skipped after this one's error */
+  notExecuted = 0;
   fields: string[] | null = null;
   rows: string[][] | null = null;
 
@@ -169,6 +171,10 @@ class PgConnection implements TcpAnalyzer, FrameSink {
   private batchLast: Tx | null = null;
   /** after an error the server ignores the client's messages up to its next Sync */
   private skipUntilSync = false;
+  /** the transaction whose error the server is skipping for: the Executes it skips are its note */
+  private skipFor: Tx | null = null;
+  /** the error came before its own Execute: the first Execute skipped is that transaction's */
+  private skipOwnExecute = false;
   /** COPY FROM STDIN in progress: the client's copy data are its */
   private copyIn: Tx | null = null;
   /** the latest RowDescription's field count, names and binary formats (names only with sendResponse) */
@@ -296,6 +302,7 @@ class PgConnection implements TcpAnalyzer, FrameSink {
     }
     this.resetBatch();
     this.skipUntilSync = false;
+    this.skipFor = null;
     this.copyIn = null;
     this.draining = true;
   }
@@ -373,7 +380,18 @@ class PgConnection implements TcpAnalyzer, FrameSink {
         break;
       case 69: {
         // Execute: portal, row limit
-        if (this.skipUntilSync) break;
+        if (this.skipUntilSync) {
+          // sent after the error came back (the client pipelines): skipped as those sent before it
+          this.n.executes++;
+          const t = this.skipFor;
+          if (this.skipOwnExecute) this.skipOwnExecute = false;
+          else if (t !== null && !t.emitted) {
+            this.n.started++;
+            this.n.dropped.add('not_executed');
+            t.notExecuted++;
+          }
+          break;
+        }
         this.n.executes++;
         const stmt = this.portals.get(readCString(b, i, end).s) ?? null;
         const tx = this.newTx(stmt === null ? '' : stmt.text, f.startSec, f.startNsec);
@@ -400,6 +418,7 @@ class PgConnection implements TcpAnalyzer, FrameSink {
       case 83: {
         // Sync: the batch ends; a batch that only prepared statements is a transaction for each
         this.skipUntilSync = false;
+        this.skipFor = null;
         if (!this.batchExecuted) {
           for (const p of this.batchParses) {
             if (this.steps.indexOf(p) < 0) continue; // already answered
@@ -677,7 +696,11 @@ class PgConnection implements TcpAnalyzer, FrameSink {
         this.drop(s.tx, 'not_executed');
       }
     }
-    if (skipped > 0) tx.note(`${skipped} later requests of the batch not executed`);
+    tx.notExecuted += skipped;
+    if (this.skipUntilSync) {
+      this.skipFor = tx;
+      this.skipOwnExecute = target === null || target.kind !== K_EXECUTE;
+    }
     this.cur = tx;
     this.curStep = null;
     return tx;
@@ -835,6 +858,7 @@ class PgConnection implements TcpAnalyzer, FrameSink {
       if (this.opts.sendResponse) e.response = csv(tx.fields ?? [], tx.rows ?? []);
     }
     const notes: string[] = tx.notes ?? [];
+    if (tx.notExecuted > 0) notes.push(`${tx.notExecuted} later requests of the batch not executed`);
     if (tx.reqMissing > 0) notes.push(`packet loss: ${tx.reqMissing} request bytes missing`);
     if (tx.respMissing > 0) notes.push(`packet loss: ${tx.respMissing} response bytes missing`);
     if (tx.reqMissing > 0 || tx.respMissing > 0) this.n.partial++;
