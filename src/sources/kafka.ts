@@ -260,12 +260,27 @@ export class KafkaFrameSource implements Source {
         for (const p of t.partitions) this.committed.set(p.partition, Math.max(this.committed.get(p.partition) ?? -1, Number(p.offset)));
       }
     });
+    const runOptions = { autoCommit: false, eachBatchAutoResolve: false, eachBatch: (args: EachBatchPayload) => this.eachBatch(args) };
     consumer.on(consumer.events.CRASH, (e: { payload: { error: Error; restart: boolean } }) => {
       // a retriable failure (the broker went away): kafkajs starts the consumer again and it
       // rejoins; if it never gets back, the stall check below ends the replay
       if (e.payload.restart) {
         this.restarts++;
         this.lastCrash = e.payload.error;
+        return;
+      }
+      if (isCoordinatorError(e.payload.error) && !this.released) {
+        // no broker could name the coordinator (all of them restarting): kafkajs calls that
+        // final, but it is the same wait for the broker; started again here as kafkajs would
+        this.restarts++;
+        this.lastCrash = e.payload.error;
+        setTimeout(() => {
+          if (this.released) return;
+          consumer.run(runOptions).catch((err: Error) => {
+            this.error = err;
+            this.wake?.();
+          });
+        }, RETRY.initialRetryTime);
         return;
       }
       this.error = e.payload.error;
@@ -278,11 +293,7 @@ export class KafkaFrameSource implements Source {
       alive();
       // resolves once the first join was tried (a failure is a CRASH event)
       await bounded(
-        consumer.run({
-          autoCommit: false,
-          eachBatchAutoResolve: false,
-          eachBatch: (args) => this.eachBatch(args),
-        }),
+        consumer.run(runOptions),
         this.timeoutMs,
         'joining the group',
       );
