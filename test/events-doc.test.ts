@@ -56,6 +56,8 @@ function declaredEvents(): Map<string, Node> {
       if (named !== undefined) {
         const members = (index.type.isUnion() ? index.type.types : [index.type]).filter((m) => !(m.flags & ts.TypeFlags.Undefined));
         const kinds = [...new Set(members.map((m) => kindOf(m, `${where}.*`).kind))];
+        // named fields & Record<string, V> (HTTP headers): the varying keys hold V
+        if (t.isIntersection()) return { kind: 'object', optional: false, fields: named, values: kinds.join('|') };
         const own = kinds.filter((k) => ![...named.values()].some((f) => f.kind === k) || kinds.length === 1);
         return { kind: 'object', optional: false, fields: named, values: own.length === 1 ? own[0] : kinds.join('|') };
       }
@@ -107,6 +109,8 @@ function documentedEvents(text: string): Map<string, Map<string, DocField>> {
   const headings: { level: number; types: string[] }[] = [];
   const lines = text.split('\n');
   let columns: { field: number; type: number } | null = null;
+  // a table of options (its header has an "option" column) describes no fields
+  let options = false;
   const fail = (line: number, why: string) => assert.fail(`docs/events.md:${line}: ${why}`);
 
   for (let i = 0; i < lines.length; i++) {
@@ -120,9 +124,15 @@ function documentedEvents(text: string): Map<string, Map<string, DocField>> {
     }
     if (!line.startsWith('|')) {
       columns = null;
+      options = false;
       continue;
     }
+    if (options) continue;
     const cells = line.slice(1, line.trimEnd().endsWith('|') ? line.trimEnd().length - 1 : undefined).split('|').map((c) => c.trim());
+    if (columns === null && cells.includes('option')) {
+      options = true;
+      continue;
+    }
     if (columns === null) {
       // a table's header row
       columns = { field: cells.indexOf('field'), type: cells.indexOf('type') };

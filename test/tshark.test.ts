@@ -13,7 +13,7 @@ const haveTshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).statu
 // edge/http-pipelined-chunked.pcap is left out on purpose: tshark 4.0 falls out of step
 // after the chunked trailer ("Continuation") and misses the two pipelined responses
 // behind it; its golden output covers it.
-const files = ['http-dns.pcap', 'http-dns.pcapng', 'edge/vlan-qinq.pcap', 'edge/tcp-reorder.pcap', 'edge/dns-tcp.pcap', 'edge/dns-dnssec.pcap', 'edge/ipv4-frag.pcap', 'edge/sll2.pcap', 'edge/seq-wrap.pcap'];
+const files = ['http/keepalive-nginx.pcap', 'http-dns.pcap', 'http-dns.pcapng', 'edge/vlan-qinq.pcap', 'edge/tcp-reorder.pcap', 'edge/dns-tcp.pcap', 'edge/dns-dnssec.pcap', 'edge/ipv4-frag.pcap', 'edge/sll2.pcap', 'edge/seq-wrap.pcap'];
 
 function tshark(file: string, filter: string, field: string): string[] {
   // out-of-order reassembly is off in tshark by default; pktflow always reorders
@@ -129,6 +129,38 @@ describe('DNSSEC records agree with tshark', { skip: haveTshark ? false : 'tshar
     }
     assert.equal(Object.keys(theirs).length, 6);
     assert.equal(Object.values(theirs).flat().length, 14);
+    assert.deepEqual(ours, theirs);
+  });
+});
+
+/** TCP payload bytes per connection (client port) and direction, as tshark counts them */
+function tsharkPayload(file: string): Record<string, [number, number]> {
+  const out = execFileSync('tshark', ['-r', file, '-Y', 'tcp.len > 0', '-T', 'fields', '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'tcp.len'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const sums: Record<string, [number, number]> = {};
+  for (const line of out.split('\n').filter((l) => l !== '')) {
+    const [src, dst, len] = line.split('\t').map(Number);
+    // the server is the lower port of this capture's connections (nginx on one port, curl on ephemeral ones)
+    const toServer = src > dst;
+    const key = String(toServer ? src : dst);
+    (sums[key] ??= [0, 0])[toServer ? 0 : 1] += len;
+  }
+  return sums;
+}
+
+describe('HTTP bytes agree with tshark (issue 14)', { skip: haveTshark ? false : 'tshark not installed', timeout: 600_000 }, () => {
+  it('http/keepalive-nginx.pcap: every connection\'s source.bytes and destination.bytes add up to its TCP payload each way', async () => {
+    const f = fixture('http/keepalive-nginx.pcap');
+    const { events } = await readFile(f);
+    const ours: Record<string, [number, number]> = {};
+    for (const e of events as any[]) {
+      if (e.type !== 'http') continue;
+      const s = (ours[String(e.source.port)] ??= [0, 0]);
+      s[0] += e.source.bytes;
+      s[1] += e.destination.bytes;
+    }
+    const theirs = tsharkPayload(f);
+    assert.equal(Object.keys(theirs).length, 3);
+    // the keep-alive connection holds a 100 Continue: 25 bytes that went uncounted before
     assert.deepEqual(ours, theirs);
   });
 });
