@@ -121,7 +121,7 @@ describe('DNSSEC records agree with tshark', { skip: haveTshark ? false : 'tshar
       }
       theirs[parseInt(dns['dns.id'], 16)] = recs.filter((r) => r !== '').sort();
     }
-    const { events } = await readFile(f);
+    const { events } = await readFile(f, { options: { dns: { includeAuthorities: true, includeAdditionals: true } } });
     const ours: Record<number, string[]> = {};
     for (const e of events as any[]) {
       const recs = [...(e.dns.answers ?? []), ...(e.dns.authorities ?? []), ...(e.dns.additionals ?? [])].map(ourRecord).filter((r): r is string => r !== null);
