@@ -109,7 +109,7 @@ function documentedEvents(text: string): Map<string, Map<string, DocField>> {
   const headings: { level: number; types: string[] }[] = [];
   const lines = text.split('\n');
   let columns: { field: number; type: number } | null = null;
-  // a table of options (its header has an "option" column) describes no fields
+  // a table of options or of differences from packetbeat (a column "option" or "packetbeat") describes no fields
   let options = false;
   const fail = (line: number, why: string) => assert.fail(`docs/events.md:${line}: ${why}`);
 
@@ -129,7 +129,7 @@ function documentedEvents(text: string): Map<string, Map<string, DocField>> {
     }
     if (options) continue;
     const cells = line.slice(1, line.trimEnd().endsWith('|') ? line.trimEnd().length - 1 : undefined).split('|').map((c) => c.trim());
-    if (columns === null && cells.includes('option')) {
+    if (columns === null && (cells.includes('option') || cells.includes('packetbeat'))) {
       options = true;
       continue;
     }
