@@ -264,7 +264,11 @@ describe('docs/events.md and the Event types', { timeout: 120_000 }, () => {
     const { events } = pushThroughStages([...fixtureFrames(), ...icmpFrames()], {
       tcp: { flows: {} },
       anomalies: true,
-      options: { http: { sendHeaders: 'all', includeBodyFor: ['text/html', 'text/plain'] } },
+      // every option that adds fields on: their fields are checked too
+      options: {
+        http: { sendHeaders: 'all', includeBodyFor: ['text/html', 'text/plain'], sendRequest: true, sendResponse: true, realIpHeader: 'host', splitCookie: true, detectMimeType: true },
+        dns: { includeAuthorities: true, includeAdditionals: true },
+      },
     });
     const problems: string[] = [];
     const seen = new Set<string>();
