@@ -279,6 +279,18 @@ describe('HTTP analyzer', { timeout: 600_000 }, () => {
     assert.equal(post.http.request.body.content, undefined, 'a form is kept for its parameters, not sent');
   });
 
+  it('reads a form body for its parameters no further than maxHeaderBytes, and counts the cut', () => {
+    const h = conn({ maxHeaderBytes: 256 });
+    const form = 'a=1&' + 'b='.padEnd(400, 'x') + '&c=3';
+    h.send(0, `POST /f HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${form.length}\r\n\r\n${form}`);
+    h.send(1, OK('k'));
+    const e = x(h.events[0]);
+    assert.ok(e.url.query.startsWith('a=1&b=xxx'));
+    assert.ok(!e.url.query.includes('c=3'));
+    assert.equal(e.http.request.body.bytes, form.length);
+    assert.equal(h.stats().truncated_messages, 1);
+  });
+
   it('puts the server port in url.full when the Host header names none, as packetbeat', () => {
     const h = conn();
     h.send(0, 'GET /p HTTP/1.1\r\nHost: example.test\r\n\r\n');

@@ -327,8 +327,9 @@ export class HttpParser {
     const type = m.contentType.toLowerCase();
     m.sendBody = o.includeBodyFor.length > 0 && o.includeBodyFor.some((t) => type.includes(t));
     if (m.sendBody || (o.keepFormBody && m.contentLength > 0 && type.includes('urlencoded'))) {
-      // what is kept of a message in all is bounded by maxMessageSize, its header section included
-      this.keepBody = Math.max(0, Math.min(o.maxBodyBytes, o.maxMessageSize - m.headerBytes));
+      // what is kept of a message in all is bounded by maxMessageSize, its header section included;
+      // a form kept only for its parameters (url.query) no further than a header section (every request may hold one)
+      this.keepBody = Math.max(0, Math.min(m.sendBody ? o.maxBodyBytes : o.maxHeaderBytes, o.maxMessageSize - m.headerBytes));
     }
   }
 
@@ -444,12 +445,11 @@ export class HttpParser {
       case 'authorization':
         if (this.opts.authorization) m.authorization = value;
         break;
-      default:
-        // the first address of X-Forwarded-For and the like (packetbeat's real_ip_header)
-        if (name === this.opts.realIpHeader) {
-          const comma = value.indexOf(',');
-          m.realIp = (comma < 0 ? value : value.slice(0, comma)).trim();
-        }
+    }
+    if (name === this.opts.realIpHeader) {
+      // the first address of X-Forwarded-For and the like (packetbeat's real_ip_header)
+      const comma = value.indexOf(',');
+      m.realIp = (comma < 0 ? value : value.slice(0, comma)).trim();
     }
     return true;
   }

@@ -14,7 +14,7 @@
 
 const HIDDEN = 'xxxxx';
 
-/** the pairs of a query string or form body, in order, decoded; null for a pair that does not decode */
+/** the pairs of a query string or form body into `into`, in order, decoded (a pair that does not decode left out); `replace`: a name's first pair replaces what `into` held for it */
 function pairs(s: string, into: Map<string, string[]>, replace: boolean): void {
   const seen = replace ? new Set<string>() : null;
   for (const part of s.split('&')) {
