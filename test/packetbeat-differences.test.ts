@@ -9,22 +9,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeFrame, type Frame } from '../src/core/frame';
 import { dnsMessage, ether, F, ipv4, TcpConv, udp } from './gen/packets';
-import { assertAccounting, pushThroughStages } from './helpers';
+import { assertAccounting, pushThroughStages, rng } from './helpers';
 
 const TRANSACTIONS = 4000;
 const CONNECTIONS = 32;
-
-/** a deterministic generator (mulberry32) */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Packet {
   data: Buffer;
@@ -69,7 +57,7 @@ function transactions(packets: Packet[]): { events: number; paired: number; comp
 describe('where pktflow differs from packetbeat: out-of-order and lost segments', { timeout: 600_000 }, () => {
   it('reports every transaction when 5 % of the segments are swapped with the next (packetbeat: 219 of 9,949 on its capture)', () => {
     const packets = load();
-    const next = random(5);
+    const next = rng(5);
     let swapped = 0;
     for (let i = 0; i < packets.length - 1; i++) {
       if (packets[i].payload && next() < 0.05) {
@@ -84,7 +72,7 @@ describe('where pktflow differs from packetbeat: out-of-order and lost segments'
 
   it('pairs all but the transactions whose request or response headers were lost when 1 % of the data segments are lost (packetbeat: 3,418 of 9,949)', () => {
     const packets = load();
-    const next = random(1);
+    const next = rng(1);
     const kept = packets.filter((p) => !(p.payload && next() < 0.01));
     assert.equal(packets.length - kept.length, 156);
     // a lost segment costs its own transaction and nothing more, the stream resynchronising on the next
