@@ -354,8 +354,6 @@ const ANALYZE_FLAGS = {
   anomalies: { type: 'boolean' },
 } as const;
 
-
-
 /** the default stages, configured by the analyzer flags */
 function stagesFrom(values: Record<string, unknown>) {
   const headers = values['http-headers'] === 'all' ? 'all' : list(values['http-headers']);
