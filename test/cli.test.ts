@@ -116,6 +116,22 @@ describe('pktflow CLI', { timeout: 600_000 }, () => {
     assert.equal(probed.length, 10, 'the content probe still finds HTTP on 8080');
   });
 
+  it('takes packetbeat\'s HTTP and DNS options as flags', async () => {
+    const r = await cli(['read', fixture('http/keepalive-nginx.pcap'), '-q', '--http-hide-keywords', 'pass', '--http-redact-headers', 'user-agent', '--http-headers', 'user-agent']);
+    assert.equal(r.code, 0, r.stderr);
+    const form = (ndjson(r.stdout) as any[]).find((e) => e.url.path === '/form');
+    assert.equal(form.url.query, 'lang=en&pass=xxxxx&pass=xxxxx&user=alice');
+    assert.equal(form.http.request.headers['user-agent'], 'REDACTED');
+    const raw = ndjson((await cli(['read', fixture('http/keepalive-nginx.pcap'), '-q', '--http-send-request', '--http-max-message-size', '60'])).stdout) as any[];
+    assert.deepEqual(raw.map((e) => e.request.length), raw.map(() => 60));
+    assert.ok(raw[0].request.startsWith('GET / HTTP/1.1\r\n'));
+    const dns = ndjson((await cli(['read', fixture('edge/dns-dnssec.pcap'), '-q', '--dns-include-authorities'])).stdout) as any[];
+    assert.ok(dns.some((e) => e.dns.authorities !== undefined));
+    const bad = await cli(['read', fixture('http-dns.pcap'), '--http-max-message-size', 'lots']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--http-max-message-size takes a positive whole number/);
+  });
+
   it('takes port ranges in --ports', async () => {
     const http = async (ports: string) => ndjson((await cli(['read', fixture('http-dns.pcap'), '-q', '--protocols', 'http', '--no-probe', '--ports', ports])).stdout).length;
     assert.equal(await http('http=8000-8100'), 10, 'the fixture serves HTTP on 8080');

@@ -25,24 +25,12 @@ import { captureFile } from '../src/sources/file';
 import { CaptureFileError } from '../src/sources/errors';
 import type { Event } from '../src/events/types';
 import { collect } from '../src/sinks/collect';
-import { assertAccounting, cli, fixtureFiles, readFile, ROOT, summary } from './helpers';
+import { assertAccounting, cli, fixtureFiles, readFile, rng, ROOT, summary } from './helpers';
 
 const haveTshark = spawnSync('bash', ['-c', 'command -v tshark']).status === 0;
 
 const SEED = Number(process.env.PKTFLOW_FUZZ_SEED ?? 1);
 const VARIANTS = Number(process.env.PKTFLOW_FUZZ_VARIANTS ?? 20);
-
-/** mulberry32: a small seeded generator, so every variant can be made again */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Variant {
   name: string;

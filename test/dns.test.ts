@@ -73,7 +73,7 @@ describe('DNSSEC records (RFC 4034, 5155)', { timeout: 600_000 }, () => {
   it('reads RRSIG: its times as YYYYMMDDHHmmSS to 2106, unknown algorithms as numbers', () => {
     const [r] = answers(signedAnswer([rrsig()]));
     assert.deepEqual(r, {
-      name: 'example.test', type: 'RRSIG', class: 'IN', ttl: 300, data: 'AQID',
+      name: 'example.test', type: 'RRSIG', class: 'IN', ttl: '300', data: 'AQID',
       type_covered: 'A', algorithm: 'ED25519', labels: 2, original_ttl: 300, expiration: '21060207062815', inception: '19700101000000', key_tag: 4711, signer_name: 'example.test',
     });
     const [k] = answers(signedAnswer([[48, Buffer.concat([u16(256), Buffer.from([3, 99]), Buffer.from([0xff])])]]));
@@ -134,9 +134,36 @@ describe('DNS analyzer', { timeout: 600_000 }, () => {
     assert.equal(dns.filter((e) => e.network.transport === 'tcp').length, 2);
   });
 
+  it('leaves authorities and additionals out unless asked, as packetbeat; counts additionals without the OPT record', async () => {
+    const m = dnsRecordsMessage(9, 'example.test', 1, true, {
+      answers: [dnsRecord('example.test', 1, 60, Buffer.from([10, 0, 0, 1]))],
+      authorities: [dnsRecord('example.test', 2, 3600, dnsName('ns.example.test'))],
+      additionals: [dnsRecord('ns.example.test', 1, 3600, Buffer.from([10, 0, 0, 53])), dnsRecord('', 41, 0, Buffer.alloc(0))],
+    });
+    const q = dnsMessage(9, 'example.test', 1, false);
+    const frames = [ipv4('10.0.0.1', '10.0.0.53', 17, udp(5555, 53, q)), ipv4('10.0.0.53', '10.0.0.1', 17, udp(53, 5555, m))].map((b, i) => makeFrame(1000, i, LinkType.RAW, b.length, 0, b));
+    const plain = x((await runStages(memorySource(frames))).events[0]).dns;
+    assert.equal(plain.authorities, undefined);
+    assert.equal(plain.additionals, undefined);
+    assert.deepEqual([plain.answers_count, plain.authorities_count, plain.additionals_count], [1, 1, 1]);
+    assert.deepEqual(plain.answers[0], { name: 'example.test', type: 'A', class: 'IN', ttl: '60', data: '10.0.0.1' });
+    const all = x((await runStages(memorySource(frames), { options: { dns: { includeAuthorities: true, includeAdditionals: true } } })).events[0]).dns;
+    assert.deepEqual(all.authorities.map((r: any) => [r.type, r.ttl, r.data]), [['NS', '3600', 'ns.example.test']]);
+    assert.deepEqual(all.additionals.map((r: any) => r.data), ['10.0.0.53'], 'the OPT record is dns.opt, not an additional');
+  });
+
+  it('shows a record of a type it does not decode as packetbeat does: its RDATA bytes, escaped', () => {
+    const rdata = Buffer.from([0, 1, 0x41, 0x22, 0x5c, 0x09, 0x0a, 0xff]);
+    const m = dnsRecordsMessage(1, 'x.test', 65280, true, { answers: [dnsRecord('x.test', 65280, 5, rdata)] });
+    const [r] = parseDns(m, 0, m.length).answers;
+    assert.deepEqual([r.type, r.data], ['TYPE65280', String.raw`\000\001A\"\\\t\n\255`]);
+  });
+
   it('frames several messages per TCP connection, split anywhere', async () => {
     const { events } = await readFile(fixture('edge/dns-tcp.pcap'));
     assert.deepEqual(events.map((e) => [x(e).dns.id, x(e).dns.response_code]), [[1, 'NOERROR'], [2, 'NXDOMAIN']]);
+    // the 2-byte length prefix counts, as packetbeat counts it: the two queries are the 68 payload bytes tshark sees
+    assert.deepEqual(events.map((e) => x(e).source.bytes), [34, 34]);
   });
 
   it('emits an unanswered query after the timeout with status Error, and a late query at the end', async () => {

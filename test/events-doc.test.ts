@@ -56,6 +56,8 @@ function declaredEvents(): Map<string, Node> {
       if (named !== undefined) {
         const members = (index.type.isUnion() ? index.type.types : [index.type]).filter((m) => !(m.flags & ts.TypeFlags.Undefined));
         const kinds = [...new Set(members.map((m) => kindOf(m, `${where}.*`).kind))];
+        // named fields & Record<string, V> (HTTP headers): the varying keys hold V
+        if (t.isIntersection()) return { kind: 'object', optional: false, fields: named, values: kinds.join('|') };
         const own = kinds.filter((k) => ![...named.values()].some((f) => f.kind === k) || kinds.length === 1);
         return { kind: 'object', optional: false, fields: named, values: own.length === 1 ? own[0] : kinds.join('|') };
       }
@@ -107,6 +109,8 @@ function documentedEvents(text: string): Map<string, Map<string, DocField>> {
   const headings: { level: number; types: string[] }[] = [];
   const lines = text.split('\n');
   let columns: { field: number; type: number } | null = null;
+  // a table of options or of differences from packetbeat (a column "option" or "packetbeat") describes no fields
+  let options = false;
   const fail = (line: number, why: string) => assert.fail(`docs/events.md:${line}: ${why}`);
 
   for (let i = 0; i < lines.length; i++) {
@@ -120,9 +124,15 @@ function documentedEvents(text: string): Map<string, Map<string, DocField>> {
     }
     if (!line.startsWith('|')) {
       columns = null;
+      options = false;
       continue;
     }
+    if (options) continue;
     const cells = line.slice(1, line.trimEnd().endsWith('|') ? line.trimEnd().length - 1 : undefined).split('|').map((c) => c.trim());
+    if (columns === null && (cells.includes('option') || cells.includes('packetbeat'))) {
+      options = true;
+      continue;
+    }
     if (columns === null) {
       // a table's header row
       columns = { field: cells.indexOf('field'), type: cells.indexOf('type') };
@@ -254,7 +264,11 @@ describe('docs/events.md and the Event types', { timeout: 120_000 }, () => {
     const { events } = pushThroughStages([...fixtureFrames(), ...icmpFrames()], {
       tcp: { flows: {} },
       anomalies: true,
-      options: { http: { sendHeaders: 'all', includeBodyFor: ['text/html', 'text/plain'] } },
+      // every option that adds fields on: their fields are checked too
+      options: {
+        http: { sendHeaders: 'all', includeBodyFor: ['text/html', 'text/plain'], sendRequest: true, sendResponse: true, realIpHeader: 'host', splitCookie: true, detectMimeType: true },
+        dns: { includeAuthorities: true, includeAdditionals: true },
+      },
     });
     const problems: string[] = [];
     const seen = new Set<string>();

@@ -149,3 +149,15 @@ export class SlowCollect extends CollectSink<Event> {
     return new Promise((r) => setTimeout(r, this.ms));
   }
 }
+
+/** mulberry32: a small seeded generator, so every variant can be made again */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -8,11 +8,11 @@ import { Connection } from '../src/tcp/connection';
 import type { TcpAnalyzer } from '../src/protocols/analyzer';
 
 /** one HTTP connection analyzer, driven directly */
-function conn(options: Partial<HttpOptions> = {}, midStream = false) {
+function conn(options: Partial<HttpOptions> = {}, midStream = false, serverPort = 80) {
   const events: Event[] = [];
   const out = { emit: (e: Event) => events.push(e) };
   const inst = http.create(options, out);
-  const c = new Connection(1, 0, 4, 0, 0, 0, 0x0a000001, 0, 0, 0, 0x0a000002, 40000, 80, -1, -1, 'syn', 1000, 0);
+  const c = new Connection(1, 0, 4, 0, 0, 0, 0x0a000001, 0, 0, 0, 0x0a000002, 40000, serverPort, -1, -1, 'syn', 1000, 0);
   const a: TcpAnalyzer = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream });
   let t = 0;
   const send = (side: number, s: string | Buffer) => {
@@ -229,6 +229,158 @@ describe('HTTP analyzer', { timeout: 600_000 }, () => {
     assert.deepEqual(h.events.map((e) => x(e).url.extension), ['gz', undefined, undefined, undefined, 'hidden']);
   });
 
+  it('reports the request line\'s HTTP version, as packetbeat (a 1.0 request answered as 1.1 is 1.0)', () => {
+    const h = conn();
+    h.send(0, 'GET /old HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n');
+    h.send(1, OK('x'));
+    h.send(0, GET('/new'));
+    h.send(1, 'HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\ny');
+    assert.deepEqual(h.events.map((e) => x(e).http.version), ['1.0', '1.1']);
+  });
+
+  it('ends the transaction at the response\'s first packet (event.end, as packetbeat); http.response.end is its last', () => {
+    const h = conn();
+    h.send(0, GET('/slow')); // t = 1000 s + 1 µs
+    h.send(1, 'HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nab'); // 2 µs
+    h.send(1, 'cd'); // 3 µs
+    h.send(1, 'ef'); // 4 µs
+    const e = x(h.events[0]);
+    assert.equal(e.event.start, '1970-01-01T00:16:40.000001000Z');
+    assert.equal(e.event.end, '1970-01-01T00:16:40.000002000Z');
+    assert.equal(e.event.duration, 1000);
+    assert.equal(e.http.response.end, '1970-01-01T00:16:40.000004000Z');
+  });
+
+  it('counts an interim 100 Continue in destination.bytes, not in http.response.bytes (issue 14)', () => {
+    const h = conn();
+    h.send(0, 'PUT /up HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n');
+    h.send(1, 'HTTP/1.1 100 Continue\r\n\r\n');
+    h.send(0, 'data');
+    h.send(1, 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n');
+    const e = x(h.events[0]);
+    const final = 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n'.length;
+    assert.equal(e.http.response.bytes, final);
+    assert.equal(e.destination.bytes, final + 25);
+    assert.equal(e.network.bytes, e.source.bytes + final + 25);
+  });
+
+  it('renders url.query as packetbeat: sorted, escaped, form parameters folded in, hidden keywords masked', () => {
+    const h = conn({ hideKeywords: ['Pass'] });
+    h.send(0, 'GET /s?q=a+b&z=1&a=%2F&bad=%zz&k HTTP/1.1\r\nHost: h\r\n\r\n');
+    h.send(1, OK('x'));
+    const form = 'user=alice&pass=secret&pass=again';
+    h.send(0, `POST /login?lang=en&user=bob HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${form.length}\r\n\r\n${form}`);
+    h.send(1, OK('y'));
+    const [get, post] = h.events.map(x);
+    assert.equal(get.url.query, 'a=%2F&k=&q=a+b&z=1');
+    assert.equal(get.url.full, 'http://h:80/s?a=%2F&k=&q=a+b&z=1'.replace(':80', ''));
+    assert.equal(post.url.query, 'lang=en&pass=xxxxx&pass=xxxxx&user=alice');
+    assert.equal(post.query, 'POST /login');
+    assert.equal(post.http.request.body.content, undefined, 'a form is kept for its parameters, not sent');
+  });
+
+  it('reads a form body for its parameters no further than maxHeaderBytes, and counts the cut', () => {
+    const h = conn({ maxHeaderBytes: 256 });
+    const form = 'a=1&' + 'b='.padEnd(400, 'x') + '&c=3';
+    h.send(0, `POST /f HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${form.length}\r\n\r\n${form}`);
+    h.send(1, OK('k'));
+    const e = x(h.events[0]);
+    assert.ok(e.url.query.startsWith('a=1&b=xxx'));
+    assert.ok(!e.url.query.includes('c=3'));
+    assert.equal(e.http.request.body.bytes, form.length);
+    assert.equal(h.stats().truncated_messages, 1);
+  });
+
+  it('puts the server port in url.full when the Host header names none, as packetbeat', () => {
+    const h = conn();
+    h.send(0, 'GET /p HTTP/1.1\r\nHost: example.test\r\n\r\n');
+    h.send(1, OK('x'));
+    // the connection's server port is 80 in this helper: no port
+    assert.equal(x(h.events[0]).url.full, 'http://example.test/p');
+    const c8080 = conn({}, false, 8080);
+    c8080.send(0, 'GET /q HTTP/1.1\r\nHost: example.test\r\n\r\n');
+    c8080.send(1, OK('x'));
+    assert.equal(x(c8080.events[0]).url.full, 'http://example.test:8080/q');
+  });
+
+  it('sends the raw request and response, bodies when included, cut at maxMessageSize and counted', () => {
+    const h = conn({ sendRequest: true, sendResponse: true, includeBodyFor: ['html'], maxMessageSize: 120 });
+    h.send(0, GET('/raw'));
+    h.send(1, OK('<p>hello</p>'));
+    h.send(0, GET('/big'));
+    h.send(1, OK('z'.repeat(500)));
+    const [small, big] = h.events.map(x);
+    assert.equal(small.request, GET('/raw'));
+    assert.equal(small.response, OK('<p>hello</p>'));
+    assert.equal(big.response.length, 120);
+    assert.equal(big.http.response.body.truncated, true);
+    assert.equal(h.stats().truncated_messages, 1);
+    const plain = conn({ sendResponse: true });
+    plain.send(0, GET('/h'));
+    plain.send(1, OK('body not included'));
+    assert.equal(x(plain.events[0]).response, OK('body not included').replace('body not included', ''), 'only the header section without include_body_for');
+  });
+
+  it('takes the client behind a proxy from the real-IP header into network.forwarded_ip and related.ip', () => {
+    const h = conn({ realIpHeader: 'X-Forwarded-For' });
+    h.send(0, GET('/fw', 'X-Forwarded-For: 203.0.113.7, 10.1.1.1\r\n'));
+    h.send(1, OK('x'));
+    const e = x(h.events[0]);
+    assert.equal(e.network.forwarded_ip, '203.0.113.7');
+    assert.deepEqual(e.related.ip, ['10.0.0.1', '10.0.0.2', '203.0.113.7']);
+    assert.equal(e.source.ip, '10.0.0.1', 'the connection\'s address stays the source');
+  });
+
+  it('keeps the basic-auth user unless redact_authorization, which stars the values', () => {
+    const auth = 'Authorization: Basic ' + Buffer.from('alice:s3cret').toString('base64') + '\r\n';
+    const plain = conn({ sendHeaders: ['authorization'] });
+    plain.send(0, GET('/a', auth));
+    plain.send(1, OK('x'));
+    const p = x(plain.events[0]);
+    assert.deepEqual(p.user, { name: 'alice' });
+    assert.deepEqual(p.related.user, ['alice']);
+    const red = conn({ sendHeaders: ['authorization', 'proxy-authorization'], redactAuthorization: true, sendRequest: true });
+    red.send(0, GET('/a', auth + 'Proxy-Authorization: Bearer t\r\n'));
+    red.send(1, OK('x'));
+    const r = x(red.events[0]);
+    assert.equal(r.user, undefined);
+    assert.equal(r.http.request.headers.authorization, '*');
+    assert.equal(r.http.request.headers['proxy-authorization'], '*');
+    assert.ok(!r.request.includes('YWxpY2U'), 'the raw request has no credentials');
+    assert.match(r.request, /\r\nAuthorization:\*+\r\nProxy-Authorization:\*+\r\n/);
+  });
+
+  it('redacts the headers asked for and splits cookies into maps', () => {
+    const h = conn({ sendHeaders: ['cookie', 'set-cookie', 'x-api-key'], redactHeaders: ['X-Api-Key'], splitCookie: true });
+    h.send(0, GET('/c', 'Cookie: SID=31d4; Lang="en-US"\r\nX-Api-Key: k\r\n'));
+    h.send(1, OK('x', 'Set-Cookie: id=a3fWa; Max-Age=2592000; Path=/\r\n'));
+    const e = x(h.events[0]);
+    assert.deepEqual(e.http.request.headers.cookie, { sid: '31d4', lang: 'en-US' });
+    assert.equal(e.http.request.headers['x-api-key'], 'REDACTED');
+    assert.deepEqual(e.http.response.headers['set-cookie'], { id: 'a3fWa', 'max-age': '2592000', path: '/' });
+  });
+
+  it('matches include_body_for anywhere in the content type, as packetbeat (json, x-www-form-urlencoded)', () => {
+    const h = conn({ includeBodyFor: ['json', 'x-www-form-urlencoded'] });
+    h.send(0, 'POST /f HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=1');
+    h.send(1, 'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.api+json\r\nContent-Length: 2\r\n\r\n{}');
+    const e = x(h.events[0]);
+    assert.equal(e.http.request.body.content, 'a=1');
+    assert.equal(e.http.response.body.content, '{}');
+  });
+
+  it('detects mime_type from the body bytes when asked (libbeat\'s detect_mime_type)', () => {
+    const h = conn({ detectMimeType: true });
+    h.send(0, GET('/j'));
+    h.send(1, 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\n{"a": [1]}'.replace('9', '10'));
+    h.send(0, GET('/png'));
+    const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+    h.send(1, Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${png.length}\r\n\r\n`), png]));
+    h.send(0, GET('/html'));
+    h.send(1, OK('<html><body>x</body></html>'));
+    assert.deepEqual(h.events.map((e) => x(e).http.response.mime_type), ['application/json', 'image/png', 'text/html; charset=utf-8']);
+  });
+
   it('counts violations without throwing on garbage', () => {
     const h = conn();
     h.send(0, 'NOT HTTP AT ALL\r\n\r\n');
@@ -251,7 +403,7 @@ describe('HTTP analyzer', { timeout: 600_000 }, () => {
       const h = conn();
       h.send(0, reqs);
       h.send(1, resps);
-      return h.events.map((e) => JSON.stringify([x(e).url.path, x(e).status, x(e).http.request.bytes, x(e).http.response]));
+      return h.events.map((e) => JSON.stringify([x(e).url.path, x(e).status, x(e).http.request.bytes, { ...x(e).http.response, end: undefined }]));
     })();
     assert.equal(reference.length, 3);
     fc.assert(
@@ -273,7 +425,7 @@ describe('HTTP analyzer', { timeout: 600_000 }, () => {
           for (const p of rq) h.send(0, p);
           for (const p of rp) h.send(1, p);
         }
-        const got = h.events.map((e) => JSON.stringify([x(e).url.path, x(e).status, x(e).http.request.bytes, x(e).http.response]));
+        const got = h.events.map((e) => JSON.stringify([x(e).url.path, x(e).status, x(e).http.request.bytes, { ...x(e).http.response, end: undefined }]));
         assert.deepEqual(got, reference);
       }),
       { numRuns: 300 },

@@ -27,6 +27,12 @@ describe('ICMP analyzer', { timeout: 600_000 }, () => {
       [4, 'Error', 8, undefined, 0, 'icmp'],
     ]);
     assert.equal(x(events[0]).source.port, undefined, 'ICMP has no ports');
+    // as packetbeat: the data gopacket leaves after the header (8 bytes for ICMPv4, 4 for ICMPv6), the wording of gopacket's names, path, event.type
+    const [v4, v6] = events.map(x);
+    assert.deepEqual([v4.source.bytes, v4.destination.bytes, v6.source.bytes, v6.destination.bytes], [8, 8, 12, 12]);
+    assert.deepEqual([v4.icmp.request.message, v4.icmp.response.message, v6.icmp.request.message], ['EchoRequest', 'EchoReply', 'EchoRequest']);
+    assert.deepEqual([v4.path, v6.path], ['10.0.0.2', '2001:db8::2']);
+    assert.deepEqual(v4.event.type, ['connection']);
     assert.deepEqual(x(events[2]).notes, ['no reply']);
     assert.equal(x(events[2]).error.message, 'Unmatched request');
     assert.equal(x(events[0]).error, undefined);
@@ -40,7 +46,8 @@ describe('ICMP analyzer', { timeout: 600_000 }, () => {
     assert.equal(e.error.message, 'Unmatched response');
     assert.deepEqual(e.notes, ['reply without a request']);
     assert.equal(e.icmp.request, undefined);
-    assert.deepEqual(e.icmp.response, { message: 'Echo (ping) Reply', type: 0, code: 0 });
+    assert.deepEqual(e.icmp.response, { message: 'EchoReply', type: 0, code: 0 });
+    assert.equal(e.path, '10.0.0.2', 'the address the request went to');
     assert.deepEqual([e.source.ip, e.destination.ip], ['10.0.0.1', '10.0.0.2']);
     const icmp = (stats.analyze as any).protocols.icmp;
     assert.deepEqual([icmp.transactions_started, icmp.transactions, icmp.unmatched.reply_without_request], [1, 1, 1]);
@@ -65,10 +72,11 @@ describe('ICMP analyzer', { timeout: 600_000 }, () => {
     const exceeded = Buffer.concat([Buffer.from([3, 0, 0, 0, 0, 0, 0, 0]), quoted6.subarray(0, 48)]);
     const { events } = await runStages(memorySource(frames([[0, ipv4('192.0.2.254', '10.0.0.1', 1, unreach)], [1, ipv6('2001:db8::fe', '2001:db8::1', 58, exceeded)]])));
     const [a, b] = events.map(x);
-    assert.equal(a.icmp.request.message, 'Destination Unreachable');
+    assert.equal(a.icmp.request.message, 'DestinationUnreachable(Port)');
+    assert.equal(a.source.bytes, 28, 'the quoted datagram after the 8-byte header');
     assert.equal(a.status, 'Error');
     assert.deepEqual(a.icmp.original, { transport: 'udp', source: { ip: '10.0.0.1', port: 40000 }, destination: { ip: '192.0.2.9', port: 33434 } });
-    assert.equal(b.icmp.request.message, 'Time Exceeded');
+    assert.equal(b.icmp.request.message, 'TimeExceeded(HopLimitExceeded)');
     assert.deepEqual(b.icmp.original, { transport: 'tcp', source: { ip: '2001:db8::1', port: 5555 }, destination: { ip: '2001:db8::9', port: 443 } });
   });
 });

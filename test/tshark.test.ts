@@ -7,13 +7,17 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { algorithmName, digestName, rcodeName, typeName } from '../src/protocols/dns/message';
-import { fixture, readFile } from './helpers';
+import { readFileSync } from 'node:fs';
+import { makeFrame, type Frame } from '../src/core/frame';
+import { PcapReader } from '../src/sources/pcap';
+import { ether, ipv4, tcp } from './gen/packets';
+import { fixture, memorySource, readFile, runStages, type Run } from './helpers';
 
 const haveTshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status === 0;
 // edge/http-pipelined-chunked.pcap is left out on purpose: tshark 4.0 falls out of step
 // after the chunked trailer ("Continuation") and misses the two pipelined responses
 // behind it; its golden output covers it.
-const files = ['http-dns.pcap', 'http-dns.pcapng', 'edge/vlan-qinq.pcap', 'edge/tcp-reorder.pcap', 'edge/dns-tcp.pcap', 'edge/dns-dnssec.pcap', 'edge/ipv4-frag.pcap', 'edge/sll2.pcap', 'edge/seq-wrap.pcap'];
+const files = ['http/keepalive-nginx.pcap', 'http-dns.pcap', 'http-dns.pcapng', 'edge/vlan-qinq.pcap', 'edge/tcp-reorder.pcap', 'edge/dns-tcp.pcap', 'edge/dns-dnssec.pcap', 'edge/ipv4-frag.pcap', 'edge/sll2.pcap', 'edge/seq-wrap.pcap'];
 
 function tshark(file: string, filter: string, field: string): string[] {
   // out-of-order reassembly is off in tshark by default; pktflow always reorders
@@ -121,7 +125,7 @@ describe('DNSSEC records agree with tshark', { skip: haveTshark ? false : 'tshar
       }
       theirs[parseInt(dns['dns.id'], 16)] = recs.filter((r) => r !== '').sort();
     }
-    const { events } = await readFile(f);
+    const { events } = await readFile(f, { options: { dns: { includeAuthorities: true, includeAdditionals: true } } });
     const ours: Record<number, string[]> = {};
     for (const e of events as any[]) {
       const recs = [...(e.dns.answers ?? []), ...(e.dns.authorities ?? []), ...(e.dns.additionals ?? [])].map(ourRecord).filter((r): r is string => r !== null);
@@ -130,5 +134,68 @@ describe('DNSSEC records agree with tshark', { skip: haveTshark ? false : 'tshar
     assert.equal(Object.keys(theirs).length, 6);
     assert.equal(Object.values(theirs).flat().length, 14);
     assert.deepEqual(ours, theirs);
+  });
+});
+
+/** TCP payload bytes per connection (client port) and direction, as tshark counts them */
+function tsharkPayload(file: string): Record<string, [number, number]> {
+  const out = execFileSync('tshark', ['-r', file, '-Y', 'tcp.len > 0', '-T', 'fields', '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'tcp.len'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const sums: Record<string, [number, number]> = {};
+  for (const line of out.split('\n').filter((l) => l !== '')) {
+    const [src, dst, len] = line.split('\t').map(Number);
+    // the server is the lower port of this capture's connections (nginx on one port, curl on ephemeral ones)
+    const toServer = src > dst;
+    const key = String(toServer ? src : dst);
+    (sums[key] ??= [0, 0])[toServer ? 0 : 1] += len;
+  }
+  return sums;
+}
+
+/** the events' bytes per connection (client port): source.bytes and destination.bytes summed */
+function eventBytes({ events }: Run): Record<string, [number, number]> {
+  const ours: Record<string, [number, number]> = {};
+  for (const e of events as any[]) {
+    if (e.type !== 'http') continue;
+    const s = (ours[String(e.source.port)] ??= [0, 0]);
+    s[0] += e.source.bytes;
+    s[1] += e.destination.bytes;
+  }
+  return ours;
+}
+
+/** the capture's frames with every TCP segment of an Ethernet/IPv4 frame re-cut into segments of at most `size` payload bytes */
+function recut(file: string, size: number): Frame[] {
+  const out: Frame[] = [];
+  for (const f of new PcapReader(file).push(readFileSync(file))) {
+    const b = f.data;
+    const ihl = (b[14] & 15) * 4;
+    const t = 14 + ihl;
+    if (b.readUInt16BE(12) !== 0x0800 || b[23] !== 6) {
+      out.push(f);
+      continue;
+    }
+    const thl = (b[t + 12] >> 4) * 4;
+    const payload = b.subarray(t + thl, 14 + b.readUInt16BE(16));
+    const ip = (o: number) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+    const seg = (off: number, flags: number) => {
+      const d = ether(0x0800, ipv4(ip(26), ip(30), 6, tcp(b.readUInt16BE(t), b.readUInt16BE(t + 2), b.readUInt32BE(t + 4) + off, b.readUInt32BE(t + 8), flags, payload.subarray(off, off + size))));
+      out.push(makeFrame(f.tsSec, f.tsNsec, f.linkType, d.length, 0, d));
+    };
+    if (payload.length <= size) seg(0, b[t + 13]);
+    else for (let off = 0; off < payload.length; off += size) seg(off, b[t + 13] & (off + size >= payload.length ? 0xff : ~0x09));
+  }
+  return out;
+}
+
+describe('HTTP bytes agree with tshark (issue 14)', { skip: haveTshark ? false : 'tshark not installed', timeout: 600_000 }, () => {
+  it('http/keepalive-nginx.pcap: every connection\'s source.bytes and destination.bytes add up to its TCP payload each way, the segments as captured and re-cut to 200 bytes', async () => {
+    const f = fixture('http/keepalive-nginx.pcap');
+    const theirs = tsharkPayload(f);
+    assert.equal(Object.keys(theirs).length, 3);
+    // the keep-alive connection holds a 100 Continue: 25 bytes that went uncounted before
+    assert.deepEqual(eventBytes(await readFile(f)), theirs);
+    const cut = recut(f, 200);
+    assert.equal(cut.length, 68, "47 frames as captured, the larger segments cut in pieces");
+    assert.deepEqual(eventBytes(await runStages(memorySource(cut))), theirs);
   });
 });

@@ -49,7 +49,19 @@ const ANALYZE_HELP = `  --flows                    also report flows (type: flow
                              ports and ranges, e.g. http=8080,8000-8010 (repeatable)
   --no-probe                 recognise protocols by port only, not by content
   --http-headers <list|all>  HTTP headers to put in events (default: none)
-  --include-body-for <list>  content types whose HTTP bodies go into events (default: none)
+  --include-body-for <list>  content types whose HTTP bodies go into events: a
+                             Content-Type containing one matches (default: none)
+  --http-send-request, --http-send-response
+                             the raw HTTP request, response in the event
+  --http-max-message-size <bytes>  what is kept of one HTTP message (default 10 MiB)
+  --http-real-ip-header <name>     network.forwarded_ip from this header (X-Forwarded-For)
+  --http-redact-authorization      star Authorization values; no user.name
+  --http-redact-headers <list>     captured values of these headers as REDACTED
+  --http-hide-keywords <list>      these parameters' values in url.query as xxxxx
+  --http-split-cookie              Cookie and Set-Cookie headers as maps
+  --http-detect-mime-type          http.*.mime_type from the body's bytes
+  --dns-include-authorities, --dns-include-additionals
+                             the DNS authority, additional records in events (default: off)
   --anomalies                also emit protocol violations and decode errors as
                              {"type":"anomaly"} events (per reason a burst of 10, then
                              10 per second of packet time)`;
@@ -339,6 +351,17 @@ const ANALYZE_FLAGS = {
   'no-probe': { type: 'boolean' },
   'http-headers': { type: 'string' },
   'include-body-for': { type: 'string' },
+  'http-send-request': { type: 'boolean' },
+  'http-send-response': { type: 'boolean' },
+  'http-max-message-size': { type: 'string' },
+  'http-real-ip-header': { type: 'string' },
+  'http-redact-authorization': { type: 'boolean' },
+  'http-redact-headers': { type: 'string' },
+  'http-hide-keywords': { type: 'string' },
+  'http-split-cookie': { type: 'boolean' },
+  'http-detect-mime-type': { type: 'boolean' },
+  'dns-include-authorities': { type: 'boolean' },
+  'dns-include-additionals': { type: 'boolean' },
   anomalies: { type: 'boolean' },
 } as const;
 
@@ -357,10 +380,20 @@ function stagesFrom(values: Record<string, unknown>) {
       probe: values['no-probe'] !== true,
       anomalies: values.anomalies === true,
       options: {
-        http: {
-          ...(headers !== undefined ? { sendHeaders: headers } : {}),
-          ...(values['include-body-for'] !== undefined ? { includeBodyFor: list(values['include-body-for']) } : {}),
-        },
+        http: definedOnly({
+          sendHeaders: headers,
+          includeBodyFor: list(values['include-body-for']),
+          sendRequest: values['http-send-request'],
+          sendResponse: values['http-send-response'],
+          maxMessageSize: positiveInt(values['http-max-message-size'], '--http-max-message-size'),
+          realIpHeader: values['http-real-ip-header'],
+          redactAuthorization: values['http-redact-authorization'],
+          redactHeaders: list(values['http-redact-headers']),
+          hideKeywords: list(values['http-hide-keywords']),
+          splitCookie: values['http-split-cookie'],
+          detectMimeType: values['http-detect-mime-type'],
+        }),
+        dns: definedOnly({ includeAuthorities: values['dns-include-authorities'], includeAdditionals: values['dns-include-additionals'] }),
       },
     });
   } catch (err) {
@@ -557,11 +590,11 @@ function debugTrace(err: unknown): string {
   return text;
 }
 
-function definedOnly(o: PipelineOptions): PipelineOptions {
+function definedOnly<T extends object>(o: T): T {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined && v !== false) out[k] = v;
-  if (o.printStats === false) out.printStats = false;
-  return out as PipelineOptions;
+  if ((o as PipelineOptions).printStats === false) out.printStats = false;
+  return out as T;
 }
 
 /** run to the end; SIGINT/SIGTERM stop reading and flush, a second signal exits at once */

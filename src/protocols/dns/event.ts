@@ -46,7 +46,8 @@ export interface DnsRecord {
   name: string;
   type: string;
   class: string;
-  ttl: number;
+  /** seconds, as a decimal string (packetbeat's) */
+  ttl: string;
   data: string;
   preference?: number;
   priority?: number;

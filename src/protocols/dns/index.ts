@@ -14,16 +14,17 @@ export interface DnsOptions {
   transactionTimeoutSec: number;
   /** queries waiting for responses over all conversations (default 16384) */
   maxPending: number;
-  /** put authorities and additionals into events (default true) */
+  /** put the authority records into events (packetbeat's include_authorities; default off, as packetbeat) */
   includeAuthorities: boolean;
+  /** put the additional records into events (include_additionals; default off) */
   includeAdditionals: boolean;
 }
 
 export const DNS_DEFAULTS: DnsOptions = {
   transactionTimeoutSec: 10,
   maxPending: 16_384,
-  includeAuthorities: true,
-  includeAdditionals: true,
+  includeAuthorities: false,
+  includeAdditionals: false,
 };
 
 interface Pending {
@@ -153,7 +154,8 @@ class DnsTransactions {
       dns.response_code = rcodeName(r.rcode);
       dns.answers_count = r.counts[1];
       dns.authorities_count = r.counts[2];
-      dns.additionals_count = r.counts[3];
+      // the OPT pseudo-record is not counted, as packetbeat
+      dns.additionals_count = r.opt !== null ? r.counts[3] - 1 : r.counts[3];
       if (r.answers.length > 0) dns.answers = r.answers;
       if (this.opts.includeAuthorities && r.authorities.length > 0) dns.authorities = r.authorities;
       if (this.opts.includeAdditionals && r.additionals.length > 0) dns.additionals = r.additionals;
@@ -317,6 +319,8 @@ class DnsTcp implements TcpAnalyzer {
       this.tx.bad(err.reason, this.ctx.endpoints);
       return;
     }
+    // the 2-byte length prefix counts in the message's bytes, as packetbeat counts it over TCP
+    m.size += 2;
     const key = this.prefix + m.id;
     if (m.response) this.keys.delete(key);
     else this.keys.add(key);

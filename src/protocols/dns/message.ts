@@ -19,7 +19,8 @@ export interface DnsQuestion {
   class: string;
 }
 
-export type DnsRecord = Record<string, string | number> & { name: string; type: string; class: string; ttl: number; data: string };
+/** `ttl` is a decimal string, as packetbeat writes it */
+export type DnsRecord = Record<string, string | number> & { name: string; type: string; class: string; ttl: string; data: string };
 
 export interface DnsOpt {
   version: string;
@@ -201,7 +202,7 @@ function record(b: Buffer, start: number, end: number, off: number, m: DnsMessag
     m.opt = { version: String((ttl >>> 16) & 0xff), do: (ttl & 0x8000) !== 0, ext_rcode: rcodeName(extRcode), udp_size: cls };
     return rdEnd;
   }
-  const r: DnsRecord = { name, type: typeName(type), class: className(cls), ttl, data: '' };
+  const r: DnsRecord = { name, type: typeName(type), class: className(cls), ttl: String(ttl), data: '' };
   switch (type) {
     case 1:
       if (rdlen !== 4) throw new DnsParseError('bad_a_record');
@@ -338,11 +339,30 @@ function record(b: Buffer, start: number, end: number, off: number, m: DnsMessag
       break;
     }
     default:
-      // RFC 3597 generic form
-      r.data = `\\# ${rdlen}${rdlen > 0 ? ' ' + b.toString('hex', rd, rdEnd) : ''}`;
+      // a type pktflow does not decode: its RDATA as packetbeat shows an RFC 3597 record's
+      r.data = escapedBytes(b, rd, rdEnd);
   }
   into.push(r);
   return rdEnd;
+}
+
+/**
+ * RDATA as text the way packetbeat shows a record of a type it does not decode (its
+ * hexStringToString over miekg's RFC 3597 form): printable ASCII as it is, `"` and `\`
+ * escaped with a backslash, tab, CR and LF as `\t`, `\r`, `\n`, any other byte as `\DDD`.
+ */
+export function escapedBytes(b: Buffer, from: number, to: number): string {
+  let s = '';
+  for (let i = from; i < to; i++) {
+    const c = b[i];
+    if (c === 0x22 || c === 0x5c) s += '\\' + String.fromCharCode(c);
+    else if (c === 0x09) s += '\\t';
+    else if (c === 0x0d) s += '\\r';
+    else if (c === 0x0a) s += '\\n';
+    else if (c < 32 || c >= 127) s += '\\' + String(c).padStart(3, '0');
+    else s += String.fromCharCode(c);
+  }
+  return s;
 }
 
 /**

@@ -1,21 +1,42 @@
 import { isIP } from 'node:net';
 import { ReasonCounter } from '../../core/counters';
+import { isoTime } from '../../core/frame';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
 import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
 import type { Emitter, Protocol, TcpAnalyzer, TcpContext } from '../analyzer';
 import { HttpMessage } from './message';
+import { detectMimeType } from './mime';
 import { BodyMode, HttpParser, startsWithMethod, type HttpParserOptions, type ParserEvents } from './parser';
+import { renderQuery } from './query';
 
 export interface HttpOptions {
   /** largest header section kept while parsing (default 64 KiB) */
   maxHeaderBytes: number;
   /** headers to put in http.*.headers besides Content-Length and Content-Type, which are always there (lower-case names), or 'all' (default none, as packetbeat) */
   sendHeaders: string[] | 'all';
-  /** content types (prefixes) whose bodies go into http.*.body.content (default none) */
+  /** content types whose bodies go into http.*.body.content: a Content-Type that contains one matches, whatever the case (packetbeat's include_body_for; default none) */
   includeBodyFor: string[];
   /** body bytes kept per message when included (default 1 MiB) */
   maxBodyBytes: number;
+  /** what is kept of one message in all, header section and body, for `request`/`response` and body.content (packetbeat's max_message_size; default 10 MiB) */
+  maxMessageSize: number;
+  /** the request as sent (header section, and the body when included) in `request` (packetbeat's send_request; default off) */
+  sendRequest: boolean;
+  /** the response as sent in `response` (send_response; default off) */
+  sendResponse: boolean;
+  /** a header naming the client behind a proxy, e.g. X-Forwarded-For: its first address goes to network.forwarded_ip and related.ip (real_ip_header; default none) */
+  realIpHeader: string;
+  /** Authorization and Proxy-Authorization values replaced by `*`, in headers and the raw request; no user.name then (redact_authorization; default off) */
+  redactAuthorization: boolean;
+  /** headers whose captured values become `REDACTED` (redact_headers; default none) */
+  redactHeaders: string[];
+  /** query and form parameters whose values url.query shows as `xxxxx` (hide_keywords; default none) */
+  hideKeywords: string[];
+  /** captured Cookie and Set-Cookie headers as maps of name to value (split_cookie; default off) */
+  splitCookie: boolean;
+  /** http.*.mime_type detected from the body's bytes (libbeat's detect_mime_type processor) instead of taken from Content-Type (default off) */
+  detectMimeType: boolean;
   /** requests waiting for their responses, per connection (default 64) */
   maxPending: number;
   /** requests waiting for their responses over all connections (default 16384) */
@@ -29,6 +50,15 @@ export const HTTP_DEFAULTS: HttpOptions = {
   sendHeaders: [],
   includeBodyFor: [],
   maxBodyBytes: 1024 * 1024,
+  maxMessageSize: 10 * 1024 * 1024,
+  sendRequest: false,
+  sendResponse: false,
+  realIpHeader: '',
+  redactAuthorization: false,
+  redactHeaders: [],
+  hideKeywords: [],
+  splitCookie: false,
+  detectMimeType: false,
   maxPending: 64,
   maxPendingTotal: 16_384,
   transactionTimeoutSec: 10,
@@ -47,6 +77,17 @@ class HttpCounters {
   readonly unmatched = new ReasonCounter();
   readonly violations = new ReasonCounter();
   partial = 0;
+  /** messages whose kept text (body.content, `request`/`response`) was cut at maxBodyBytes or maxMessageSize */
+  truncated = 0;
+}
+
+/** the options as the connections use them, resolved once */
+interface Resolved {
+  readonly o: HttpOptions;
+  readonly hide: ReadonlySet<string>;
+  readonly redact: readonly string[];
+  /** the headers maps need work at emit time (redaction, cookies) */
+  readonly rewriteHeaders: boolean;
 }
 
 /** a request lost to a gap before its headers: keeps pairing in step with responses */
@@ -68,8 +109,9 @@ class HttpConnection implements TcpAnalyzer {
     midStream: boolean,
     private readonly ep: Endpoints,
     private readonly out: Emitter,
-    private readonly opts: HttpOptions,
-    parserOpts: HttpParserOptions,
+    private readonly r: Resolved,
+    reqOpts: HttpParserOptions,
+    respOpts: HttpParserOptions,
     private readonly n: HttpCounters,
   ) {
     const reqEvents: ParserEvents = {
@@ -77,10 +119,10 @@ class HttpConnection implements TcpAnalyzer {
         this.n.requests++;
         this.n.started++;
         this.queue(m);
-        if (this.pending.length > this.opts.maxPending) {
+        if (this.pending.length > this.r.o.maxPending) {
           this.n.unmatched.add('pending_limit');
           this.emit(this.take()!, null, 'too many requests waiting for responses');
-        } else if (this.n.pending > this.opts.maxPendingTotal && this.pending.length > 1) {
+        } else if (this.n.pending > this.r.o.maxPendingTotal && this.pending.length > 1) {
           // over all connections: each keeps at least its newest request
           this.n.unmatched.add('pending_limit_total');
           this.emit(this.take()!, null, 'too many requests waiting for responses over all connections');
@@ -105,8 +147,8 @@ class HttpConnection implements TcpAnalyzer {
         this.out.anomaly?.('http', `response_${reason}`, this.ep);
       },
     };
-    this.req = new HttpParser(true, parserOpts, reqEvents);
-    this.resp = new HttpParser(false, parserOpts, respEvents);
+    this.req = new HttpParser(true, reqOpts, reqEvents);
+    this.resp = new HttpParser(false, respOpts, respEvents);
     if (midStream) {
       this.req.resync();
       this.resp.resync();
@@ -134,7 +176,7 @@ class HttpConnection implements TcpAnalyzer {
     // a response in progress keeps its request alive
     while (this.pending.length > 0 && this.resp.idle) {
       const m = this.pending[0];
-      if (nowSec - m.startSec < this.opts.transactionTimeoutSec) break;
+      if (nowSec - m.startSec < this.r.o.transactionTimeoutSec) break;
       this.take();
       this.n.unmatched.add('timeout');
       this.emit(m, null, 'no response within the transaction timeout');
@@ -173,7 +215,9 @@ class HttpConnection implements TcpAnalyzer {
     this.n.responses++;
     const code = m.statusCode;
     if (code >= 100 && code < 200 && code !== 101) {
-      this.n.interim++; // 100 Continue and friends: the final response follows
+      // 100 Continue and friends: the final response follows; their bytes count with it
+      this.n.interim++;
+      if (this.pending.length > 0) this.pending[0].interimBytes += m.wireBytes;
       return;
     }
     const req = this.take();
@@ -200,8 +244,7 @@ class HttpConnection implements TcpAnalyzer {
   /** a transaction: a request with its response, or either one alone (unmatched) */
   private emit(req: HttpMessage | null, resp: HttpMessage | null, note: string | null): void {
     this.n.transactions++;
-    const first = (req ?? resp)!;
-    const last = (resp ?? req)!;
+    const o = this.r.o;
     // a placeholder for a request lost to a gap has no method
     const request = req !== null && req.method !== '' ? req : null;
     const status = req !== null && resp !== null && resp.statusCode < 400 ? 'OK' : 'Error';
@@ -213,7 +256,12 @@ class HttpConnection implements TcpAnalyzer {
       url = this.url(request, path, split.query);
     }
     const domain = url !== null && isIP(url.domain) === 0 ? url.domain : '';
-    const e = transactionEvent('http', this.ep, { startSec: first.startSec, startNsec: first.startNsec, endSec: last.endSec, endNsec: last.endNsec }, status, req?.wireBytes ?? 0, resp?.wireBytes ?? 0, 'http', domain);
+    // as packetbeat: from the request's first packet to the response's first packet (the last packet of the response is http.response.end)
+    const first = (req ?? resp)!;
+    const t = resp !== null ? { startSec: first.startSec, startNsec: first.startNsec, endSec: resp.startSec, endNsec: resp.startNsec } : { startSec: first.startSec, startNsec: first.startNsec, endSec: first.endSec, endNsec: first.endNsec };
+    // interim (1xx) responses are bytes the server sent in this transaction too
+    const serverBytes = (resp?.wireBytes ?? 0) + (req?.interimBytes ?? 0);
+    const e = transactionEvent('http', this.ep, t, status, req?.wireBytes ?? 0, serverBytes, 'http', domain);
     const notes: string[] = [];
     if (req?.notes) notes.push(...req.notes);
     if (resp?.notes) notes.push(...resp.notes);
@@ -223,6 +271,12 @@ class HttpConnection implements TcpAnalyzer {
     if (respMissing > 0) notes.push(`packet loss: ${respMissing} response bytes missing`);
     if (note !== null) notes.push(note);
     if (reqMissing > 0 || respMissing > 0 || (req !== null && request === null)) this.n.partial++;
+    if (request !== null && request.realIp !== '') {
+      e.network.forwarded_ip = request.realIp;
+      if (!e.related.ip.includes(request.realIp)) e.related.ip.push(request.realIp);
+    }
+    const user = request !== null && !o.redactAuthorization ? basicAuthUser(request.authorization) : '';
+    if (user !== '') e.related.user = [user];
 
     if (request !== null) {
       e.method = request.method;
@@ -230,11 +284,16 @@ class HttpConnection implements TcpAnalyzer {
       e.url = url;
     }
     const http: Record<string, unknown> = {};
-    if (last.version !== '') http.version = last.version;
-    if (request !== null) http.request = message(request, true);
-    if (resp !== null) http.response = message(resp, false);
+    // the request line's version, as packetbeat (the response's when there is no request)
+    const version = request !== null ? request.version : resp !== null ? resp.version : '';
+    if (version !== '') http.version = version;
+    if (request !== null) http.request = this.message(request);
+    if (resp !== null) http.response = this.message(resp);
     e.http = http;
     if (request !== null && request.userAgent !== '') e.user_agent = { original: request.userAgent };
+    if (user !== '') e.user = { name: user };
+    if (o.sendRequest && request !== null) e.request = this.raw(request);
+    if (o.sendResponse && resp !== null) e.response = this.raw(resp);
     closeEvent(e, notes, resp === null ? UNMATCHED_REQUEST : req === null ? UNMATCHED_RESPONSE : null);
     this.out.emit(e);
   }
@@ -254,22 +313,112 @@ class HttpConnection implements TcpAnalyzer {
       const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(authority);
       if (m !== null) {
         domain = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
-        port = m[2] !== undefined ? +m[2] : 80;
+        // a Host without a port: the connection's server port, as packetbeat
+        if (m[2] !== undefined) port = +m[2];
       }
     }
+    // packetbeat's rendering, with a form body's parameters folded in
+    const form = req.body !== null && req.contentType.toLowerCase().includes('urlencoded') ? Buffer.concat(req.body).toString('latin1') : '';
+    const q = renderQuery(query, form, this.r.hide);
     const host = domain.includes(':') ? `[${domain}]` : domain;
     const u: Url = {
       scheme: 'http',
       domain,
       port,
       path: p,
-      full: `http://${host}${port !== 80 ? `:${port}` : ''}${p}${query !== '' ? `?${query}` : ''}`,
+      full: `http://${host}${port !== 80 ? `:${port}` : ''}${p}${q !== '' ? `?${q}` : ''}`,
     };
-    if (query !== '') u.query = query;
+    if (q !== '') u.query = q;
     const ext = extension(p);
     if (ext !== '') u.extension = ext;
     return u;
   }
+
+  /** http.request or http.response */
+  private message(m: HttpMessage): Record<string, unknown> {
+    const o: Record<string, unknown> = {};
+    if (m.isRequest) o.method = m.method;
+    else {
+      o.status_code = m.statusCode;
+      o.status_phrase = m.statusPhrase.toLowerCase();
+    }
+    o.bytes = m.wireBytes;
+    const body: Record<string, unknown> = { bytes: m.bodyBytes };
+    if (m.sendBody && m.body !== null) body.content = Buffer.concat(m.body).toString('utf8');
+    if (m.bodyTruncated && m.sendBody) body.truncated = true;
+    o.body = body;
+    if (m.bodyTruncated) this.n.truncated++;
+    o.headers = this.headers(m);
+    if (m.isRequest && m.referer !== '') o.referrer = m.referer;
+    const detected = this.r.o.detectMimeType ? detectMimeType(m.body !== null ? Buffer.concat(m.body) : (m.sniffed ?? EMPTY)) : '';
+    if (detected !== '') o.mime_type = detected;
+    else if (m.contentType !== '') o.mime_type = m.contentType.split(';')[0].trim().toLowerCase();
+    if (!m.isRequest) o.end = isoTime(m.endSec, m.endNsec);
+    return o;
+  }
+
+  /**
+   * http.*.headers: Content-Length (a number: the header's value, else the body's size
+   * after transfer decoding) and Content-Type always, as packetbeat; then the headers
+   * the user asked for, in the order they came, redacted and split as asked.
+   */
+  private headers(m: HttpMessage): Record<string, unknown> {
+    const h: Record<string, unknown> = { 'content-length': m.contentLength >= 0 ? m.contentLength : m.bodyBytes };
+    if (m.contentType !== '') h['content-type'] = m.contentType;
+    if (m.headers === null) return h;
+    for (const k in m.headers) h[k] = m.headers[k];
+    if (!this.r.rewriteHeaders) return h;
+    const o = this.r.o;
+    if (o.redactAuthorization && m.isRequest) {
+      for (const k of ['authorization', 'proxy-authorization']) if (h[k] !== undefined && h[k] !== '') h[k] = '*';
+    }
+    for (const k of this.r.redact) if (h[k] !== undefined) h[k] = 'REDACTED';
+    const cookie = m.isRequest ? 'cookie' : 'set-cookie';
+    if (o.splitCookie && typeof h[cookie] === 'string') h[cookie] = splitCookies(h[cookie] as string);
+    return h;
+  }
+
+  /** the message as sent: its header section, then its body when included (send_request, send_response), bounded by maxMessageSize */
+  private raw(m: HttpMessage): string {
+    if (m.raw === null) return '';
+    let bytes = m.sendBody && m.body !== null ? Buffer.concat([m.raw, ...m.body]) : m.raw;
+    if (bytes.length > this.r.o.maxMessageSize) {
+      bytes = bytes.subarray(0, this.r.o.maxMessageSize);
+      if (!m.bodyTruncated) this.n.truncated++;
+    }
+    const text = bytes.toString('utf8');
+    return this.r.o.redactAuthorization && m.isRequest ? redactAuthorization(text) : text;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** the user of a `Basic` Authorization value (base64 of user:password), '' when there is none */
+function basicAuthUser(auth: string): string {
+  if (auth.length < 6 || auth.slice(0, 6).toLowerCase() !== 'basic ') return '';
+  const b64 = auth.slice(6).trim();
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) return '';
+  const text = Buffer.from(b64, 'base64').toString('utf8');
+  const colon = text.indexOf(':');
+  return colon < 0 ? '' : text.slice(0, colon);
+}
+
+/** the values of Authorization and Proxy-Authorization in a header section replaced by `*`, character for character, as packetbeat */
+function redactAuthorization(text: string): string {
+  return text.replace(/^((?:proxy-)?authorization:)([^\r\n]*)/gim, (_, name: string, value: string) => name + '*'.repeat(value.length));
+}
+
+/** a Cookie or Set-Cookie value as packetbeat's split_cookie: `name=value` pairs split on `;`, names lower-cased, values unquoted */
+function splitCookies(value: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of value.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    let v = part.slice(eq + 1).trim();
+    if (v.length > 1 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+    out[part.slice(0, eq).trim().toLowerCase()] = v;
+  }
+  return out;
 }
 
 interface Url {
@@ -298,36 +447,6 @@ function splitUri(uri: string): { path: string; query: string } {
   return q < 0 ? { path: uri, query: '' } : { path: uri.slice(0, q), query: uri.slice(q + 1) };
 }
 
-function message(m: HttpMessage, isRequest: boolean): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  if (isRequest) o.method = m.method;
-  else {
-    o.status_code = m.statusCode;
-    o.status_phrase = m.statusPhrase.toLowerCase();
-  }
-  o.bytes = m.wireBytes;
-  const body: Record<string, unknown> = { bytes: m.bodyBytes };
-  if (m.body !== null) body.content = Buffer.concat(m.body).toString('utf8');
-  if (m.bodyTruncated) body.truncated = true;
-  o.body = body;
-  o.headers = headers(m);
-  if (isRequest && m.referer !== '') o.referrer = m.referer;
-  if (m.contentType !== '') o.mime_type = m.contentType.split(';')[0].trim().toLowerCase();
-  return o;
-}
-
-/**
- * http.*.headers: Content-Length (a number: the header's value, else the body's size
- * after transfer decoding) and Content-Type always, as packetbeat; then the headers
- * the user asked for, in the order they came.
- */
-function headers(m: HttpMessage): Record<string, string | number> {
-  const h: Record<string, string | number> = { 'content-length': m.contentLength >= 0 ? m.contentLength : m.bodyBytes };
-  if (m.contentType !== '') h['content-type'] = m.contentType;
-  if (m.headers !== null) for (const k in m.headers) h[k] = m.headers[k];
-  return h;
-}
-
 export const http: Protocol<HttpOptions> = {
   name: 'http',
   tcpPorts: [80, 8080, 8000, 8008, 8888, 3000, 5000, 9200],
@@ -337,16 +456,23 @@ export const http: Protocol<HttpOptions> = {
     return len >= 7 && buf.toString('latin1', off, off + 7) === 'HTTP/1.';
   },
   create(options) {
-    const opts: HttpOptions = { ...HTTP_DEFAULTS, ...options };
-    const parserOpts: HttpParserOptions = {
-      maxHeaderBytes: opts.maxHeaderBytes,
-      captureHeaders: opts.sendHeaders === 'all' ? 'all' : opts.sendHeaders.map((h) => h.toLowerCase()).filter((h) => h !== 'content-length' && h !== 'content-type'),
-      includeBodyFor: opts.includeBodyFor.map((t) => t.toLowerCase()),
-      maxBodyBytes: opts.maxBodyBytes,
+    const o: HttpOptions = { ...HTTP_DEFAULTS, ...options };
+    const lower = (l: string[]) => l.map((x) => x.toLowerCase());
+    const redact = lower(o.redactHeaders);
+    const r: Resolved = { o, hide: new Set(lower(o.hideKeywords)), redact, rewriteHeaders: o.redactAuthorization || o.splitCookie || redact.length > 0 };
+    const common = {
+      maxHeaderBytes: o.maxHeaderBytes,
+      captureHeaders: o.sendHeaders === 'all' ? ('all' as const) : lower(o.sendHeaders).filter((h) => h !== 'content-length' && h !== 'content-type'),
+      includeBodyFor: lower(o.includeBodyFor),
+      maxBodyBytes: o.maxBodyBytes,
+      maxMessageSize: o.maxMessageSize,
+      sniffBody: o.detectMimeType,
     };
+    const reqOpts: HttpParserOptions = { ...common, keepRaw: o.sendRequest, keepFormBody: true, authorization: true, realIpHeader: o.realIpHeader.toLowerCase() };
+    const respOpts: HttpParserOptions = { ...common, keepRaw: o.sendResponse, keepFormBody: false, authorization: false, realIpHeader: '' };
     const n = new HttpCounters();
     return {
-      tcp: (ctx: TcpContext) => new HttpConnection(ctx.midStream, ctx.endpoints, ctx.out, opts, parserOpts, n),
+      tcp: (ctx: TcpContext) => new HttpConnection(ctx.midStream, ctx.endpoints, ctx.out, r, reqOpts, respOpts, n),
       stats: (): Stats => ({
         transactions_started: n.started,
         transactions_dropped: n.dropped.toJSON(),
@@ -356,6 +482,7 @@ export const http: Protocol<HttpOptions> = {
         interim_responses: n.interim,
         transactions: n.transactions,
         partial: n.partial,
+        truncated_messages: n.truncated,
         unmatched: n.unmatched.toJSON(),
         violations: n.violations.toJSON(),
       }),

@@ -19,6 +19,10 @@ export class HttpMessage {
   chunked = false;
   connectionClose = false;
   expectContinue = false;
+  /** the Authorization header (read only for the basic-auth user name) */
+  authorization = '';
+  /** the client's address from the real-IP header (X-Forwarded-For's first), '' when none */
+  realIp = '';
   /** captured headers (lower-case names) other than Content-Length and Content-Type, or null when none are asked for */
   headers: Record<string, string> | null = null;
   headerBytes = 0;
@@ -26,10 +30,18 @@ export class HttpMessage {
   bodyBytes = 0;
   /** everything the message took on the wire */
   wireBytes = 0;
-  /** body bytes kept, when capture applies */
+  /** the header section as sent, for the raw `request`/`response` field (only when asked for) */
+  raw: Buffer | null = null;
+  /** body bytes kept, when capture applies (include_body_for, or a form's parameters) */
   body: Buffer[] | null = null;
   bodyKept = 0;
   bodyTruncated = false;
+  /** the body goes into the event (its content type is in include_body_for) */
+  sendBody = false;
+  /** the first bytes of a body that is not kept, to detect its type (only when asked for) */
+  sniffed: Buffer | null = null;
+  /** bytes of interim (1xx) responses that preceded this request's final response */
+  interimBytes = 0;
   /** bytes the capture lost inside this message */
   missingBytes = 0;
   /** what went wrong, for the event's notes */

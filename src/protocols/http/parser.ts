@@ -5,11 +5,26 @@ export interface HttpParserOptions {
   maxHeaderBytes: number;
   /** headers to capture (lower-case), or 'all' */
   captureHeaders: readonly string[] | 'all';
-  /** content types (prefixes) whose bodies are kept */
+  /** content types (lower-case substrings of the Content-Type, as packetbeat matches them) whose bodies are kept */
   includeBodyFor: readonly string[];
   /** body bytes kept per message */
   maxBodyBytes: number;
+  /** what is kept of one message in all (its header section and body): packetbeat's max_message_size */
+  maxMessageSize: number;
+  /** keep the header section as sent, for the raw `request`/`response` field */
+  keepRaw: boolean;
+  /** requests: keep an application/x-www-form-urlencoded body, whose parameters go into url.query (as packetbeat) */
+  keepFormBody: boolean;
+  /** requests: read the Authorization header (for the basic-auth user name) */
+  authorization: boolean;
+  /** requests: the header that names the client behind a proxy (lower-case), '' for none */
+  realIpHeader: string;
+  /** keep the first bytes of every body, to detect its type from them */
+  sniffBody: boolean;
 }
+
+/** bytes of a body kept to detect its type (as libbeat's detect_mime_type reads) */
+export const SNIFF_BYTES = 8192;
 
 /** How the body of a message is delimited, decided by the caller for responses. */
 export const BodyMode = { none: 0, length: 1, chunked: 2, untilClose: 3, tunnel: 4 } as const;
@@ -37,9 +52,8 @@ const S_DEAD = 9;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const MAX_CHUNK_LINE = 1024;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** name lengths of the headers in header(): content-length, transfer-encoding, connection, host, user-agent, referer, content-type, expect */
-const INTERESTING_LENGTHS = new Uint8Array(32);
-for (const n of [14, 17, 10, 4, 10, 7, 12, 6]) INTERESTING_LENGTHS[n] = 1;
+/** the headers header() reads whatever the options: content-length, transfer-encoding, connection, host, user-agent, referer, content-type, expect */
+const FRAMING_HEADERS = ['content-length', 'transfer-encoding', 'connection', 'host', 'user-agent', 'referer', 'content-type', 'expect'];
 const VERSIONS = ['1.0', '1.1', '0.9'];
 
 /** "HTTP/d.d" at text[from, to) → "d.d", or '' */
@@ -65,13 +79,23 @@ export class HttpParser {
   private hdr: Buffer | null = null;
   private remaining = 0;
   private line = '';
-  private keepBody = false;
+  /** body bytes kept of the current message at most (-1: the body is not kept) */
+  private keepBody = -1;
+  /** body bytes kept to detect the body's type (0: none) */
+  private sniff = 0;
+  /** name lengths of the headers header() reads: only those cost a lower-cased copy (longer names: index 255) */
+  private readonly interesting = new Uint8Array(256);
 
   constructor(
     private readonly isRequest: boolean,
     private readonly opts: HttpParserOptions,
     private readonly on: ParserEvents,
-  ) {}
+  ) {
+    const names = [...FRAMING_HEADERS];
+    if (opts.authorization) names.push('authorization');
+    if (opts.realIpHeader !== '') names.push(opts.realIpHeader);
+    for (const n of names) this.interesting[Math.min(n.length, 255)] = 1;
+  }
 
   get idle(): boolean {
     return this.state === S_IDLE || this.state === S_SYNC || this.state === S_DEAD;
@@ -267,8 +291,8 @@ export class HttpParser {
       this.state = S_SYNC;
       return off + consumed;
     }
-    const type = this.opts.includeBodyFor.length > 0 ? m.contentType.toLowerCase() : '';
-    this.keepBody = type !== '' && this.opts.includeBodyFor.some((t) => type.startsWith(t));
+    this.bodyKeeping(m);
+    if (this.opts.keepRaw) m.raw = Buffer.from(section.subarray(from, to + 4));
     const mode = this.on.headers(m);
     switch (mode) {
       case BodyMode.length:
@@ -292,6 +316,21 @@ export class HttpParser {
         this.complete(tsSec, tsNsec);
     }
     return off + consumed;
+  }
+
+  /** what of the body is kept: for body.content (include_body_for), a form's parameters, its type's detection */
+  private bodyKeeping(m: HttpMessage): void {
+    const o = this.opts;
+    this.keepBody = -1;
+    this.sniff = o.sniffBody ? SNIFF_BYTES : 0;
+    if (m.contentType === '' || (o.includeBodyFor.length === 0 && !o.keepFormBody)) return;
+    const type = m.contentType.toLowerCase();
+    m.sendBody = o.includeBodyFor.length > 0 && o.includeBodyFor.some((t) => type.includes(t));
+    if (m.sendBody || (o.keepFormBody && m.contentLength > 0 && type.includes('urlencoded'))) {
+      // what is kept of a message in all is bounded by maxMessageSize, its header section included;
+      // a form kept only for its parameters (url.query) no further than a header section (every request may hold one)
+      this.keepBody = Math.max(0, Math.min(m.sendBody ? o.maxBodyBytes : o.maxHeaderBytes, o.maxMessageSize - m.headerBytes));
+    }
   }
 
   private overflow(next: number): number {
@@ -326,7 +365,7 @@ export class HttpParser {
       while (nameEnd > pos && text.charCodeAt(nameEnd - 1) === 32) nameEnd--;
       const nameLen = nameEnd - pos;
       // only the headers the parser needs, or the user asked for, cost a lower-cased copy
-      if (wanted || INTERESTING_LENGTHS[nameLen] === 1) {
+      if (wanted || this.interesting[nameLen < 255 ? nameLen : 255] === 1) {
         const name = text.slice(pos, nameEnd).toLowerCase();
         const value = text.slice(colon + 1, next).trim();
         if (!this.header(m, name, value)) return false;
@@ -403,6 +442,14 @@ export class HttpParser {
       case 'expect':
         if (value.toLowerCase() === '100-continue') m.expectContinue = true;
         break;
+      case 'authorization':
+        if (this.opts.authorization) m.authorization = value;
+        break;
+    }
+    if (name === this.opts.realIpHeader) {
+      // the first address of X-Forwarded-For and the like (packetbeat's real_ip_header)
+      const comma = value.indexOf(',');
+      m.realIp = (comma < 0 ? value : value.slice(0, comma)).trim();
     }
     return true;
   }
@@ -456,16 +503,20 @@ export class HttpParser {
     const m = this.msg!;
     m.bodyBytes += n;
     m.wireBytes += n;
-    if (this.keepBody && n > 0) {
-      const room = this.opts.maxBodyBytes - m.bodyKept;
-      if (room <= 0) {
-        m.bodyTruncated = true;
-        return;
-      }
+    if (n === 0) return;
+    if (this.keepBody >= 0) {
+      const room = this.keepBody - m.bodyKept;
       const take = Math.min(room, n);
-      (m.body ??= []).push(Buffer.from(buf.subarray(off, off + take)));
-      m.bodyKept += take;
+      if (take > 0) {
+        (m.body ??= []).push(Buffer.from(buf.subarray(off, off + take)));
+        m.bodyKept += take;
+      }
       if (take < n) m.bodyTruncated = true;
+    } else if (this.sniff > 0) {
+      // the body is not kept: its first bytes are, to detect its type
+      const have = m.sniffed === null ? 0 : m.sniffed.length;
+      const take = Math.min(this.sniff - have, n);
+      if (take > 0) m.sniffed = have === 0 ? Buffer.from(buf.subarray(off, off + take)) : Buffer.concat([m.sniffed!, buf.subarray(off, off + take)]);
     }
   }
 

@@ -2,6 +2,8 @@ import type { ClientEndpoint, ServerEndpoint, TransactionEvent } from '../../eve
 
 /** An ICMP request and its reply, or an error message alone (docs/events.md, ICMP). No ports. */
 export interface IcmpEvent extends TransactionEvent<'icmp', Omit<ClientEndpoint, 'port'>, Omit<ServerEndpoint, 'port'>> {
+  /** the address the request went to (destination.ip), as packetbeat */
+  path: string;
   icmp: {
     version: 4 | 6;
     request?: IcmpMessage;

@@ -20,18 +20,61 @@ export const ICMP_DEFAULTS: IcmpOptions = { transactionTimeoutSec: 10, maxPendin
 /** request type → reply type (the Community ID spec's pairs) */
 const V4_PAIRS: Record<number, number> = { 8: 0, 13: 14, 15: 16, 10: 9, 17: 18 };
 const V6_PAIRS: Record<number, number> = { 128: 129, 133: 134, 135: 136, 130: 131, 144: 145 };
-const V4_NAMES: Record<number, string> = {
-  0: 'Echo (ping) Reply', 3: 'Destination Unreachable', 4: 'Source Quench', 5: 'Redirect', 8: 'Echo (ping) Request',
-  9: 'Router Advertisement', 10: 'Router Solicitation', 11: 'Time Exceeded', 12: 'Parameter Problem',
-  13: 'Timestamp Request', 14: 'Timestamp Reply', 15: 'Information Request', 16: 'Information Reply',
-  17: 'Address Mask Request', 18: 'Address Mask Reply',
+/**
+ * icmp.*.message as packetbeat writes it: the String() of gopacket's ICMPv4TypeCode and
+ * ICMPv6TypeCode (`EchoRequest`, `DestinationUnreachable(Port)`): the type's name, then
+ * the code's in parentheses for types that have codes, `(Code: n)` for a code it does
+ * not name, and `type(code)` in numbers for a type it does not know.
+ */
+const V4_NAMES: Record<number, [string, Record<number, string> | null]> = {
+  0: ['EchoReply', null],
+  3: ['DestinationUnreachable', { 0: 'Net', 1: 'Host', 2: 'Protocol', 3: 'Port', 4: 'FragmentationNeeded', 5: 'SourceRoutingFailed', 6: 'NetUnknown', 7: 'HostUnknown', 8: 'SourceIsolated', 9: 'NetAdminProhibited', 10: 'HostAdminProhibited', 11: 'NetTOS', 12: 'HostTOS', 13: 'CommAdminProhibited', 14: 'HostPrecedence', 15: 'PrecedenceCutoff' }],
+  4: ['SourceQuench', null],
+  5: ['Redirect', { 0: 'Net', 1: 'Host', 2: 'TOS+Net', 3: 'TOS+Host' }],
+  8: ['EchoRequest', null],
+  9: ['RouterAdvertisement', null],
+  10: ['RouterSolicitation', null],
+  11: ['TimeExceeded', { 0: 'TTLExceeded', 1: 'FragmentReassemblyTimeExceeded' }],
+  12: ['ParameterProblem', { 0: 'PointerIndicatesError', 1: 'MissingOption', 2: 'BadLength' }],
+  13: ['TimestampRequest', null],
+  14: ['TimestampReply', null],
+  15: ['InfoRequest', null],
+  16: ['InfoReply', null],
+  17: ['AddressMaskRequest', null],
+  18: ['AddressMaskReply', null],
 };
-const V6_NAMES: Record<number, string> = {
-  1: 'Destination Unreachable', 2: 'Packet Too Big', 3: 'Time Exceeded', 4: 'Parameter Problem',
-  128: 'Echo (ping) Request', 129: 'Echo (ping) Reply', 130: 'Multicast Listener Query', 131: 'Multicast Listener Report',
-  133: 'Router Solicitation', 134: 'Router Advertisement', 135: 'Neighbor Solicitation', 136: 'Neighbor Advertisement',
-  137: 'Redirect', 144: 'Home Agent Address Discovery Request', 145: 'Home Agent Address Discovery Reply',
+const V6_NAMES: Record<number, [string, Record<number, string> | null]> = {
+  1: ['DestinationUnreachable', { 0: 'NoRouteToDst', 1: 'AdminProhibited', 2: 'BeyondScopeOfSrc', 3: 'AddressUnreachable', 4: 'PortUnreachable', 5: 'SrcAddressFailedPolicy', 6: 'RejectRouteToDst' }],
+  2: ['PacketTooBig', null],
+  3: ['TimeExceeded', { 0: 'HopLimitExceeded', 1: 'FragmentReassemblyTimeExceeded' }],
+  4: ['ParameterProblem', { 0: 'ErroneousHeaderField', 1: 'UnrecognizedNextHeader', 2: 'UnrecognizedIPv6Option' }],
+  128: ['EchoRequest', null],
+  129: ['EchoReply', null],
+  133: ['RouterSolicitation', null],
+  134: ['RouterAdvertisement', null],
+  135: ['NeighborSolicitation', null],
+  136: ['NeighborAdvertisement', null],
+  137: ['Redirect', null],
 };
+
+function messageName(v6: boolean, type: number, code: number): string {
+  const info = (v6 ? V6_NAMES : V4_NAMES)[type];
+  if (info === undefined) return `${type}(${code})`;
+  const [name, codes] = info;
+  if (codes === null) return code === 0 ? name : `${name}(Code: ${code})`;
+  const c = codes[code];
+  return c === undefined ? `${name}(Code: ${code})` : `${name}(${c})`;
+}
+
+/**
+ * source.bytes and destination.bytes: the message's data as packetbeat counts it, the
+ * payload gopacket's layer leaves: after the 8-byte ICMPv4 header, after the 4-byte
+ * ICMPv6 header (type, code, checksum: an echo's identifier and sequence count).
+ */
+function dataBytes(p: Packet, v6: boolean): number {
+  return v6 && p.payloadOff - p.l4Off >= 8 ? p.payloadLen + 4 : p.payloadLen;
+}
+
 /** messages that quote the datagram that caused them */
 const V4_ERRORS = new Set([3, 4, 5, 11, 12]);
 const V6_ERRORS = new Set([1, 2, 3, 4]);
@@ -103,7 +146,7 @@ class Icmp implements DatagramAnalyzer {
     if ((v6 && p.ipVersion !== 6) || (!v6 && p.proto !== IPPROTO_ICMP)) return;
     const type = p.icmpType;
     const pairs = v6 ? V6_PAIRS : V4_PAIRS;
-    const bytes = p.ipLen;
+    const bytes = dataBytes(p, v6);
     if (v6 && V6_QUIET.has(type)) {
       this.ignored.add('neighbour_discovery');
       return;
@@ -177,14 +220,13 @@ class Icmp implements DatagramAnalyzer {
   private emit(ep: Endpoints, req: Pending | null, reply: Message | null, note: string | null): void {
     this.transactions++;
     const v = ep.type === 'ipv4' ? 4 : 6;
-    const names = v === 4 ? V4_NAMES : V6_NAMES;
     const first = (req ?? reply)!;
     const last = (reply ?? req)!;
     const e = transactionEvent('icmp', ep, { startSec: first.sec, startNsec: first.nsec, endSec: last.sec, endNsec: last.nsec }, req !== null && reply !== null ? 'OK' : 'Error', req?.p.bytes ?? 0, reply?.bytes ?? 0);
-    stripPorts(e);
+    icmpFields(e, ep);
     const icmp: Record<string, unknown> = { version: v };
-    if (req !== null) icmp.request = { message: names[req.p.type] ?? `Type ${req.p.type}`, type: req.p.type, code: req.p.code };
-    if (reply !== null) icmp.response = { message: names[reply.type] ?? `Type ${reply.type}`, type: reply.type, code: reply.code };
+    if (req !== null) icmp.request = { message: messageName(v === 6, req.p.type, req.p.code), type: req.p.type, code: req.p.code };
+    if (reply !== null) icmp.response = { message: messageName(v === 6, reply.type, reply.code), type: reply.type, code: reply.code };
     e.icmp = icmp;
     closeEvent(e, note !== null ? [note] : [], reply === null ? UNMATCHED_REQUEST : req === null ? UNMATCHED_RESPONSE : null);
     this.out.emit(e);
@@ -195,10 +237,9 @@ class Icmp implements DatagramAnalyzer {
     this.started++;
     this.transactions++;
     const ep = makeEndpoints({ ...pairOf(p, false), clientPort: p.icmpType, serverPort: p.icmpCode }, p.proto, true);
-    const e = transactionEvent('icmp', ep, { startSec: p.tsSec, startNsec: p.tsNsec, endSec: p.tsSec, endNsec: p.tsNsec }, 'Error', p.ipLen, 0);
-    stripPorts(e);
-    const names = v6 ? V6_NAMES : V4_NAMES;
-    const icmp: Record<string, unknown> = { version: v6 ? 6 : 4, request: { message: names[p.icmpType] ?? `Type ${p.icmpType}`, type: p.icmpType, code: p.icmpCode } };
+    const e = transactionEvent('icmp', ep, { startSec: p.tsSec, startNsec: p.tsNsec, endSec: p.tsSec, endNsec: p.tsNsec }, 'Error', dataBytes(p, v6), 0);
+    icmpFields(e, ep);
+    const icmp: Record<string, unknown> = { version: v6 ? 6 : 4, request: { message: messageName(v6, p.icmpType, p.icmpCode), type: p.icmpType, code: p.icmpCode } };
     const original = quoted(p.data, p.payloadOff, p.payloadOff + p.payloadLen);
     if (original !== null) icmp.original = original;
     e.icmp = icmp;
@@ -206,9 +247,15 @@ class Icmp implements DatagramAnalyzer {
   }
 }
 
-/** ICMP has no ports: the endpoint objects carry ip and bytes only */
-function stripPorts(e: Record<string, any>): void {
+/**
+ * What ICMP events have of their own, as packetbeat: no ports (the endpoint objects
+ * carry ip and bytes only), event.type `connection` alone, and `path`, the address the
+ * request went to.
+ */
+function icmpFields(e: Record<string, any>, ep: Endpoints): void {
   for (const k of ['source', 'destination', 'client', 'server']) delete e[k].port;
+  e.event.type = ['connection'];
+  e.path = ep.serverIp;
 }
 
 /** the tuple of the IP datagram an ICMP error quotes (its header and first 8 payload bytes) */
