@@ -327,35 +327,43 @@ class MysqlConnection implements TcpAnalyzer, FrameSink {
     }
   }
 
-  /** while out of step: a command (side 0) or the start of a response (side 1) at buf[off]? */
-  plausible(side: number, buf: Buffer, off: number, len: number): boolean {
-    if (len < 5) return false;
+  /** while out of step: a command (side 0) or the start of a response (side 1) at buf[off]? 1 yes, 0 no, -1 more bytes needed */
+  plausible(side: number, buf: Buffer, off: number, len: number): number {
+    if (len < 5) return -1;
     const plen = buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16);
     const seq = buf[off + 3];
     const first = buf[off + 4];
-    if (plen < 1 || plen + 4 > len) return false;
+    if (plen < 1) return 0;
+    const whole = plen + 4 <= len;
     if (side === 0) {
       // a handshake response to a greeting seen, or a command
-      if (seq === 1) return this.queue.length === 1 && this.queue[0].cmd === C.CONNECT && !this.queue[0].requested;
-      if (seq !== 0 || NAMES[first] === '') return false;
-      if (first === C.QUERY || first === C.STMT_PREPARE) return plen >= 2 && buf[off + 5] >= 0x20 && buf[off + 5] < 0x7f;
-      return true;
+      if (seq === 1) return this.queue.length === 1 && this.queue[0].cmd === C.CONNECT && !this.queue[0].requested ? (whole ? 1 : -1) : 0;
+      if (seq !== 0 || NAMES[first] === '' || first === C.CONNECT) return 0;
+      if (first === C.QUERY || first === C.STMT_PREPARE) {
+        if (len < 6) return plen >= 2 ? -1 : 0;
+        if (plen < 2 || buf[off + 5] < 0x20 || buf[off + 5] >= 0x7f) return 0;
+      }
+      return whole || len >= 1024 ? 1 : -1;
     }
-    if (seq === 0) return this.phase === P_INIT && probe(buf, off, len, 1);
-    if (first === 0x00) return plen >= 7;
-    if (first === 0xff) return plen >= 9 && buf[off + 7] === 0x23;
+    // the start of a response is small: a greeting, OK, ERR, or a column count and the first definition
+    const more = whole ? 1 : -1;
+    if (plen >= 1024) return 0;
+    if (seq === 0) return this.phase !== P_INIT || (first !== 0x0a && first !== 0xff) ? 0 : whole ? (probe(buf, off, len, 1) ? 1 : 0) : -1;
+    if (first === 0x00) return plen >= 7 ? more : 0;
+    if (first === 0xff) return plen < 9 ? 0 : len < 8 ? -1 : buf[off + 7] === 0x23 ? more : 0;
     if (first < 0xfb && plen <= 2) {
       // a column count, then the first column definition: "\x03def"
       const o = off + 4 + plen;
-      return o + 8 <= off + len && buf[o + 3] === ((seq + 1) & 0xff) && buf[o + 4] === 3 && buf[o + 5] === 0x64 && buf[o + 6] === 0x65 && buf[o + 7] === 0x66;
+      if (o + 8 > off + len) return -1;
+      return buf[o + 3] === ((seq + 1) & 0xff) && buf[o + 4] === 3 && buf[o + 5] === 0x64 && buf[o + 6] === 0x65 && buf[o + 7] === 0x66 ? 1 : 0;
     }
-    return false;
+    return 0;
   }
 
   // ---- client side
 
   private client(buf: Buffer, off: number, len: number, f: Framer): void {
-    if (f.total > len) this.n.cut++;
+    if (f.total > len && f.missing === 0) this.n.cut++;
     if (f.seq !== 0) {
       // the same exchange goes on: a handshake response, auth data, a LOCAL INFILE's contents
       const t = this.queue.length > 0 ? this.queue[this.queue.length - 1] : null;
@@ -390,7 +398,7 @@ class MysqlConnection implements TcpAnalyzer, FrameSink {
         // MySQL 8's query attributes: none (count 0, one set) before the text
         if (cmd === C.QUERY && (this.caps & CLIENT_QUERY_ATTRIBUTES) !== 0 && r.left >= 2 && buf[off + 1] === 0 && buf[off + 2] === 1) r.skip(2);
         t.query = r.rest(len).trim();
-        if (f.total > len) t.note(`query cut at ${len} bytes of ${f.total}`);
+        if (f.total > len && f.missing === 0) t.note(`query cut at ${len} bytes of ${f.total}`);
         t.method = sqlVerb(t.query);
         break;
       case C.INIT_DB:
@@ -499,6 +507,8 @@ class MysqlConnection implements TcpAnalyzer, FrameSink {
     }
     let t = this.cur;
     if (t === null) {
+      // a command that waited past the timeout is unanswered, whenever the stage last looked at the clock
+      if (this.queue.length > 0) this.expire(f.startSec);
       t = this.queue.length > 0 ? this.queue[0] : null;
       if (t === null) {
         // a response to a command not seen (the capture began after it, or it was lost)
@@ -516,7 +526,8 @@ class MysqlConnection implements TcpAnalyzer, FrameSink {
     t.endSec = f.endSec;
     t.endNsec = f.endNsec;
     if (len === 0) {
-      this.violation('empty_response_packet');
+      // an empty packet, or one whose bytes were all lost
+      if (f.total === 0) this.violation('empty_response_packet');
       return;
     }
     this.response(t, buf, off, len, f.total, first);

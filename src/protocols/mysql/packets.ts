@@ -12,6 +12,8 @@ import { inflateSync } from 'node:zlib';
 
 /** a payload length that says "more of this message follows" */
 export const MAX_PACKET = 0xffffff;
+/** bytes gathered at a chunk start, out of step, to tell whether a message starts there */
+const SYNC_MAX = 4096;
 
 /** What the framer's user sees. */
 export interface FrameSink {
@@ -22,8 +24,8 @@ export interface FrameSink {
   message(side: number, buf: Buffer, off: number, len: number, f: Framer): void;
   /** the framing of this side was lost to a gap: bytes of unknown meaning follow */
   lost(side: number, tsSec: number, tsNsec: number): void;
-  /** while out of step: does a message start at buf[off] (the start of a chunk)? */
-  plausible(side: number, buf: Buffer, off: number, len: number): boolean;
+  /** while out of step: does a message start at buf[off] (the start of a chunk)? 1 yes, 0 no, -1 more bytes are needed to tell */
+  plausible(side: number, buf: Buffer, off: number, len: number): number;
 }
 
 export class Framer {
@@ -59,6 +61,10 @@ export class Framer {
   private keepFill = 0;
   /** a gap hit the kept bytes: keep no more (what was kept stays valid) */
   private keepClosed = false;
+  /** out of step: the first bytes of a chunk, gathered until the sink can tell whether a message starts there */
+  private sync: Buffer | null = null;
+  /** where chunks started in `sync` (candidates for a message start) */
+  private readonly starts: number[] = [];
 
   constructor(
     private readonly side: number,
@@ -71,15 +77,9 @@ export class Framer {
 
   /** feed in-order bytes; returns how many were consumed (fewer when the sink halted the framer) */
   feed(buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): number {
+    if (!this.synced) return this.resync(buf, off, len, tsSec, tsNsec);
     const end = off + len;
     let o = off;
-    if (!this.synced) {
-      if (!this.sink.plausible(this.side, buf, off, len)) {
-        this.skipped++;
-        return len;
-      }
-      this.synced = true;
-    }
     while (o < end) {
       if (this.halt) {
         this.halt = false;
@@ -128,8 +128,49 @@ export class Framer {
     return len;
   }
 
+  /**
+   * Out of step: a message may start at the start of a chunk. The bytes from the
+   * chunk starts not yet ruled out are gathered (up to SYNC_MAX) until the sink can
+   * tell; the first start it accepts is read from as usual.
+   */
+  private resync(buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): number {
+    let b: Buffer;
+    if (this.sync === null) {
+      b = buf.subarray(off, off + len);
+      this.starts.length = 0;
+    } else b = Buffer.concat([this.sync, buf.subarray(off, off + len)]);
+    this.starts.push(b.length - len);
+    let wait = false;
+    for (let i = 0; i < this.starts.length; i++) {
+      const at = this.starts[i];
+      const verdict = this.sink.plausible(this.side, b, at, b.length - at);
+      if (verdict > 0) {
+        this.sync = null;
+        this.synced = true;
+        this.feed(b, at, b.length - at, tsSec, tsNsec);
+        return len;
+      }
+      if (verdict < 0 && b.length - at < SYNC_MAX) wait = true;
+      else this.starts[i] = -1;
+    }
+    this.skipped++;
+    const first = this.starts.findIndex((v) => v >= 0);
+    if (!wait || first < 0) {
+      this.sync = null;
+      return len;
+    }
+    // keep the bytes from the first start still possible
+    const from = this.starts[first];
+    this.sync = Buffer.from(b.subarray(from));
+    let k = 0;
+    for (const v of this.starts) if (v >= 0) this.starts[k++] = v - from;
+    this.starts.length = k;
+    return len;
+  }
+
   /** n bytes of this direction were lost */
   gap(n: number, tsSec: number, tsNsec: number): void {
+    this.sync = null;
     if (!this.synced || n <= 0) return;
     if (this.hdrFill === 0 && this.remaining > 0 && n <= this.remaining) {
       // inside a payload: the boundaries stay known
@@ -140,8 +181,8 @@ export class Framer {
       return;
     }
     if (this.inMessage) {
-      // the message ends somewhere in the lost bytes: hand on what there is
-      this.missing += this.hdrFill === 0 ? this.remaining : 0;
+      // the message ends somewhere in the lost bytes (what follows it too): hand on what there is
+      this.missing += n;
       this.hdrFill = 0;
       this.remaining = 0;
       this.more = false;
@@ -159,6 +200,7 @@ export class Framer {
   }
 
   private reset(): void {
+    this.sync = null;
     this.hdrFill = 0;
     this.remaining = 0;
     this.more = false;
