@@ -273,7 +273,7 @@ class MysqlConnection implements TcpAnalyzer, FrameSink {
         this.n.unmatched.add('response_cut_by_close');
         t.note(t.cmd === C.CONNECT ? 'the connection closed during the connection phase' : 'the connection closed before the response ended');
         t.isError = true;
-        this.emit(t, null);
+        this.emit(t, t.cmd < 0 ? UNMATCHED_RESPONSE : null);
       } else {
         this.n.unmatched.add('no_response');
         t.note('no response before the connection closed');
