@@ -200,6 +200,21 @@ describe('MySQL analyzer', { timeout: 600_000 }, () => {
     h.accounted();
   });
 
+  it('sendResponse: binary rows of an EXECUTE by column type, at most maxRows rows of maxRowLength bytes', () => {
+    const h = conn({ sendResponse: true, maxRows: 2, maxRowLength: 12 });
+    h.login();
+    h.send(0, command(0x16, 'SELECT id, name, at FROM t'));
+    h.send(1, cat([pkt(1, Buffer.concat([Buffer.from([0]), u32(3), Buffer.from([3, 0, 0, 0, 0, 0, 0])])), columnDef(2, 'd', 't', 'id', 0x03), columnDef(3, 'd', 't', 'name'), columnDef(4, 'd', 't', 'at', 0x0a), eof(5)]));
+    h.send(0, command(0x17, Buffer.concat([u32(3), Buffer.from([0]), u32(1)])));
+    const row = (seq: number, id: number, name: string | null) =>
+      pkt(seq, Buffer.concat([Buffer.from([0, name === null ? 0x08 : 0]), u32(id), name === null ? Buffer.alloc(0) : lstr(name), Buffer.from([4, 0xea, 0x07, 12, 31])]));
+    h.send(1, cat([pkt(1, lenenc(3)), columnDef(2, 'd', 't', 'id', 0x03), columnDef(3, 'd', 't', 'name'), columnDef(4, 'd', 't', 'at', 0x0a), eof(5), row(6, 1, 'a, "quoted"'), row(7, 2, null), row(8, 3, 'third'), eof(9)]));
+    const e = x(h.events[2]);
+    assert.equal(e.mysql.num_rows, 3);
+    // as packetbeat: a row's text stops at maxRowLength bytes (the column that crosses it cut, the rest left out)
+    assert.equal(e.response, 'id,name,at\n1,"a, ""quoted"""\n2,NULL,2026-12\n');
+  });
+
   it('reads messages of 16 MiB and more (0xffffff continuations) in any split, keeping only their first bytes', () => {
     const sql = 'INSERT INTO b VALUES (' + "'" + 'z'.repeat(0xffffff + 100) + "')";
     const body = Buffer.concat([Buffer.from([3]), Buffer.from(sql)]);

@@ -162,9 +162,10 @@ export function executeParams(r: Reader, count: number, types: number[], max: nu
 export function textRow(r: Reader, columns: number, max: number): string[] {
   const row: string[] = [];
   let room = max;
-  for (let i = 0; i < columns && !r.bad && r.left > 0; i++) {
+  // as packetbeat: columns past max bytes are left out, the one that crosses it is cut
+  for (let i = 0; i < columns && !r.bad && r.left > 0 && room > 0; i++) {
     const n = r.lenenc();
-    const s = n < 0 ? 'NULL' : n === 0 ? '' : r.str(n, Math.max(room, 0));
+    const s = n < 0 ? 'NULL'.slice(0, room) : n === 0 ? '' : r.str(n, room);
     room -= s.length;
     row.push(s);
   }
@@ -179,16 +180,13 @@ export function binaryRow(r: Reader, types: number[], unsigned: boolean[], max: 
   const bitmap = r.pos;
   r.skip((columns + 9) >> 3);
   let room = max;
-  for (let i = 0; i < columns && !r.bad; i++) {
+  for (let i = 0; i < columns && !r.bad && room > 0; i++) {
     const bit = i + 2;
-    if (r.buf[bitmap + (bit >> 3)] & (1 << (bit & 7))) {
-      row.push('NULL');
-      continue;
-    }
-    const v = binaryValue(r, types[i], unsigned[i], Math.max(room, 0));
+    const v = r.buf[bitmap + (bit >> 3)] & (1 << (bit & 7)) ? 'NULL' : binaryValue(r, types[i], unsigned[i], room);
     if (v === null) break;
-    room -= v.length;
-    row.push(v);
+    const s = v.length > room ? v.slice(0, room) : v;
+    room -= s.length;
+    row.push(s);
   }
   return row;
 }
