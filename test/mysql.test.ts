@@ -356,6 +356,20 @@ describe('MySQL analyzer', { timeout: 600_000 }, () => {
     h.accounted();
   });
 
+  it('a response lost whole to a gap leaves its command unanswered; the next pairs', () => {
+    const h = conn();
+    h.login();
+    h.send(0, query('SELECT 1'));
+    h.a.gap(1, ok(1).length, 1000, 0);
+    h.send(0, query('SELECT 2'));
+    h.send(1, ok(1, 5));
+    const [, lost, next] = h.events.map(x);
+    assert.deepEqual([lost.query, lost.notes, lost.error.message], ['SELECT 1', ['response lost to packet loss'], 'Unmatched request']);
+    assert.deepEqual([next.query, next.mysql.affected_rows], ['SELECT 2', 5]);
+    assert.equal(h.stats().partial, 1);
+    h.accounted();
+  });
+
   it('a gap inside a query keeps the framing; the command is partial', () => {
     const h = conn();
     h.login();

@@ -161,6 +161,8 @@ class Tx {
   /** db.table of the result's columns */
   tables: string[] | null = null;
   infile = false;
+  /** packet loss took part of it (beside the bytes counted missing) */
+  partial = false;
   // kept for `response` only
   binary = false;
   fields: string[] | null = null;
@@ -317,12 +319,13 @@ class MysqlConnection implements TcpAnalyzer, FrameSink {
     if (t !== null) {
       // the rest of this response is in the lost bytes
       if (t.respMissing === 0) t.note('packet loss: the end of the response is missing');
-      t.respMissing = Math.max(t.respMissing, 1);
+      t.partial = true;
       this.done(t);
     } else if (this.queue.length > 0) {
       const w = this.take();
       this.n.unmatched.add('response_lost');
       w.note('response lost to packet loss');
+      w.partial = true;
       this.emit(w, UNMATCHED_REQUEST);
     }
   }
@@ -934,7 +937,7 @@ class MysqlConnection implements TcpAnalyzer, FrameSink {
     const notes = t.notes ?? [];
     if (t.reqMissing > 0) notes.push(`packet loss: ${t.reqMissing} request bytes missing`);
     if (t.respMissing > 0) notes.push(`packet loss: ${t.respMissing} response bytes missing`);
-    if (t.reqMissing > 0 || t.respMissing > 0) this.n.partial++;
+    if (t.partial || t.reqMissing > 0 || t.respMissing > 0) this.n.partial++;
     if (t.cmd < 0) notes.push('response without a request');
     closeEvent(e, notes, error);
     this.out.emit(e);
