@@ -58,6 +58,10 @@ const C = {
 const NAMES: string[] = new Array(256).fill('');
 for (const [k, v] of Object.entries(C)) NAMES[v] = k;
 
+/** commands the server uses internally, which clients do not send */
+const INTERNAL = new Uint8Array(256);
+for (const c of [C.SLEEP, C.CONNECT, C.TIME, C.DELAYED_INSERT, C.CONNECT_OUT, C.DAEMON]) INTERNAL[c] = 1;
+
 /** how the response to each command is read */
 const K_SIMPLE = 0; // one packet: OK, ERR, EOF, or (STATISTICS) a string
 const K_RESULT = 1; // OK, ERR, LOCAL INFILE, or result sets
@@ -341,7 +345,8 @@ class MysqlConnection implements TcpAnalyzer, FrameSink {
     if (side === 0) {
       // a handshake response to a greeting seen, or a command
       if (seq === 1) return this.queue.length === 1 && this.queue[0].cmd === C.CONNECT && !this.queue[0].requested ? (whole ? 1 : -1) : 0;
-      if (seq !== 0 || NAMES[first] === '' || first === C.CONNECT) return 0;
+      // the server's own commands (SLEEP, CONNECT, TIME, ...) are no sign of a client: a zero byte is too common
+      if (seq !== 0 || NAMES[first] === '' || INTERNAL[first] === 1) return 0;
       if (first === C.QUERY || first === C.STMT_PREPARE) {
         if (len < 6) return plen >= 2 ? -1 : 0;
         if (plen < 2 || buf[off + 5] < 0x20 || buf[off + 5] >= 0x7f) return 0;
@@ -386,6 +391,7 @@ class MysqlConnection implements TcpAnalyzer, FrameSink {
     }
     const cmd = buf[off];
     if (NAMES[cmd] === '' || cmd === C.CONNECT) {
+      // not a command: the connection phase is CONNECT's alone
       this.violation('unknown_command');
       return;
     }
