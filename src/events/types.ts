@@ -17,7 +17,7 @@ import type { MysqlEvent } from '../protocols/mysql/event';
  */
 export type Event = HttpEvent | DnsEvent | IcmpEvent | MysqlEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
-/** `http`, `dns`, `icmp`, `flow`, `anomaly`, `stats` */
+/** `http`, `dns`, `icmp`, `mysql`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
 
 export type { DnsEvent, DnsRecord } from '../protocols/dns/event';
