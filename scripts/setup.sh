@@ -15,6 +15,8 @@ sudo=""
 packages=(libpcap-dev build-essential python3 tshark tcpdump nginx-light dnsmasq-base dnsutils curl jq wrk time iputils-ping)
 # PostgreSQL (server, psql, pgbench) for the pgsql fixtures, live test and benchmark
 packages+=(postgresql)
+# MariaDB server and clients (mariadb, mariadb-admin, mariadb-slap) for MySQL fixtures, the live test and its benchmark
+packages+=(mariadb-server mariadb-client)
 # the Kafka broker the tests use runs on Java, fetched with Maven
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)

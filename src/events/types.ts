@@ -3,6 +3,7 @@ import type { DnsEvent } from '../protocols/dns/event';
 import type { HttpEvent } from '../protocols/http/event';
 import type { IcmpEvent } from '../protocols/icmp/event';
 import type { PgsqlEvent } from '../protocols/pgsql/event';
+import type { MysqlEvent } from '../protocols/mysql/event';
 
 /**
  * The events pktflow emits, typed for pipeline authors: a union discriminated by
@@ -15,15 +16,16 @@ import type { PgsqlEvent } from '../protocols/pgsql/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
-/** `http`, `dns`, `icmp`, `flow`, `anomaly`, `stats` */
+/** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
 
 export type { DnsEvent, DnsRecord } from '../protocols/dns/event';
 export type { HttpEvent, HttpMessageFields } from '../protocols/http/event';
 export type { IcmpEvent, IcmpMessage } from '../protocols/icmp/event';
 export type { PgsqlEvent } from '../protocols/pgsql/event';
+export type { MysqlEvent } from '../protocols/mysql/event';
 
 export interface Vlan {
   id: string;
