@@ -164,10 +164,9 @@ export class McParser {
           if (c === MAGIC_REQUEST || c === MAGIC_RESPONSE) {
             this.state = S.header;
             this.hdrLen = 0;
-          } else if (this.strict && this.mode === Mode.binary) {
+          } else if (this.strict && this.mode !== Mode.text && (this.mode === Mode.binary || this.binaryAhead(b, p, end))) {
             // skip to the next magic byte
-            const want = this.request ? MAGIC_REQUEST : MAGIC_RESPONSE;
-            let q = b.indexOf(want, p);
+            let q = b.indexOf(this.request ? MAGIC_REQUEST : MAGIC_RESPONSE, p);
             if (q < 0 || q >= end) q = end;
             this.started = false;
             this.bytes = 0;
@@ -343,6 +342,20 @@ export class McParser {
     this.bytes = 0;
     this.strict = false;
     this.keep = null;
+  }
+
+  /** picked up in the middle, protocol unknown: is there a binary header before the next line end? */
+  private binaryAhead(b: Buffer, p: number, end: number): boolean {
+    const magic = this.request ? MAGIC_REQUEST : MAGIC_RESPONSE;
+    let nl = b.indexOf(LF, p);
+    if (nl < 0 || nl >= end) nl = end;
+    for (let q = b.indexOf(magic, p); q >= 0 && q < nl && q + HEADER <= end; q = b.indexOf(magic, q + 1)) {
+      if (plausibleHeader(b, q, this.request)) {
+        this.mode = Mode.binary;
+        return true;
+      }
+    }
+    return false;
   }
 
   private violation(reason: string): void {
@@ -686,10 +699,7 @@ export class McParser {
     const m = this.cur!;
     const v = this.kept();
     if (v !== null) (m.values ??= []).push(v.toString('base64'));
-    if (this.hole) {
-      m.note(`packet loss: ${m.missing} ${this.request ? 'request' : 'response'} bytes missing`);
-      this.hole = false;
-    }
+    this.hole = false;
     if (m.command === 'VALUE') {
       // more values, or END
       this.state = S.idle;
