@@ -6,7 +6,7 @@ import type { Packet } from '../../decode/packet';
 import { makeEndpoints, type Endpoints } from '../../events/endpoints';
 import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE, type EventObject } from '../../events/transaction';
 import type { DatagramAnalyzer, Emitter, Protocol, TcpAnalyzer, TcpContext } from '../analyzer';
-import { OPCODE_QUITQ, opcodeName, statusName, T, UNKNOWN } from './codes';
+import { COUNTER_RESPONSE, OPCODE_QUITQ, opcodeName, statusName, T, UNKNOWN } from './codes';
 import { McMessage } from './message';
 import { McParser, type McParserOptions, type ParserEvents } from './parser';
 import { probe } from './probe';
@@ -199,6 +199,23 @@ function valueFields(m: McMessage, o: EventObject): void {
   if (m.flags >= 0) o.flags = m.flags;
 }
 
+/** text responses each command can get, besides the errors any command can get (ERROR, CLIENT_ERROR, SERVER_ERROR, ...) */
+const ANSWERS: Record<string, string[]> = {
+  Load: ['VALUE', 'END', 'VA', 'EN', 'HD', 'NF'],
+  Store: ['STORED', 'NOT_STORED', 'EXISTS', 'NOT_FOUND', 'TOUCHED', 'HD', 'NS', 'EX', 'NF'],
+  Delete: ['DELETED', 'NOT_FOUND', 'OK', 'HD', 'NF', 'EX'],
+  Counter: [COUNTER_RESPONSE, 'NOT_FOUND', 'HD', 'VA', 'NF', 'NS', 'EX'],
+  Info: ['OK', 'VERSION', 'MN', 'ME', 'EN'],
+};
+
+/** could this text response answer this request? (a lost request's placeholder, or an unknown one, takes anything) */
+function answers(resp: McMessage, req: McMessage): boolean {
+  if (req.lost || req.binary || req.type === T.unknown || resp.type === T.fail || resp.type === T.unknown) return true;
+  const ok = ANSWERS[req.type];
+  // stats, slabs and lru_crawler answer with lines of their own
+  return ok === undefined || ok.includes(resp.command);
+}
+
 /** the response's own key is compared with the request's for GetK, GetKQ, GatK, GatKQ: clients may reuse one opaque */
 function keyed(opcode: number): boolean {
   return opcode === 0x0c || opcode === 0x0d || opcode === 0x23 || opcode === 0x24;
@@ -337,6 +354,11 @@ class McConnection implements TcpAnalyzer, ParserEvents {
       at = this.head;
       // MN answers the meta no-op: the quiet requests before it had nothing to say
       if (m.command === 'MN') while (at < q.length - 1 && q[at].quiet) at++;
+      if (!answers(m, q[at])) {
+        // the answer to a request before the capture (or lost to a gap): the request waits on
+        tx.violation('response_does_not_fit_request', this.ep, null);
+        at = -1;
+      }
     }
     if (at < 0) {
       tx.started++;
@@ -382,6 +404,8 @@ interface UdpPending {
   ep: Endpoints;
   sec: number;
   hold: Hold | null;
+  /** the reassembly key of its response's datagrams */
+  respKey: string;
   /** the response, read as it comes: memcached may answer one request with several messages of datagrams */
   parser: McParser | null;
   /** bytes of the response's datagrams so far */
@@ -583,7 +607,8 @@ class McUdp implements DatagramAnalyzer, ParserEvents {
       tx.requests++;
       tx.started++;
       if (silent(m)) return tx.emit(m, null, ep, null);
-      this.pending.add(conv, { req: m, ep, sec, hold: holdFrame(first), parser: null, respBytes: 0 });
+      const respKey = `${p.dst0},${p.dst1},${p.dst2},${p.dst3}|${p.dstPort}|${p.src0},${p.src1},${p.src2},${p.src3}|${p.srcPort}|${p.vlan}|${id}`;
+      this.pending.add(conv, { req: m, ep, sec, hold: holdFrame(first), respKey, parser: null, respBytes: 0 });
       return;
     }
     tx.responses++;
@@ -627,10 +652,17 @@ class McUdp implements DatagramAnalyzer, ParserEvents {
         resp.wireBytes = p.respBytes;
       }
     }
-    if (resp === null && p.req.quiet && (why === 'timeout' || why === 'flushed')) return this.tx.emit(p.req, null, p.ep, null);
-    if (resp !== null) return this.tx.emit(p.req, resp, p.ep, null);
-    this.tx.unmatched.add(why === 'timeout' || why === 'flushed' ? 'no_response' : why);
-    this.tx.emit(p.req, null, p.ep, why === 'replaced' ? 'another request with the same id came before a response' : why === 'pending_limit' ? 'too many requests waiting for responses' : 'no response');
+    const r = this.parts.get(p.respKey);
+    let note = why === 'replaced' ? 'another request with the same id came before a response' : why === 'pending_limit' ? 'too many requests waiting for responses' : 'no response';
+    if (r !== undefined) {
+      // datagrams of the response came, not all of them
+      note = `response incomplete: ${r.count} of ${r.parts.length} datagrams`;
+      this.drop(p.respKey, r, 'incomplete');
+    }
+    if (resp !== null) return this.tx.emit(p.req, resp, p.ep, r !== undefined ? note : null);
+    if (p.req.quiet && r === undefined && (why === 'timeout' || why === 'flushed')) return this.tx.emit(p.req, null, p.ep, null);
+    this.tx.unmatched.add(r !== undefined ? 'response_incomplete' : why === 'timeout' || why === 'flushed' ? 'no_response' : why);
+    this.tx.emit(p.req, null, p.ep, note);
   }
 }
 

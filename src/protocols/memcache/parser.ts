@@ -411,9 +411,12 @@ export class McParser {
     this.state = S.idle;
     let stop = e;
     if (stop > s && b[stop - 1] === CR) stop--;
-    if (stop - s > this.opts.maxLineBytes) stop = s + this.opts.maxLineBytes;
+    let cut = this.lineCut;
+    if (stop - s > this.opts.maxLineBytes) {
+      stop = s + this.opts.maxLineBytes;
+      cut = true;
+    }
     const line = b.toString('utf8', s, stop);
-    const cut = this.lineCut;
     this.lineCut = false;
     this.pendLen = 0;
     if (this.request) this.requestLine(line, cut, sec, nsec);
