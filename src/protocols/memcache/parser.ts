@@ -130,8 +130,6 @@ export class McParser {
   private next: McMessage | null = null;
   /** what the binary value is kept for */
   private keepFor = Keep.nothing;
-  /** lines skipped while resynchronising */
-  skipped = 0;
 
   constructor(
     private readonly request: boolean,
@@ -426,7 +424,6 @@ export class McParser {
   /** a line nothing knows: skipped while resynchronising, else an UNKNOWN message */
   private unknownLine(line: string, sec: number, nsec: number): void {
     if (this.strict) {
-      this.skipped++;
       this.started = false;
       this.bytes = 0;
       return;
