@@ -3,7 +3,7 @@ import { holdFrame, readBefore, type Frame, type Hold } from '../../core/frame';
 import { PendingTable } from '../../core/pending';
 import type { Stats } from '../../core/stage';
 import type { Packet } from '../../decode/packet';
-import { makeEndpoints, type Endpoints } from '../../events/endpoints';
+import { datagramEndpoints, type Endpoints } from '../../events/endpoints';
 import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE, type EventObject } from '../../events/transaction';
 import type { DatagramAnalyzer, Emitter, Protocol, TcpAnalyzer, TcpContext } from '../analyzer';
 import { COUNTER_RESPONSE, OPCODE_QUITQ, opcodeName, statusName, T, UNKNOWN } from './codes';
@@ -571,18 +571,7 @@ class McUdp implements DatagramAnalyzer, ParserEvents {
     // requests start with 0x80 or a lower-case command; responses with 0x81, a keyword or a number
     const c = b[o];
     const isRequest = c === 0x80 || (c >= 0x61 && c <= 0x7a);
-    const ep = makeEndpoints(
-      {
-        ipVersion: p.ipVersion,
-        c0: isRequest ? p.src0 : p.dst0, c1: isRequest ? p.src1 : p.dst1, c2: isRequest ? p.src2 : p.dst2, c3: isRequest ? p.src3 : p.dst3,
-        s0: isRequest ? p.dst0 : p.src0, s1: isRequest ? p.dst1 : p.src1, s2: isRequest ? p.dst2 : p.src2, s3: isRequest ? p.dst3 : p.src3,
-        clientPort: isRequest ? p.srcPort : p.dstPort,
-        serverPort: isRequest ? p.dstPort : p.srcPort,
-        vlan: p.vlan,
-        vlanInner: p.vlanInner,
-      },
-      17,
-    );
+    const ep = datagramEndpoints(p, isRequest);
     const conv = `${ep.clientIp}|${ep.clientPort}|${ep.serverIp}|${ep.serverPort}|${ep.vlan}|${id}`;
     const pend = isRequest ? undefined : this.pending.get(conv);
     this.packet = p;
