@@ -37,6 +37,8 @@ export interface Measure {
   command: string;
   seconds: number[];
   rssKiB: number[];
+  /** CPU seconds (user + system): what a busy machine's queueing does not inflate */
+  cpu: number[];
 }
 
 /**
@@ -46,16 +48,17 @@ export interface Measure {
  * ahead of each run, untimed.
  */
 export function measure(name: string, timed: string, o: { runs: number; after?: string; before?: (i: number) => void }): Measure {
-  const m: Measure = { name, command: timed + (o.after ?? ''), seconds: [], rssKiB: [] };
+  const m: Measure = { name, command: timed + (o.after ?? ''), seconds: [], rssKiB: [], cpu: [] };
   const out = path.join(os.tmpdir(), `pktflow-bench-${process.pid}.time`);
   for (let i = 0; i < o.runs; i++) {
     o.before?.(i);
-    const r = spawnSync('bash', ['-c', `set -o pipefail; /usr/bin/time -f '%e %M' -o ${out} ${timed}${o.after ?? ' > /dev/null'}`], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-    const [sec, rss] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+    const r = spawnSync('bash', ['-c', `set -o pipefail; /usr/bin/time -f '%e %M %U %S' -o ${out} ${timed}${o.after ?? ' > /dev/null'}`], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    const [sec, rss, user, sys] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
     rmSync(out, { force: true });
     if (r.status !== 0 || !Number.isFinite(sec)) throw new Error(`${name} failed (${r.status}): ${r.stderr}`);
     m.seconds.push(sec);
     m.rssKiB.push(rss);
+    m.cpu.push(user + sys);
   }
   return m;
 }

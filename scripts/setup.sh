@@ -17,6 +17,8 @@ packages=(libpcap-dev build-essential python3 tshark tcpdump nginx-light dnsmasq
 packages+=(postgresql)
 # MariaDB server and clients (mariadb, mariadb-admin, mariadb-slap) for MySQL fixtures, the live test and its benchmark
 packages+=(mariadb-server mariadb-client)
+# memcache: the server and libmemcached's tools (memccp, memccat, memcstat, memcaslap) for its fixtures, live test and benchmark
+packages+=(memcached libmemcached-tools)
 # the Kafka broker the tests use runs on Java, fetched with Maven
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)

@@ -37,7 +37,7 @@ ${registry
       p.udpPorts.length > 0 ? `udp ${p.udpPorts.join(',')}` : '',
       p.ipProtocols !== undefined ? `IP protocols ${p.ipProtocols.join(',')}` : '',
     ];
-    return `  ${p.name.padEnd(8)}${ports.filter((x) => x !== '').join('  ')}`;
+    return `  ${p.name.padEnd(Math.max(...registry.map((q) => q.name.length)) + 2)}${ports.filter((x) => x !== '').join('  ')}`;
   })
   .join('\n')}`;
 

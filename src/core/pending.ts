@@ -33,6 +33,11 @@ export class PendingTable<V extends { sec: number; hold: Hold | null }> {
     this.map.set(key, v);
   }
 
+  /** the request waiting under this key, left waiting (a response that comes in parts) */
+  get(key: string): V | undefined {
+    return this.map.get(key);
+  }
+
   /** the response came: the request it answers, if one waits */
   take(key: string): V | undefined {
     const v = this.map.get(key);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Packet } from '../decode/packet';
 import { ipString, isInternal, writeAddress } from './ip';
 
 /**
@@ -54,6 +55,23 @@ export function makeEndpoints(a: AddressPair, proto: number, oneWay = false): En
     vlan: a.vlan,
     vlanInner: a.vlanInner,
   };
+}
+
+/** the ends of a UDP datagram's conversation: its sender is the client when `fromClient` (a query, a request), else the server */
+export function datagramEndpoints(p: Packet, fromClient: boolean): Endpoints {
+  const q = fromClient;
+  return makeEndpoints(
+    {
+      ipVersion: p.ipVersion,
+      c0: q ? p.src0 : p.dst0, c1: q ? p.src1 : p.dst1, c2: q ? p.src2 : p.dst2, c3: q ? p.src3 : p.dst3,
+      s0: q ? p.dst0 : p.src0, s1: q ? p.dst1 : p.src1, s2: q ? p.dst2 : p.src2, s3: q ? p.dst3 : p.src3,
+      clientPort: q ? p.srcPort : p.dstPort,
+      serverPort: q ? p.dstPort : p.srcPort,
+      vlan: p.vlan,
+      vlanInner: p.vlanInner,
+    },
+    17,
+  );
 }
 
 /**

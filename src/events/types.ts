@@ -4,6 +4,7 @@ import type { HttpEvent } from '../protocols/http/event';
 import type { IcmpEvent } from '../protocols/icmp/event';
 import type { PgsqlEvent } from '../protocols/pgsql/event';
 import type { MysqlEvent } from '../protocols/mysql/event';
+import type { MemcacheEvent } from '../protocols/memcache/event';
 
 /**
  * The events pktflow emits, typed for pipeline authors: a union discriminated by
@@ -16,9 +17,9 @@ import type { MysqlEvent } from '../protocols/mysql/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
-/** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `flow`, `anomaly`, `stats` */
+/** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
 
 export type { DnsEvent, DnsRecord } from '../protocols/dns/event';
@@ -26,6 +27,7 @@ export type { HttpEvent, HttpMessageFields } from '../protocols/http/event';
 export type { IcmpEvent, IcmpMessage } from '../protocols/icmp/event';
 export type { PgsqlEvent } from '../protocols/pgsql/event';
 export type { MysqlEvent } from '../protocols/mysql/event';
+export type { MemcacheEvent, MemcacheRequest, MemcacheResponse } from '../protocols/memcache/event';
 
 export interface Vlan {
   id: string;

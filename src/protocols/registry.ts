@@ -2,8 +2,9 @@ import type { Protocol } from './analyzer';
 import { dns } from './dns';
 import { http } from './http';
 import { icmp } from './icmp';
+import { memcache } from './memcache';
 import { mysql } from './mysql';
 import { pgsql } from './pgsql';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql];
+export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache];

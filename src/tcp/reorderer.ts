@@ -253,6 +253,12 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       hs.nextSeq = seq;
       hs.seqKnown = true;
     }
+    if (ack) {
+      // the peer acknowledged bytes we never saw: they will not be sent again. The peer's
+      // bytes go first: this segment answers them (a response after its request)
+      const peer = c.half[1 - side];
+      if (peer.ooo.length > 0 && peer.seqKnown && seqAfter(p.ack, peer.nextSeq)) this.forceGap(c, 1 - side, p.ack, 'acked_unseen');
+    }
     const len = p.payloadLen + p.payloadMissing;
     if ((flags & TCP_FIN) !== 0 && hs.finSeq < 0) hs.finSeq = (seq + len) >>> 0;
     if (ack) {

@@ -3,7 +3,7 @@ import { PendingTable } from '../../core/pending';
 import { holdFrame, readBefore, type Frame, type Hold } from '../../core/frame';
 import type { Stats } from '../../core/stage';
 import { Packet } from '../../decode/packet';
-import { makeEndpoints, type Endpoints } from '../../events/endpoints';
+import { datagramEndpoints, type Endpoints } from '../../events/endpoints';
 import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
 import type { Emitter, Protocol, TcpAnalyzer, TcpContext, DatagramAnalyzer } from '../analyzer';
 import { DnsParseError, opcodeName, parseDns, rcodeName, type DnsMessage, type DnsQuestion, type DnsRecord } from './message';
@@ -221,19 +221,7 @@ class DnsUdp implements DatagramAnalyzer {
       return;
     }
     // a query goes client → server, a response server → client
-    const q = !m.response;
-    const ep = makeEndpoints(
-      {
-        ipVersion: p.ipVersion,
-        c0: q ? p.src0 : p.dst0, c1: q ? p.src1 : p.dst1, c2: q ? p.src2 : p.dst2, c3: q ? p.src3 : p.dst3,
-        s0: q ? p.dst0 : p.src0, s1: q ? p.dst1 : p.src1, s2: q ? p.dst2 : p.src2, s3: q ? p.dst3 : p.src3,
-        clientPort: q ? p.srcPort : p.dstPort,
-        serverPort: q ? p.dstPort : p.srcPort,
-        vlan: p.vlan,
-        vlanInner: p.vlanInner,
-      },
-      17,
-    );
+    const ep = datagramEndpoints(p, !m.response);
     this.tx.message(`u|${ep.clientIp}|${ep.clientPort}|${ep.serverIp}|${ep.serverPort}|${ep.vlan}|${m.id}`, m, ep, p.tsSec, p.tsNsec, p.frame);
   }
 
