@@ -13,6 +13,8 @@ sudo=""
 
 # libpcap for cap; tshark, tcpdump, nginx, dnsmasq, dig, curl for fixtures, tests and benchmarks
 packages=(libpcap-dev build-essential python3 tshark tcpdump nginx-light dnsmasq-base dnsutils curl jq wrk time iputils-ping)
+# zstd: test/gen/mongodb.ts compresses an OP_COMPRESSED payload with it
+packages+=(zstd)
 # the Kafka broker the tests use runs on Java, fetched with Maven
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
@@ -44,6 +46,14 @@ if [ ! -f node_modules/cap/build/Release/cap.node ] || [ package-lock.json -nt n
   npm ci --no-audit --no-fund --foreground-scripts=false >/dev/null
 fi
 node -e "require('cap')" || { echo "setup: the cap native module did not build" >&2; exit 1; }
+
+# FerretDB (the MongoDB server of fixtures, tests and benchmarks) is built from the Go module
+# proxy once into .cache/ferretdb; it needs Go 1.21 or later (Debian 12's is 1.19)
+if command -v go >/dev/null 2>&1 && go version | grep -qE 'go1\.(2[1-9]|[3-9][0-9])'; then
+  bash scripts/ferretdb.sh build >/dev/null
+else
+  echo "setup: no Go 1.21+: FerretDB not built, the MongoDB live test will be skipped" >&2
+fi
 
 bin_dir=${PKTFLOW_BIN_DIR:-/usr/local/bin}
 bash scripts/install-command.sh "$bin_dir"

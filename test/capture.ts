@@ -18,6 +18,8 @@ export interface RecordOptions {
   filter: string;
   /** the pcap to write (nanosecond timestamps) */
   file: string;
+  /** tcpdump's kernel buffer (-B, KiB), for bursts of large loopback frames (default: tcpdump's) */
+  bufferKiB?: number;
 }
 
 /**
@@ -28,7 +30,8 @@ export interface RecordOptions {
  */
 export async function recordLoopback(o: RecordOptions, run: () => Promise<void>): Promise<{ sentinelPort: number }> {
   const sentinelPort = await freePort();
-  const td = spawn('tcpdump', ['-i', 'lo', '-U', '--immediate-mode', '-s', '0', '--time-stamp-precision=nano', '-w', o.file, `(${o.filter}) or udp port ${sentinelPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const buffer = o.bufferKiB !== undefined ? ['-B', String(o.bufferKiB)] : [];
+  const td = spawn('tcpdump', ['-i', 'lo', '-U', '--immediate-mode', ...buffer, '-s', '0', '--time-stamp-precision=nano', '-w', o.file, `(${o.filter}) or udp port ${sentinelPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const exited = new Promise<number | null>((r) => td.on('close', (c) => r(c)));
   await new Promise<void>((resolve, reject) => {
