@@ -254,7 +254,7 @@ describe('docs/events.md and the Event types', { timeout: 120_000 }, () => {
     const { events } = pushThroughStages([...fixtureFrames(), ...icmpFrames()], {
       tcp: { flows: {} },
       anomalies: true,
-      options: { http: { sendHeaders: 'all', includeBodyFor: ['text/html', 'text/plain'] } },
+      options: { http: { sendHeaders: 'all', includeBodyFor: ['text/html', 'text/plain'] }, mongodb: { sendRequest: true, sendResponse: true } },
     });
     const problems: string[] = [];
     const seen = new Set<string>();

@@ -19,16 +19,12 @@ import { readFileSync } from 'node:fs';
 import { PcapReader } from '../src/sources/pcap';
 import { PcapngReader } from '../src/sources/pcapng';
 import { CaptureFileError } from '../src/sources/errors';
+import { FUZZ_SECONDS as SECONDS, fuzzParams, mutate, mutation } from './fuzzing';
 
-const SECONDS = Number(process.env.PKTFLOW_FUZZ_SECONDS ?? 0);
 const PROPERTIES = 8;
 
 /** fast-check parameters: a fixed count for CI, or a share of the time budget */
-function params(numRuns: number): fc.Parameters<unknown> {
-  const replay = process.env.PKTFLOW_FUZZ_SEED !== undefined ? { seed: Number(process.env.PKTFLOW_FUZZ_SEED), path: process.env.PKTFLOW_FUZZ_PATH } : {};
-  if (SECONDS > 0) return { numRuns: 2 ** 31 - 1, interruptAfterTimeLimit: (SECONDS * 1000) / PROPERTIES, markInterruptAsFailure: false, ...replay };
-  return { numRuns, ...replay };
-}
+const params = (numRuns: number) => fuzzParams(numRuns, PROPERTIES);
 
 const LINK_TYPES = [LinkType.ETHERNET, LinkType.LINUX_SLL, LinkType.LINUX_SLL2, LinkType.NULL, LinkType.LOOP, LinkType.RAW, LinkType.IPV4, LinkType.IPV6, 147];
 
@@ -38,24 +34,6 @@ const toFrames = (gen: GenFrame[]): Frame[] => gen.map((g) => makeFrame(g.sec, g
 function survive(frames: Frame[], label: string): void {
   const { stats } = pushThroughStages(frames);
   assertAccounting(stats, label);
-}
-
-/** byte-level damage to a valid frame: flips, truncation, insertions */
-const mutation = fc.record({
-  flips: fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 6 }),
-  cut: fc.option(fc.nat()),
-  insert: fc.option(fc.tuple(fc.nat(), fc.uint8Array({ minLength: 1, maxLength: 16 }))),
-});
-
-function mutate(data: Buffer, m: { flips: [number, number][]; cut: number | null; insert: [number, Uint8Array] | null }): Buffer {
-  let b = Buffer.from(data);
-  for (const [i, v] of m.flips) if (b.length > 0) b[i % b.length] = v;
-  if (m.insert !== null) {
-    const at = m.insert[0] % (b.length + 1);
-    b = Buffer.concat([b.subarray(0, at), Buffer.from(m.insert[1]), b.subarray(at)]);
-  }
-  if (m.cut !== null) b = b.subarray(0, m.cut % (b.length + 1));
-  return b;
 }
 
 describe('fuzzing the stages', { timeout: (2 * SECONDS + 600) * 1000 }, () => {

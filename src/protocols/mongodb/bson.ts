@@ -131,15 +131,18 @@ export function valueSize(b: Buffer, type: number, off: number, end: number): nu
 }
 
 /**
- * Checks the document at off completely: its length and every nested one inside
- * their parents, every element's type and size, every key terminated, nesting at most
- * maxDepth documents (the outermost is depth 1). Iterative: `stack` holds the end of
- * each open document (length > maxDepth). '' when sound, else the reason.
+ * Checks the document at off: its length and every nested one inside their parents,
+ * every element's type and size, every key terminated, nesting at most maxDepth
+ * documents (the outermost is depth 1). Iterative: `stack` holds the end of each open
+ * document (length > maxDepth). '' when sound; 'too_deep' when sound down to maxDepth
+ * with deeper documents skipped by their lengths (its top-level fields can be read,
+ * it cannot be decoded); else what is wrong.
  */
 export function checkDocument(b: Buffer, off: number, end: number, maxDepth: number, stack: Int32Array): string {
   const n = docLength(b, off, end);
   if (n < 0) return 'bad_document_length';
   let depth = 0;
+  let deep = false;
   stack[0] = off + n;
   let p = off + 4;
   for (;;) {
@@ -147,7 +150,7 @@ export function checkDocument(b: Buffer, off: number, end: number, maxDepth: num
     if (p === docEnd - 1) {
       // the document's terminating NUL (docLength and the nested checks guarantee it)
       p = docEnd;
-      if (--depth < 0) return '';
+      if (--depth < 0) return deep ? 'too_deep' : '';
       continue;
     }
     const type = b[p];
@@ -157,7 +160,11 @@ export function checkDocument(b: Buffer, off: number, end: number, maxDepth: num
     if (type === BsonType.document || type === BsonType.array) {
       const len = docLength(b, p, docEnd - 1);
       if (len < 0) return 'bad_document_length';
-      if (depth + 2 > maxDepth) return 'too_deep';
+      if (depth + 2 > maxDepth) {
+        deep = true;
+        p += len;
+        continue;
+      }
       stack[++depth] = p + len;
       p += 4;
       continue;
@@ -171,7 +178,11 @@ export function checkDocument(b: Buffer, off: number, end: number, maxDepth: num
       if (s < 0) return 'bad_element';
       const scope = p + 4 + s;
       if (docLength(b, scope, p + total) !== p + total - scope) return 'bad_element';
-      if (depth + 2 > maxDepth) return 'too_deep';
+      if (depth + 2 > maxDepth) {
+        deep = true;
+        p += total;
+        continue;
+      }
       stack[++depth] = p + total;
       p = scope + 4;
       continue;
@@ -318,6 +329,11 @@ export function decode(b: Buffer, off: number, end: number, maxDepth: number, st
     why[0] = reason;
     return null;
   }
+  return decodeChecked(b, off, why);
+}
+
+/** as `decode`, for a document `checkDocument` has passed */
+export function decodeChecked(b: Buffer, off: number, why: string[]): Document | null {
   try {
     return BSON.deserialize(b.subarray(off, off + b.readInt32LE(off)), DESERIALIZE);
   } catch {

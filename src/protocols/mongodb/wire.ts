@@ -14,7 +14,7 @@ import { decompress as zstdDecompress } from 'fzstd';
 import { uncompressSync as snappyUncompress } from 'snappy';
 import type { Document } from 'bson';
 import {
-  BsonType, checkDocument, countElements, cstringEnd, decode, docLength, eachDocument, FieldRef, findField, firstField, int64String, numberValue, stringValue, toJson,
+  BsonType, checkDocument, countElements, cstringEnd, decode, decodeChecked, docLength, eachDocument, FieldRef, findField, firstField, int64String, numberValue, stringValue, toJson,
 } from './bson';
 
 export const enum Op {
@@ -403,6 +403,13 @@ export class MongoDecoder {
    * names it, `$db` (OP_MSG) or the namespace (OP_QUERY, `db` given) its database.
    */
   private command(b: Buffer, doc: number, end: number, m: MongoMessage, opMsg: boolean, db = ''): void {
+    // nothing is read from a document before the scanner has passed it
+    const reason = checkDocument(b, doc, end, this.o.maxDepth, this.stack);
+    if (reason !== '') this.bad(`bson_${reason}`);
+    if (reason !== '' && reason !== 'too_deep') {
+      this.commandName(b, doc, end, m);
+      return;
+    }
     const first = firstField(b, doc, this.ref);
     if (first.off < 0) {
       this.bad('empty_command');
@@ -425,9 +432,10 @@ export class MongoDecoder {
       if (c.off >= 0 && c.type === BsonType.array) m.cursorId = this.firstInt64(b, c.off);
     }
     m.resource = db === '' ? coll : coll !== '' ? `${db}.${coll}` : `${db}.$cmd`;
-    const o = decode(b, doc, end, this.o.maxDepth, this.stack, this.why);
+    // a document deeper than maxDepth is named, not shown
+    const o = reason === '' ? decodeChecked(b, doc, this.why) : null;
     if (o === null) {
-      this.bad(`bson_${this.why[0]}`);
+      if (reason === '') this.bad(`bson_${this.why[0]}`);
       return;
     }
     delete o[m.method];
@@ -483,7 +491,7 @@ export class MongoDecoder {
     const reason = checkDocument(b, doc, end, this.o.maxDepth, this.stack);
     if (reason !== '') {
       this.bad(`bson_${reason}`);
-      return;
+      if (reason !== 'too_deep') return;
     }
     m.decoded = true;
     m.command = true;
@@ -598,7 +606,8 @@ export class MongoDecoder {
     p += 20;
     if (m.numberReturned < 0) this.bad('op_reply_negative_count');
     const n = docLength(b, p, end);
-    if (n >= 0 && checkDocument(b, p, end, this.o.maxDepth, this.stack) === '') {
+    const reason = n >= 0 ? checkDocument(b, p, end, this.o.maxDepth, this.stack) : '';
+    if (n >= 0 && (reason === '' || reason === 'too_deep')) {
       const err = findField(b, p, F_ERR, this.ref);
       if (err.off >= 0) this.errorFields(b, p, m);
       else {
