@@ -12,4 +12,4 @@ export PKTFLOW_FUZZ_VARIANTS=${PKTFLOW_FUZZ_VARIANTS:-300}
 export PKTFLOW_FUZZ_SEED=${PKTFLOW_FUZZ_SEED:-$RANDOM}
 export PKTFLOW_ADVERSARIAL_SCALE=${PKTFLOW_ADVERSARIAL_SCALE:-full}
 echo "fuzz: ${seconds}s of properties, corpus seed $PKTFLOW_FUZZ_SEED, adversarial scale $PKTFLOW_ADVERSARIAL_SCALE" >&2
-exec node --import tsx --test --test-reporter=spec --test-timeout=$(( (seconds + 3600) * 1000 )) test/fuzz.test.ts test/fuzz-regressions.test.ts test/corrupt.test.ts test/adversarial.test.ts
+exec node --import tsx --test --test-reporter=spec --test-timeout=$(( (seconds + 3600) * 1000 )) test/fuzz.test.ts test/mongodb-fuzz.test.ts test/fuzz-regressions.test.ts test/corrupt.test.ts test/adversarial.test.ts

@@ -19,6 +19,8 @@ packages+=(postgresql)
 packages+=(mariadb-server mariadb-client)
 # memcache: the server and libmemcached's tools (memccp, memccat, memcstat, memcaslap) for its fixtures, live test and benchmark
 packages+=(memcached libmemcached-tools)
+# zstd: test/gen/mongodb.ts compresses an OP_COMPRESSED payload with it
+packages+=(zstd)
 # the Kafka broker the tests use runs on Java, fetched with Maven
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
@@ -52,6 +54,14 @@ fi
 node -e "require('cap')" || { echo "setup: the cap native module did not build" >&2; exit 1; }
 # the commands run compiled JavaScript (bin/pktflow.js rebuilds it whenever a source is newer)
 node scripts/build.js 2>/dev/null
+
+# FerretDB (the MongoDB server of fixtures, tests and benchmarks) is built from the Go module
+# proxy once into .cache/ferretdb; it needs Go 1.21 or later (Debian 12's is 1.19)
+if command -v go >/dev/null 2>&1 && go version | grep -qE 'go1\.(2[1-9]|[3-9][0-9])'; then
+  bash scripts/ferretdb.sh build >/dev/null
+else
+  echo "setup: no Go 1.21+: FerretDB not built, the MongoDB live test will be skipped" >&2
+fi
 
 bin_dir=${PKTFLOW_BIN_DIR:-/usr/local/bin}
 bash scripts/install-command.sh "$bin_dir"

@@ -268,6 +268,7 @@ describe('docs/events.md and the Event types', { timeout: 120_000 }, () => {
       options: {
         http: { sendHeaders: 'all', includeBodyFor: ['text/html', 'text/plain'], sendRequest: true, sendResponse: true, realIpHeader: 'host', splitCookie: true, detectMimeType: true },
         dns: { includeAuthorities: true, includeAdditionals: true },
+        mongodb: { sendRequest: true, sendResponse: true },
       },
     });
     const problems: string[] = [];

@@ -5,6 +5,7 @@ import type { IcmpEvent } from '../protocols/icmp/event';
 import type { PgsqlEvent } from '../protocols/pgsql/event';
 import type { MysqlEvent } from '../protocols/mysql/event';
 import type { MemcacheEvent } from '../protocols/memcache/event';
+import type { MongodbEvent } from '../protocols/mongodb/event';
 
 /**
  * The events pktflow emits, typed for pipeline authors: a union discriminated by
@@ -17,7 +18,7 @@ import type { MemcacheEvent } from '../protocols/memcache/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
 /** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -28,6 +29,7 @@ export type { IcmpEvent, IcmpMessage } from '../protocols/icmp/event';
 export type { PgsqlEvent } from '../protocols/pgsql/event';
 export type { MysqlEvent } from '../protocols/mysql/event';
 export type { MemcacheEvent, MemcacheRequest, MemcacheResponse } from '../protocols/memcache/event';
+export type { MongodbEvent } from '../protocols/mongodb/event';
 
 export interface Vlan {
   id: string;

@@ -3,8 +3,9 @@ import { dns } from './dns';
 import { http } from './http';
 import { icmp } from './icmp';
 import { memcache } from './memcache';
+import { mongodb } from './mongodb';
 import { mysql } from './mysql';
 import { pgsql } from './pgsql';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache];
+export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb];
