@@ -2,6 +2,7 @@ import type { Stats } from '../core/stage';
 import type { DnsEvent } from '../protocols/dns/event';
 import type { HttpEvent } from '../protocols/http/event';
 import type { IcmpEvent } from '../protocols/icmp/event';
+import type { RedisEvent } from '../protocols/redis/event';
 
 /**
  * The events pktflow emits, typed for pipeline authors: a union discriminated by
@@ -14,7 +15,8 @@ import type { IcmpEvent } from '../protocols/icmp/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | FlowEvent | AnomalyEvent | StatsEvent
+  | RedisEvent;
 
 /** `http`, `dns`, `icmp`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -22,6 +24,7 @@ export type EventType = Event['type'];
 export type { DnsEvent, DnsRecord } from '../protocols/dns/event';
 export type { HttpEvent, HttpMessageFields } from '../protocols/http/event';
 export type { IcmpEvent, IcmpMessage } from '../protocols/icmp/event';
+export type { RedisEvent } from '../protocols/redis/event';
 
 export interface Vlan {
   id: string;

@@ -2,6 +2,7 @@ import type { Protocol } from './analyzer';
 import { dns } from './dns';
 import { http } from './http';
 import { icmp } from './icmp';
+import { redis } from './redis';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp];
+export const protocols: readonly Protocol[] = [http, dns, icmp, redis];
