@@ -86,6 +86,8 @@ export class RespParser {
   private secretsLeft = 0;
   /** the command, when it is one that carries secrets */
   private cmd = '';
+  /** this client has sent inline commands: after loss, one may start a chunk */
+  private inline = false;
   private segStart = 0;
 
   constructor(
@@ -588,6 +590,7 @@ export class RespParser {
     }
     m.type = 0;
     m.count = words.length;
+    this.inline = true;
     const cmd = words[0].toUpperCase();
     let secrets = 0;
     for (let i = 0; i < words.length; i++) {
@@ -611,9 +614,10 @@ export class RespParser {
 
   /**
    * Client side, after loss: the next command start from pos on. A candidate is a
-   * line start that reads `*N\r\n$` (or, at a chunk's start, a word followed by a
-   * space or line end: an inline command). Returns its position, or -1 when the
-   * chunk has none (a candidate cut by the chunk's end is kept for the next one).
+   * line start that reads `*N\r\n$` (or, at a chunk's start on a connection that has
+   * sent inline commands, a word followed by a space or line end: the tail of a value
+   * looks like one too). Returns its position, or -1 when the chunk has none (a
+   * candidate cut by the chunk's end is kept for the next one).
    */
   private scan(b: Buffer, pos: number, end: number, atChunkStart: boolean, sec: number, nsec: number): number {
     if (this.scanTail !== null) {
@@ -625,7 +629,11 @@ export class RespParser {
         this.feed(t, 0, t.length, sec, nsec);
         return pos;
       }
-    } else if (atChunkStart && (commandStart(b, pos, end) === 1 || inlineStart(b, pos, end))) {
+    } else if (atChunkStart && (commandStart(b, pos, end) === 1 || (this.inline && inlineStart(b, pos, end)))) {
+      this.state = S_LINE;
+      return pos;
+    } else if (!atChunkStart && pos > 0 && b[pos - 1] === LF && commandStart(b, pos, end) === 1) {
+      // where a line that was not RESP ended
       this.state = S_LINE;
       return pos;
     }
