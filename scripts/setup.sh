@@ -21,6 +21,8 @@ packages+=(mariadb-server mariadb-client)
 packages+=(memcached libmemcached-tools)
 # zstd: test/gen/mongodb.ts compresses an OP_COMPRESSED payload with it
 packages+=(zstd)
+# Redis fixtures, live test and benchmark: redis-server, redis-cli and redis-benchmark
+packages+=(redis-server redis-tools)
 # the Kafka broker the tests use runs on Java, fetched with Maven
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)

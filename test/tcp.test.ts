@@ -82,6 +82,17 @@ describe('TCP reorderer', { timeout: 600_000 }, () => {
     assert.ok(items.findIndex((i) => i.kind === ItemKind.gap) < items.findIndex((i) => i.kind === ItemKind.close));
   });
 
+  it('delivers the acknowledged hole, and what waited behind it, before the payload of the packet that acknowledged it', () => {
+    // a reply acknowledges its request: an analyzer must see the request (or its loss) first
+    const c = new TcpConv(ends);
+    const pk = [...c.handshake(), c.seg(0, F.ACK, b('req1'))];
+    c.seg(0, F.ACK, b('LOST'));
+    pk.push(c.seg(0, F.ACK, b('req3')), c.seg(1, F.ACK, b('rep1rep2rep3')));
+    const { items } = run(pk);
+    const order = items.filter((i) => i.kind === ItemKind.data || i.kind === ItemKind.gap).map((i) => (i.kind === ItemKind.gap ? `${i.side}:gap` : `${i.side}:${i.buf!.toString('latin1', i.off, i.off + i.len)}`));
+    assert.deepEqual(order, ['0:req1', '0:gap', '0:req3', '1:rep1rep2rep3']);
+  });
+
   it('gives up on a hole past the per-direction byte cap, and counts it', () => {
     const c = new TcpConv(ends);
     const pk = [...c.handshake().slice(0, 1)];

@@ -6,6 +6,7 @@ import type { PgsqlEvent } from '../protocols/pgsql/event';
 import type { MysqlEvent } from '../protocols/mysql/event';
 import type { MemcacheEvent } from '../protocols/memcache/event';
 import type { MongodbEvent } from '../protocols/mongodb/event';
+import type { RedisEvent } from '../protocols/redis/event';
 
 /**
  * The events pktflow emits, typed for pipeline authors: a union discriminated by
@@ -18,7 +19,7 @@ import type { MongodbEvent } from '../protocols/mongodb/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
 /** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -30,6 +31,7 @@ export type { PgsqlEvent } from '../protocols/pgsql/event';
 export type { MysqlEvent } from '../protocols/mysql/event';
 export type { MemcacheEvent, MemcacheRequest, MemcacheResponse } from '../protocols/memcache/event';
 export type { MongodbEvent } from '../protocols/mongodb/event';
+export type { RedisEvent } from '../protocols/redis/event';
 
 export interface Vlan {
   id: string;

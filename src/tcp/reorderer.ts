@@ -254,20 +254,13 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       hs.seqKnown = true;
     }
     if (ack) {
-      // the peer acknowledged bytes we never saw: they will not be sent again. The peer's
-      // bytes go first: this segment answers them (a response after its request)
+      // the peer acknowledged bytes we never saw: they will not be sent again. Before this
+      // packet's own bytes: they were sent after the acknowledged ones (a reply after its request)
       const peer = c.half[1 - side];
       if (peer.ooo.length > 0 && peer.seqKnown && seqAfter(p.ack, peer.nextSeq)) this.forceGap(c, 1 - side, p.ack, 'acked_unseen');
     }
     const len = p.payloadLen + p.payloadMissing;
     if ((flags & TCP_FIN) !== 0 && hs.finSeq < 0) hs.finSeq = (seq + len) >>> 0;
-    if (ack) {
-      // the peer acknowledged bytes we never saw: they will not be sent again. Their gap, and the
-      // peer's bytes held behind it, go first: the peer sent them before this segment (a request
-      // before its answer)
-      const peer = c.half[1 - side];
-      if (peer.ooo.length > 0 && peer.seqKnown && seqAfter(p.ack, peer.nextSeq)) this.forceGap(c, 1 - side, p.ack, 'acked_unseen');
-    }
     if (len > 0) this.segment(c, side, hs, seq, p);
     this.checkFin(hs);
     if (this.holeSec > 0) {
