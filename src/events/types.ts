@@ -1,4 +1,5 @@
 import type { Stats } from '../core/stage';
+import type { CassandraEvent } from '../protocols/cassandra/event';
 import type { DnsEvent } from '../protocols/dns/event';
 import type { HttpEvent } from '../protocols/http/event';
 import type { IcmpEvent } from '../protocols/icmp/event';
@@ -14,7 +15,7 @@ import type { IcmpEvent } from '../protocols/icmp/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | FlowEvent | AnomalyEvent | StatsEvent | CassandraEvent;
 
 /** `http`, `dns`, `icmp`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -22,6 +23,7 @@ export type EventType = Event['type'];
 export type { DnsEvent, DnsRecord } from '../protocols/dns/event';
 export type { HttpEvent, HttpMessageFields } from '../protocols/http/event';
 export type { IcmpEvent, IcmpMessage } from '../protocols/icmp/event';
+export type { CassandraEvent } from '../protocols/cassandra/event';
 
 export interface Vlan {
   id: string;

@@ -215,15 +215,17 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
       hs.nextSeq = seq;
       hs.seqKnown = true;
     }
+    if (ack) {
+      // the peer acknowledged bytes we never saw: they will not be sent again. Before this
+      // segment's own bytes: what it acknowledges was sent before it (a response after its
+      // request, whose middle was lost)
+      const peer = c.half[1 - side];
+      if (peer.ooo.length > 0 && peer.seqKnown && seqAfter(p.ack, peer.nextSeq)) this.forceGap(c, 1 - side, p.ack, 'acked_unseen');
+    }
     const len = p.payloadLen + p.payloadMissing;
     if ((flags & TCP_FIN) !== 0 && hs.finSeq < 0) hs.finSeq = (seq + len) >>> 0;
     if (len > 0) this.segment(c, side, hs, seq, p);
     this.checkFin(hs);
-    if (ack) {
-      // the peer acknowledged bytes we never saw: they will not be sent again
-      const peer = c.half[1 - side];
-      if (peer.ooo.length > 0 && peer.seqKnown && seqAfter(p.ack, peer.nextSeq)) this.forceGap(c, 1 - side, p.ack, 'acked_unseen');
-    }
     if (this.holeSec > 0) {
       for (let s = 0; s < 2; s++) {
         const q = c.half[s];
