@@ -6,7 +6,7 @@
  * calls ensure(), which rebuilds first whenever a source (or the installed packages)
  * is newer than the bundle, so a stale build never runs.
  *
- * Left out of the bundle, loaded from node_modules when used: cap and snappy (native addons),
+ * Left out of the bundle, loaded from node_modules when used: cap (a native addon),
  * kafkajs (only Kafka commands load it), typescript and tsx (only `pktflow run`).
  *   node scripts/build.js          build now
  */
@@ -16,7 +16,7 @@ const path = require('node:path');
 const ROOT = path.join(__dirname, '..');
 const OUT = path.join(ROOT, 'dist', 'pktflow.js');
 const ENTRY = path.join(ROOT, 'src', 'cli', 'main.ts');
-const EXTERNAL = ['cap', 'snappy', 'kafkajs', 'typescript', 'tsx', 'tsx/*', 'esbuild'];
+const EXTERNAL = ['cap', 'kafkajs', 'typescript', 'tsx', 'tsx/*', 'esbuild'];
 
 function options() {
   return {

@@ -61,8 +61,10 @@ function declaredEvents(): Map<string, Node> {
         const own = kinds.filter((k) => ![...named.values()].some((f) => f.kind === k) || kinds.length === 1);
         return { kind: 'object', optional: false, fields: named, values: own.length === 1 ? own[0] : kinds.join('|') };
       }
-      // the values' own fields are not followed: the counters of a stats event nest as deep as a stage likes
-      return { kind: 'object', optional: false, values: index.type.flags & ts.TypeFlags.Object || index.type.isUnion() ? 'object' : kindOf(index.type, `${where}.*`).kind };
+      // the values' own fields are not followed: the counters of a stats event nest as deep as a stage likes;
+      // lists are values of their own kind (string[])
+      const list = checker.isArrayType(index.type);
+      return { kind: 'object', optional: false, values: !list && (index.type.flags & ts.TypeFlags.Object || index.type.isUnion()) ? 'object' : kindOf(index.type, `${where}.*`).kind };
     }
     throw new Error(`${where}: a type the document has no word for: ${checker.typeToString(t)}`);
   };

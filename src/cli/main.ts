@@ -28,7 +28,8 @@ const COMMON_RUN_HELP = `  -w, --write <file.pcap>    also write the raw frames,
 
 const PROTOCOL_NAMES = registry.map((p) => p.name);
 
-/** each registered protocol with its default ports, for the help texts */
+/** each registered protocol with its default ports, for the help texts (names in a column as wide as the longest) */
+const NAME_WIDTH = Math.max(...registry.map((p) => p.name.length)) + 2;
 const PROTOCOLS_HELP = `Protocols and their default ports:
 ${registry
   .map((p) => {
@@ -37,7 +38,7 @@ ${registry
       p.udpPorts.length > 0 ? `udp ${p.udpPorts.join(',')}` : '',
       p.ipProtocols !== undefined ? `IP protocols ${p.ipProtocols.join(',')}` : '',
     ];
-    return `  ${p.name.padEnd(Math.max(...registry.map((q) => q.name.length)) + 2)}${ports.filter((x) => x !== '').join('  ')}`;
+    return `  ${p.name.padEnd(NAME_WIDTH)}${ports.filter((x) => x !== '').join('  ')}`;
   })
   .join('\n')}`;
 

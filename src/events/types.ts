@@ -1,4 +1,5 @@
 import type { Stats } from '../core/stage';
+import type { CassandraEvent } from '../protocols/cassandra/event';
 import type { DnsEvent } from '../protocols/dns/event';
 import type { HttpEvent } from '../protocols/http/event';
 import type { IcmpEvent } from '../protocols/icmp/event';
@@ -19,7 +20,7 @@ import type { RedisEvent } from '../protocols/redis/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
 /** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -32,6 +33,7 @@ export type { MysqlEvent } from '../protocols/mysql/event';
 export type { MemcacheEvent, MemcacheRequest, MemcacheResponse } from '../protocols/memcache/event';
 export type { MongodbEvent } from '../protocols/mongodb/event';
 export type { RedisEvent } from '../protocols/redis/event';
+export type { CassandraEvent } from '../protocols/cassandra/event';
 
 export interface Vlan {
   id: string;

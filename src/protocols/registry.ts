@@ -1,4 +1,5 @@
 import type { Protocol } from './analyzer';
+import { cassandra } from './cassandra';
 import { dns } from './dns';
 import { http } from './http';
 import { icmp } from './icmp';
@@ -9,4 +10,4 @@ import { pgsql } from './pgsql';
 import { redis } from './redis';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis];
+export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra];

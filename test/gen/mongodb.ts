@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { BSON, Long, ObjectId, type Document } from 'bson';
-import { compressSync as snappyCompress } from 'snappy';
+import snappy from 'snappyjs';
 import { crc32c } from '../../src/protocols/mongodb/wire';
 import { ether, F, TcpConv, timed, type GenFrame, writePcap } from './packets';
 
@@ -99,7 +99,7 @@ function zstd(b: Buffer): Buffer {
   return execFileSync('zstd', ['-3', '-c', '-q', '--no-check'], { input: b });
 }
 
-export const COMPRESS: Record<number, (b: Buffer) => Buffer> = { 0: (b) => b, 1: (b) => snappyCompress(b), 2: (b) => deflateSync(b), 3: zstd };
+export const COMPRESS: Record<number, (b: Buffer) => Buffer> = { 0: (b) => b, 1: (b) => Buffer.from(snappy.compress(b)), 2: (b) => deflateSync(b), 3: zstd };
 
 /** OP_COMPRESSED around a whole message (its header's ids are kept, its opcode becomes originalOpcode) */
 export function opCompressed(msg: Buffer, compressorId: number, data?: Buffer): Buffer {

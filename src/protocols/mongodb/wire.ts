@@ -11,6 +11,7 @@
  */
 import { inflateSync } from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
+import snappy from 'snappyjs';
 import type { Document } from 'bson';
 import {
   BsonType, checkDocument, countElements, cstringEnd, decode, decodeChecked, docLength, eachDocument, FieldRef, findField, firstField, int64String, numberValue, stringValue, toJson,
@@ -734,8 +735,8 @@ function inflate(id: number, data: Buffer, size: number): Buffer {
     case 1: {
       // the snappy block starts with the uncompressed length: refuse before allocating
       if (snappyLength(data) !== size) throw new Error('snappy length');
-      // a native addon, loaded by the first snappy-compressed message (the bundle leaves it out)
-      return (require('snappy') as typeof import('snappy')).uncompressSync(data, { asBuffer: true }) as Buffer;
+      const out = snappy.uncompress(data, size);
+      return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
     }
     case 2:
       return inflateSync(data, { maxOutputLength: Math.max(size, 1) });

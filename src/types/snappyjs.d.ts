@@ -1,0 +1,8 @@
+/** snappyjs 0.7: raw Snappy blocks (the package ships no types). */
+declare module 'snappyjs' {
+  /** throws on a damaged block, or one whose declared size is over maxLength */
+  export function uncompress(compressed: Uint8Array, maxLength?: number): Uint8Array;
+  export function compress(uncompressed: Uint8Array): Uint8Array;
+  const snappy: { uncompress: typeof uncompress; compress: typeof compress };
+  export default snappy;
+}
