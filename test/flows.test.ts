@@ -129,5 +129,16 @@ describe('flow fields', { timeout: 600_000 }, () => {
     // port unreachable the namespace answered the recording's closing datagram with
     assert.equal(v4.network.packets, 10 * 6 + 2 * 2 + 1);
     assert.equal((r.stats.decode as any).defrag.reassembled, 10 * 2 + 5 * 2);
+    // the ICMP events of the reassembled pings count their data as packetbeat does: all 3,000 bytes, not the first fragment's
+    const pings = r.events.filter((e) => e.type === 'icmp' && e.source.ip === '10.201.0.1').map(x);
+    assert.deepEqual(
+      pings.map((e) => [e.source.bytes, e.destination.bytes]).filter(([s]) => s > 100),
+      Array.from({ length: 10 }, () => [3000, 3000]),
+    );
+    if (spawnSync('bash', ['-c', 'command -v tshark']).status === 0) {
+      const data = execFileSync('tshark', ['-r', file, '-Y', 'icmp.type == 8 && ip.src == 10.201.0.1', '-T', 'fields', '-e', 'data.len'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').map(Number);
+      // tshark reads the first 8 bytes of ping's data as its timestamp, and counts the rest as data
+      assert.deepEqual(pings.map((e) => e.source.bytes).sort(), data.map((n) => n + 8).sort(), "tshark's data length of each echo request");
+    }
   });
 });
