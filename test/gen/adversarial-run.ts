@@ -2,7 +2,7 @@
  * One adversarial scenario through the default stages (flows and anomalies as the
  * scenario asks) into NDJSON written to /dev/null, as `pktflow read ... > /dev/null`
  * runs it (with the CLI's V8 setting), in a process of its own so its peak RSS is its
- * own. Prints one JSON line: the scenario, frames, seconds, peak RSS (KiB) and the
+ * own. Prints one JSON line: the scenario, frames, seconds, CPU seconds, peak RSS (KiB) and the
  * final stats.
  *   node --import tsx test/gen/adversarial-run.ts SCENARIO [ci|full]
  */
@@ -13,15 +13,15 @@ import { eventStages } from '../../src/pipeline/presets';
 import { runPipeline } from '../../src/pipeline/runner';
 import { NdjsonSink } from '../../src/sinks/ndjson';
 import type { Event } from '../../src/events/types';
-import { adversarialSource, scenarios, type Scale } from './adversarial';
+import { adversarialSource, baselines, scenarios, type Scale } from './adversarial';
 
 const name = process.argv[2];
 const scale = (process.argv[3] ?? 'ci') as Scale;
-const scenario = scenarios[name];
+const scenario = scenarios[name] ?? baselines[name];
 // PKTFLOW_ADVERSARIAL_MONITOR=1: every scenario as a monitoring user runs it, flows and anomalies on
 const s = scenario !== undefined && process.env.PKTFLOW_ADVERSARIAL_MONITOR === '1' ? { ...scenario, stages: { ...scenario.stages, tcp: { flows: {} }, anomalies: true } } : scenario;
 if (s === undefined) {
-  process.stderr.write(`unknown scenario ${name} (known: ${Object.keys(scenarios).join(', ')})\n`);
+  process.stderr.write(`unknown scenario ${name} (known: ${[...Object.keys(scenarios), ...Object.keys(baselines)].join(', ')})\n`);
   process.exit(2);
 }
 // as bin/pktflow.js sets it
@@ -30,7 +30,8 @@ const started = Date.now();
 const sink = new NdjsonSink<Event>({ stream: createWriteStream('/dev/null') });
 runPipeline(definePipeline({ source: adversarialSource(s, scale), stages: [...eventStages(s.stages ?? {})], sink, options: { printStats: false } })).done.then(
   (r) => {
-    const out = { scenario: name, scale, frames: s.frames[scale], seconds: (Date.now() - started) / 1000, maxRssKiB: process.resourceUsage().maxRSS, error: r.error?.message ?? null, stats: r.stats };
+    const u = process.resourceUsage();
+    const out = { scenario: name, scale, frames: s.frames[scale], seconds: (Date.now() - started) / 1000, cpuSeconds: (u.userCPUTime + u.systemCPUTime) / 1e6, maxRssKiB: u.maxRSS, error: r.error?.message ?? null, stats: r.stats };
     process.stdout.write(JSON.stringify(out) + '\n');
   },
   (err: Error) => {

@@ -155,6 +155,26 @@ export const scenarios: Record<string, Scenario> = {
   },
 };
 
+/** a well-formed DNS response of the chain response's size: 120 A records, each named by one pointer to the question */
+function ordinaryResponse(id: number): Buffer {
+  const m = chainResponse(id);
+  for (let k = 0; k < 120; k++) m.writeUInt16BE(0xc00c, 19 + 16 * k);
+  return m;
+}
+
+/**
+ * Ordinary traffic of an adversarial scenario's shape, for its cost per packet to be
+ * compared (bench/adversarial.ts): not run by the adversarial suite, as no bound acts.
+ */
+export const baselines: Record<string, Scenario> = {
+  'dns-ordinary': {
+    about: 'the baseline of dns-pointer-loops: responses of the same sizes, well formed (a one-record answer, and 120 records named by a pointer to the question)',
+    frames: { ci: 20_000, full: 1_000_000 },
+    packet: (i) => ipv4('10.0.0.53', ip(i), 17, udp(53, 1024 + (i % 60000), i % 2 === 0 ? dnsMessage(i & 0xffff, 'loop.example', 1, true, ['10.0.0.1']) : ordinaryResponse(i & 0xffff))),
+    counter: 'analyze.protocols.dns.responses',
+  },
+};
+
 /** the scenario's frames, made batch by batch as the pipeline pulls */
 export function adversarialSource(s: Scenario, scale: Scale): Source {
   const n = s.frames[scale];
