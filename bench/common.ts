@@ -69,3 +69,42 @@ export const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.m
 export function machine(): string {
   return `${os.cpus()[0].model}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}`;
 }
+
+export interface VersusRow {
+  capture: string;
+  name: string;
+  frames: number;
+  bytes: number;
+  seconds: number;
+  spread: string;
+  cpuSeconds: number;
+  packetsPerSec: number;
+  packetsPerCpuSec: number;
+  peakRssMiB: number;
+  vsTshark: number;
+  vsTsharkCpu: number;
+}
+
+export const VERSUS_HEADER = '| capture | run | seconds (range) | CPU seconds | packets/s | packets per CPU second | peak RSS MiB | speed vs tshark (wall) | (CPU) |\n|---|---|---|---|---|---|---|---|---|';
+
+/**
+ * One capture read by pktflow's full pipeline and by tshark's dissector, `runs` times
+ * each in the same stretch: the medians, and the ratios to tshark by wall and by CPU
+ * time (CPU time is what a busy machine's queueing does not inflate). Prints the
+ * markdown rows (header: VERSUS_HEADER).
+ */
+export function versusTshark(capture: string, file: string, pktflow: string, tshark: string, runs: number): VersusRow[] {
+  const info = execFileSync('capinfos', ['-c', '-M', file], { encoding: 'utf8' });
+  const frames = Number(/(\d+)/.exec(info.split('\n').find((l) => l.includes('Number of packets'))!)![1]);
+  const bytes = statSync(file).size;
+  const results = [measure('pktflow full pipeline → /dev/null', pktflow, { runs }), measure(`tshark ${tshark.split(' -Y ')[1]?.split(' ')[0] ?? ''}`.trim(), tshark, { runs })];
+  const theirs = median(results[1].seconds);
+  const theirsCpu = median(results[1].cpu);
+  return results.map((r) => {
+    const s = median(r.seconds);
+    const cpu = median(r.cpu);
+    const row: VersusRow = { capture, name: r.name, frames, bytes, seconds: s, spread: range(r.seconds), cpuSeconds: cpu, packetsPerSec: Math.round(frames / s), packetsPerCpuSec: Math.round(frames / cpu), peakRssMiB: +(median(r.rssKiB) / 1024).toFixed(0), vsTshark: +(theirs / s).toFixed(2), vsTsharkCpu: +(theirsCpu / cpu).toFixed(2) };
+    console.log(`| ${capture}: ${frames.toLocaleString('en')} packets, ${(bytes / 1e6).toFixed(1)} MB | ${r.name} | ${s.toFixed(2)} (${row.spread}) | ${cpu.toFixed(2)} | ${row.packetsPerSec.toLocaleString('en')} | ${row.packetsPerCpuSec.toLocaleString('en')} | ${row.peakRssMiB} | ${row.vsTshark}x | ${row.vsTsharkCpu}x |`);
+    return row;
+  });
+}
