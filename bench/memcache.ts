@@ -11,13 +11,13 @@
  * Results go to stdout (markdown) and bench/out/memcache.json.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { recordLoopback } from '../test/capture';
 import { startMemcached } from '../test/memcached';
 import { freePort } from '../test/net';
-import { flag, machine as host, measure, median, range, ROOT } from './common';
+import { flag, machine as host, ROOT, VERSUS_HEADER, versusTshark, type VersusRow } from './common';
 
 const runs = Number(flag('--runs', '5'));
 const ops = Number(flag('--ops', '100000'));
@@ -52,31 +52,14 @@ async function captures(): Promise<{ name: string; file: string; port: number }[
 }
 
 async function main(): Promise<void> {
-  const node = process.execPath;
   const machine = `${host()}, ${execFileSync('tshark', ['--version'], { encoding: 'utf8' }).split('\n')[0]}, ${execFileSync('memcached', ['-V'], { encoding: 'utf8' }).trim()}`;
-  const report: unknown[] = [];
   console.log(`${machine}\nmedian of ${runs} runs (wall time includes start-up)\n`);
-  console.log('| capture | run | seconds (range) | CPU seconds | packets/s | packets per CPU second | peak RSS MiB | speed vs tshark (wall) | (CPU) |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log(VERSUS_HEADER);
+  const rows: VersusRow[] = [];
   for (const c of await captures()) {
-    const info = execFileSync('capinfos', ['-c', '-M', c.file], { encoding: 'utf8' });
-    const frames = Number(/(\d+)/.exec(info.split('\n').find((l) => l.includes('Number of packets'))!)![1]);
-    const bytes = statSync(c.file).size;
-    const results = [
-      measure('pktflow full pipeline → /dev/null', `${node} bin/pktflow.js read -q --protocols memcache --ports memcache=${c.port} ${c.file}`, { runs }),
-      measure('tshark -Y memcache -T fields', `tshark -r ${c.file} -d tcp.port==${c.port},memcache -Y memcache -T fields -e memcache.command -e memcache.response -e memcache.opcode -e memcache.status`, { runs }),
-    ];
-    const tshark = median(results[1].seconds);
-    const tsharkCpu = median(results[1].cpu);
-    for (const r of results) {
-      const s = median(r.seconds);
-      const cpu = median(r.cpu);
-      const row = { capture: c.name, name: r.name, frames, bytes, seconds: s, spread: range(r.seconds), cpuSeconds: cpu, packetsPerSec: Math.round(frames / s), packetsPerCpuSec: Math.round(frames / cpu), peakRssMiB: +(median(r.rssKiB) / 1024).toFixed(0), vsTshark: +(tshark / s).toFixed(2), vsTsharkCpu: +(tsharkCpu / cpu).toFixed(2) };
-      report.push(row);
-      console.log(`| ${c.name}: ${frames.toLocaleString('en')} packets, ${(bytes / 1e6).toFixed(1)} MB | ${r.name} | ${s.toFixed(2)} (${row.spread}) | ${cpu.toFixed(2)} | ${row.packetsPerSec.toLocaleString('en')} | ${row.packetsPerCpuSec.toLocaleString('en')} | ${row.peakRssMiB} | ${row.vsTshark}x | ${row.vsTsharkCpu}x |`);
-    }
+    rows.push(...versusTshark(c.name, c.file, `${process.execPath} bin/pktflow.js read -q --protocols memcache --ports memcache=${c.port} ${c.file}`, `tshark -r ${c.file} -d tcp.port==${c.port},memcache -Y memcache -T fields -e memcache.command -e memcache.response -e memcache.opcode -e memcache.status`, runs));
   }
-  writeFileSync(path.join(dir, 'memcache.json'), JSON.stringify({ date: new Date().toISOString(), machine, runs, rows: report }, null, 2) + '\n');
+  writeFileSync(path.join(dir, 'memcache.json'), JSON.stringify({ date: new Date().toISOString(), machine, runs, rows }, null, 2) + '\n');
 }
 
 main().catch((err) => {
