@@ -20,3 +20,20 @@ export class ReasonCounter {
     return out;
   }
 }
+
+/**
+ * What every transaction analyzer counts, for the accounting its stats show:
+ * `started = transactions (emitted) + dropped + pending` (pending 0 at the end of a run).
+ * Each protocol's counters extend it with their own.
+ */
+export class TransactionCounters {
+  started = 0;
+  readonly dropped = new ReasonCounter();
+  transactions = 0;
+  /** transactions waiting over all connections */
+  pending = 0;
+  /** transactions with bytes lost to the capture */
+  partial = 0;
+  readonly unmatched = new ReasonCounter();
+  readonly violations = new ReasonCounter();
+}

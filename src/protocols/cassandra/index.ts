@@ -6,7 +6,7 @@
  * them (`cassandra.request.*`, `cassandra.response.*`), with what it leaves out
  * filled in: prepared statements' text on EXECUTE and BATCH, consistency levels, v5.
  */
-import { ReasonCounter } from '../../core/counters';
+import { ReasonCounter, TransactionCounters } from '../../core/counters';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
 import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
@@ -61,18 +61,10 @@ export const CASSANDRA_DEFAULTS: CassandraOptions = {
   maxPreparedStatements: 4096,
 };
 
-/** started = transactions (emitted) + dropped + pending */
-class Counters {
-  started = 0;
-  readonly dropped = new ReasonCounter();
-  pending = 0;
+class Counters extends TransactionCounters {
   requests = 0;
   responses = 0;
   pushed = 0;
-  transactions = 0;
-  partial = 0;
-  readonly unmatched = new ReasonCounter();
-  readonly violations = new ReasonCounter();
   readonly unreadable = new ReasonCounter();
   readonly compressed = new ReasonCounter();
 }

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { ReasonCounter } from '../../core/counters';
+import { ReasonCounter, TransactionCounters } from '../../core/counters';
 import { isoTime } from '../../core/frame';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
@@ -64,19 +64,10 @@ export const HTTP_DEFAULTS: HttpOptions = {
   transactionTimeoutSec: 10,
 };
 
-/** started = transactions (emitted) + dropped + waiting (0 at the end of a run) */
-class HttpCounters {
-  started = 0;
-  readonly dropped = new ReasonCounter();
+class HttpCounters extends TransactionCounters {
   requests = 0;
   responses = 0;
-  transactions = 0;
-  /** requests waiting over all connections */
-  pending = 0;
   interim = 0;
-  readonly unmatched = new ReasonCounter();
-  readonly violations = new ReasonCounter();
-  partial = 0;
   /** messages whose kept text (body.content, `request`/`response`) was cut at maxBodyBytes or maxMessageSize */
   truncated = 0;
 }

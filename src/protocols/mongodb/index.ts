@@ -1,4 +1,4 @@
-import { ReasonCounter } from '../../core/counters';
+import { ReasonCounter, TransactionCounters } from '../../core/counters';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
 import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE, type EventObject } from '../../events/transaction';
@@ -42,17 +42,9 @@ export const MONGODB_DEFAULTS: MongodbOptions = {
   transactionTimeoutSec: 10,
 };
 
-/** started = transactions (emitted) + dropped + pending (0 at the end of a run) */
-class MongoCounters {
-  started = 0;
-  readonly dropped = new ReasonCounter();
-  pending = 0;
+class MongoCounters extends TransactionCounters {
   requests = 0;
   responses = 0;
-  transactions = 0;
-  partial = 0;
-  readonly unmatched = new ReasonCounter();
-  readonly violations = new ReasonCounter();
   readonly notDecoded = new ReasonCounter();
   readonly compressed = new ReasonCounter();
 }

@@ -1,4 +1,4 @@
-import { ReasonCounter } from '../../core/counters';
+import { ReasonCounter, TransactionCounters } from '../../core/counters';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
 import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
@@ -109,19 +109,11 @@ const P_INIT = 0; // nothing seen yet
 const P_COMMAND = 1;
 const P_STOPPED = 2; // TLS, a replication stream, or an unknown compression: nothing more is read
 
-/** started = transactions (emitted) + dropped + waiting (0 at the end of a run) */
-class MysqlCounters {
-  started = 0;
-  readonly dropped = new ReasonCounter();
+class MysqlCounters extends TransactionCounters {
   requests = 0;
   responses = 0;
-  transactions = 0;
-  pending = 0;
-  partial = 0;
   /** messages longer than maxMessageBytes: read from their first bytes */
   cut = 0;
-  readonly unmatched = new ReasonCounter();
-  readonly violations = new ReasonCounter();
   readonly connections = new ReasonCounter();
   readonly statementsDropped = new ReasonCounter();
   statementBytes = 0;

@@ -1,4 +1,4 @@
-import { ReasonCounter } from '../../core/counters';
+import { ReasonCounter, TransactionCounters } from '../../core/counters';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
 import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
@@ -46,16 +46,10 @@ export const PGSQL_DEFAULTS: PgsqlOptions = {
 /** statements of one Query kept (a longer script's further results have no text) */
 const MAX_STATEMENTS = 1024;
 
-/** started = transactions (emitted) + dropped + pending */
-class PgCounters {
-  started = 0;
-  readonly dropped = new ReasonCounter();
-  transactions = 0;
-  pending = 0;
+class PgCounters extends TransactionCounters {
   queries = 0;
   executes = 0;
   results = 0;
-  partial = 0;
   startups = 0;
   startupErrors = 0;
   sslRequests = 0;
@@ -70,8 +64,6 @@ class PgCounters {
   skippedMessages = 0;
   statementBytes = 0;
   readonly statementsForgotten = new ReasonCounter();
-  readonly unmatched = new ReasonCounter();
-  readonly violations = new ReasonCounter();
 }
 
 /** a prepared statement (or a simple query's statement) as the client sent it */

@@ -1,4 +1,4 @@
-import { ReasonCounter } from '../../core/counters';
+import { ReasonCounter, TransactionCounters } from '../../core/counters';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
 import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
@@ -37,13 +37,8 @@ export const REDIS_DEFAULTS: RedisOptions = {
   transactionTimeoutSec: 10,
 };
 
-/** started = transactions (emitted) + dropped + pending (0 at the end of a run) */
-class RedisCounters {
-  started = 0;
-  readonly dropped = new ReasonCounter();
-  transactions = 0;
-  /** commands waiting for replies over all connections, and their `query` bytes */
-  pending = 0;
+class RedisCounters extends TransactionCounters {
+  /** the `query` bytes of the commands waiting for replies over all connections */
   pendingBytes = 0;
   commands = 0;
   replies = 0;
@@ -53,11 +48,8 @@ class RedisCounters {
   noReply = 0;
   /** replies that came after their command was emitted unanswered (timeout, limits): consumed to stay in step */
   lateReplies = 0;
-  partial = 0;
   /** where a stream lost its place: packet loss, unparseable bytes */
   readonly lost = new ReasonCounter();
-  readonly unmatched = new ReasonCounter();
-  readonly violations = new ReasonCounter();
   /** connections whose replication stream (SYNC, PSYNC) is not analysed */
   replication = 0;
 }
