@@ -410,6 +410,14 @@ describe('Redis analyzer', { timeout: 600_000 }, () => {
     assert.deepEqual(r.stats().lost, { response_gap: 1 });
   });
 
+  it('a container command cut by loss after its first word is named by that word (found by the fuzz suite)', () => {
+    const r = conn();
+    r.send(0, '*3\r\n$6\r\nCONFIG\r\n$3\r\nG');
+    r.a.gap(0, 20, 1000, 1);
+    r.done();
+    assert.deepEqual(r.events.map((e) => [e.method, e.notes]), [['CONFIG', ['request cut by packet loss']]]);
+  });
+
   it('commands lost to a gap: the replies of those before still pair, those after are not guessed', () => {
     const r = conn();
     r.send(0, cmd('GET', 'a') + cmd('GET', 'b'));

@@ -46,7 +46,7 @@ export interface Named {
 export function nameCommand(args: string[], count: number): Named {
   let method = args[0].toUpperCase();
   let key = 1;
-  if (CONTAINERS.has(method) && count >= 2) {
+  if (CONTAINERS.has(method) && args.length >= 2) {
     method = `${method} ${args[1].toUpperCase()}`;
     key = 2;
   } else if (SCRIPTS.has(method)) {
