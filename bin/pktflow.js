@@ -8,6 +8,7 @@ require('node:v8').setFlagsFromString('--heap-growing-percent=100');
 
 const args = process.argv.slice(2);
 let cli;
+let saveCache = () => {};
 if (args[0] === 'run' || process.env.PKTFLOW_FROM_SOURCE) {
   // A pipeline file is TypeScript that imports pktflow's sources: they are loaded through
   // tsx too (compiled on load, cached), so the pipeline and the runner share every module.
@@ -19,10 +20,11 @@ if (args[0] === 'run' || process.env.PKTFLOW_FROM_SOURCE) {
   cli = require('../src/cli/main.ts');
 } else {
   // every other command runs the compiled bundle, rebuilt first if a source is newer
-  cli = require(require('../scripts/build.js').ensure());
+  ({ cli, saveCache } = require('../scripts/build.js').load());
 }
 
 cli.main(args).then((code) => {
+  saveCache();
   // cap crashes if a handle whose capture failed is ever collected, and after a failure a
   // client library may go on retrying in the background (kafkajs): leave at once then.
   // What was written to stdout is out already (pipes and files are written synchronously).

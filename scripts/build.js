@@ -4,7 +4,8 @@
  * already brings) into dist/pktflow.js, so a start loads one file instead of
  * compiling TypeScript. `npm run build` and scripts/setup.sh build it; bin/pktflow.js
  * calls ensure(), which rebuilds first whenever a source (or the installed packages)
- * is newer than the bundle, so a stale build never runs.
+ * is newer than the bundle, so a stale build never runs. load() runs it with V8's code
+ * cache (dist/pktflow.cache, written by the first run after a build).
  *
  * Left out of the bundle, loaded from node_modules when used: cap (a native addon),
  * kafkajs (only Kafka commands load it), typescript and tsx (only `pktflow run`).
@@ -42,13 +43,22 @@ function bundle() {
   return r.outputFiles[0].text;
 }
 
-/** write the bundle: to a file of its own first, so a concurrent start never reads half of one */
+/** V8's code cache of the bundle: compiling 1 MB of JavaScript is a third of a short run's start */
+const CACHE = path.join(ROOT, 'dist', 'pktflow.cache');
+
+/** write a file through a file of its own first, so a concurrent start never reads half of one */
+function writeAtomic(file, data) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+}
+
+/** write the bundle (its code cache, made from the old one, goes) */
 function build() {
   const text = bundle();
   fs.mkdirSync(path.dirname(OUT), { recursive: true });
-  const tmp = `${OUT}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, OUT);
+  fs.rmSync(CACHE, { force: true });
+  writeAtomic(OUT, text);
   return OUT;
 }
 
@@ -85,7 +95,37 @@ function ensure() {
   return OUT;
 }
 
-module.exports = { build, bundle, ensure, newestSource, OUT };
+/**
+ * The bundle's exports, compiled with V8's code cache when there is one. `saveCache()`,
+ * called once the command is done, writes the cache if there was none (or V8 turned it
+ * down: another Node): it then holds the functions this run compiled. A cache that
+ * cannot be written (a read-only install) is done without.
+ */
+function load() {
+  const vm = require('node:vm');
+  const Module = require('node:module');
+  const file = ensure();
+  let cached;
+  try {
+    cached = fs.readFileSync(CACHE);
+  } catch {
+    // none yet
+  }
+  const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData: cached });
+  const mod = { exports: {} };
+  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+  const saveCache = () => {
+    if (cached !== undefined && !script.cachedDataRejected) return;
+    try {
+      writeAtomic(CACHE, script.createCachedData());
+    } catch {
+      // not writable: every start compiles
+    }
+  };
+  return { cli: mod.exports, saveCache };
+}
+
+module.exports = { build, bundle, ensure, load, newestSource, OUT, CACHE };
 
 if (require.main === module) {
   build();

@@ -3,11 +3,11 @@
  * never be stale. bin/pktflow.js rebuilds it whenever a source is newer.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { cli } from './helpers';
 
-const build = require('../scripts/build.js') as { ensure(): string; bundle(): string; newestSource(): number; OUT: string };
+const build = require('../scripts/build.js') as { ensure(): string; bundle(): string; newestSource(): number; OUT: string; CACHE: string };
 
 describe('the compiled commands', { timeout: 600_000 }, () => {
   it('are what the sources compile to now', () => {
@@ -24,6 +24,11 @@ describe('the compiled commands', { timeout: 600_000 }, () => {
     assert.equal(r.code, 0);
     assert.ok(statSync(build.OUT).mtimeMs >= build.newestSource(), 'rebuilt before it ran');
     assert.equal(readFileSync(build.OUT, 'utf8'), build.bundle());
+    // the rebuild dropped the old bundle's code cache; the run that followed wrote the new one's
+    assert.ok(existsSync(build.CACHE), 'the code cache written by the first run after the build');
+    assert.ok(statSync(build.CACHE).mtimeMs >= statSync(build.OUT).mtimeMs);
+    const again = await cli(['--version']);
+    assert.equal(again.stdout, r.stdout);
   });
 
   it('give the same events as the TypeScript sources', async () => {
