@@ -29,7 +29,8 @@ async function main(): Promise<void> {
     const server = await startRedis(port);
     try {
       // each command's requests, not the LRANGE_* variants (replies of 100-600 elements): a mix of small commands
-      await recordLoopback({ filter: `tcp port ${port}`, file }, async () => {
+      // unthrottled redis-benchmark outruns tcpdump's default ring: 4,096 frame slots
+      await recordLoopback({ filter: `tcp port ${port}`, file, bufferKiB: 1 << 20 }, async () => {
         await promisify(execFile)('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-c', '16', '-n', String(Math.round(Number(requests) / 15)), '-q', '-t', 'ping,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset']);
       });
     } finally {

@@ -28,6 +28,26 @@ export interface AnalyzeOptions {
 /** content probing looks at this many payload chunks before giving up (Zeek looks at 100 packets / 1 KiB) */
 const PROBE_CHUNKS = 4;
 
+/**
+ * What a connection's chunks looked at before its protocol was known may hold, to be
+ * handed to the analyzer once it is chosen (a client's first command that only the
+ * server's answer shows to be Redis): per connection and over all of them. A chunk
+ * beyond either is handed on as a gap of its length.
+ */
+const PROBE_HOLD_BYTES = 16 * 1024;
+const PROBE_HOLD_TOTAL = 16 * 1024 * 1024;
+
+/** a chunk (or a gap: buf null) seen while the connection's protocol was looked for */
+class Held {
+  constructor(
+    readonly side: number,
+    readonly buf: Buffer | null,
+    readonly len: number,
+    readonly tsSec: number,
+    readonly tsNsec: number,
+  ) {}
+}
+
 /** UDP flows on unclaimed ports whose protocol is looked for by content (LRU beyond it) */
 const UDP_PROBE_FLOWS = 16_384;
 
@@ -46,6 +66,9 @@ class AppState {
   probed = 0;
   /** detection is over: an analyzer was chosen, or none fits */
   decided = false;
+  /** what the probes saw, in order, for the analyzer chosen later */
+  held: Held[] | null = null;
+  heldBytes = 0;
 }
 
 /**
@@ -66,6 +89,10 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   /** UDP flows on unclaimed ports, by canonical tuple, oldest first (a Map keeps insertion order) */
   private readonly udpFlows = new Map<string, UdpProbe>();
   private udpFlowsEvicted = 0;
+  /** bytes of probed chunks held over all connections, chunks handed to a chosen analyzer, chunks not held (bounds) */
+  private heldTotal = 0;
+  private probeReplayed = 0;
+  private probeNotHeld = 0;
   /** datagrams handed to each protocol because of a port, and because of a probe */
   private readonly udpByPort: number[] = [];
   private readonly udpByProbe: number[] = [];
@@ -145,12 +172,17 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
           if (st.analyzer !== null) st.analyzer.data(it.side, it.buf!, it.off, it.len, it.tsSec, it.tsNsec);
           break;
         }
-        case ItemKind.gap:
-          (it.conn!.app as AppState | undefined)?.analyzer?.gap(it.side, it.len, it.tsSec, it.tsNsec);
+        case ItemKind.gap: {
+          const st = it.conn!.app as AppState | undefined;
+          if (st?.analyzer) st.analyzer.gap(it.side, it.len, it.tsSec, it.tsNsec);
+          else if (st !== undefined && !st.decided) this.hold(st, it, false);
           break;
+        }
         case ItemKind.close: {
           const c = it.conn!;
-          (c.app as AppState | undefined)?.analyzer?.close(it.tsSec, it.tsNsec);
+          const st = c.app as AppState | undefined;
+          if (st !== undefined) this.release(st);
+          st?.analyzer?.close(it.tsSec, it.tsNsec);
           this.active.delete(c);
           c.app = undefined;
           break;
@@ -208,6 +240,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
     this.active.clear();
     for (const inst of this.instances) inst.datagrams?.discard();
     this.udpFlows.clear();
+    this.heldTotal = 0;
   }
 
   stats(): Stats {
@@ -228,6 +261,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       connections: this.connections.toJSON(),
       datagrams,
       udp_probe_flows: { tracked: this.udpFlows.size, evicted: this.udpFlowsEvicted },
+      tcp_probe_chunks: { held_bytes: this.heldTotal, replayed: this.probeReplayed, not_held: this.probeNotHeld },
       protocols,
     };
   }
@@ -302,16 +336,49 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       }
     }
     if (idx === 0) {
-      if (++st.probed < PROBE_CHUNKS && this.probers.length > 0) return;
+      if (++st.probed < PROBE_CHUNKS && this.probers.length > 0) {
+        this.hold(st, it, true);
+        return;
+      }
       this.connections.add('unrecognised');
       st.decided = true;
+      this.release(st);
       return;
     }
     const midStream = c.directionFrom !== DirectionFrom.syn && c.directionFrom !== DirectionFrom.synAck;
-    st.analyzer = this.instances[idx - 1].tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out: this, midStream });
+    const a = this.instances[idx - 1].tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out: this, midStream });
+    st.analyzer = a;
     st.decided = true;
     this.connections.add(`${this.names[idx - 1]}_by_${how}`);
     this.active.add(c);
+    // what the probes saw first, the other side's first bytes included
+    if (st.held !== null) {
+      this.heldTotal -= st.heldBytes;
+      for (const h of st.held) {
+        if (h.buf !== null) a.data(h.side, h.buf, 0, h.len, h.tsSec, h.tsNsec);
+        else a.gap(h.side, h.len, h.tsSec, h.tsNsec);
+      }
+      this.probeReplayed += st.held.length;
+      st.held = null;
+      st.heldBytes = 0;
+    }
+  }
+
+  /** keep a chunk (a copy: the item's buffer is the capture's) or a gap seen while probing; over the bounds, a gap */
+  private hold(st: AppState, it: StreamItem, data: boolean): void {
+    const keep = data && st.heldBytes + it.len <= PROBE_HOLD_BYTES && this.heldTotal + it.len <= PROBE_HOLD_TOTAL;
+    if (data && !keep) this.probeNotHeld++;
+    (st.held ??= []).push(new Held(it.side, keep ? Buffer.from(it.buf!.subarray(it.off, it.off + it.len)) : null, it.len, it.tsSec, it.tsNsec));
+    if (keep) {
+      st.heldBytes += it.len;
+      this.heldTotal += it.len;
+    }
+  }
+
+  private release(st: AppState): void {
+    this.heldTotal -= st.heldBytes;
+    st.held = null;
+    st.heldBytes = 0;
   }
 }
 
