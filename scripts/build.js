@@ -8,6 +8,8 @@
  * cache (dist/pktflow.cache, written by the first run after a build).
  *
  * Left out of the bundle, loaded from node_modules when used: cap (a native addon),
+ * pcap-parser (it calls `new Buffer()`, which Node reports as deprecated from code outside
+ * node_modules: every read of a file would print a warning),
  * kafkajs (only Kafka commands load it), typescript and tsx (only `pktflow run`).
  *   node scripts/build.js          build now
  */
@@ -17,7 +19,7 @@ const path = require('node:path');
 const ROOT = path.join(__dirname, '..');
 const OUT = path.join(ROOT, 'dist', 'pktflow.js');
 const ENTRY = path.join(ROOT, 'src', 'cli', 'main.ts');
-const EXTERNAL = ['cap', 'kafkajs', 'typescript', 'tsx', 'tsx/*', 'esbuild'];
+const EXTERNAL = ['cap', 'pcap-parser', 'kafkajs', 'typescript', 'tsx', 'tsx/*', 'esbuild'];
 
 function options() {
   return {
