@@ -88,6 +88,14 @@ function step<I, O>(stage: Stage<I, O>, batch: Batch<I>): Batch<O> | null {
   return stage.tick(sec, nsec);
 }
 
+/**
+ * What a stage's flush returns goes on in batches of at most this many items: a
+ * flush that closes every connection still held (65,536 by default) would otherwise
+ * send all their events down the chain at once, and every stage after it, the sink
+ * included, would hold them all together.
+ */
+export const FLUSH_BATCH = 1024;
+
 /** Lift a stage into an RxJS operator over batches. */
 export function toOperator<I, O>(stage: Stage<I, O>): OperatorFunction<Batch<I>, Batch<O>> {
   return (source) =>
@@ -114,7 +122,9 @@ export function toOperator<I, O>(stage: Stage<I, O>): OperatorFunction<Batch<I>,
             subscriber.error(named(stage, err));
             return;
           }
-          if (out.length > 0) subscriber.next(out);
+          if (out.length <= FLUSH_BATCH) {
+            if (out.length > 0) subscriber.next(out);
+          } else for (let i = 0; i < out.length && !subscriber.closed; i += FLUSH_BATCH) subscriber.next(out.slice(i, i + FLUSH_BATCH));
           subscriber.complete();
         },
       }),
@@ -146,7 +156,7 @@ export function toTransform<I, O>(stage: Stage<I, O>): Transform {
         callback(named(stage, err));
         return;
       }
-      if (out.length > 0) this.push(out);
+      for (let i = 0; i < out.length; i += FLUSH_BATCH) this.push(out.length <= FLUSH_BATCH ? out : out.slice(i, i + FLUSH_BATCH));
       callback();
     },
   });

@@ -6,7 +6,8 @@
  * final stats.
  *   node --import tsx test/gen/adversarial-run.ts SCENARIO [ci|full]
  */
-import { createWriteStream } from 'node:fs';
+import { openSync, writeSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { definePipeline } from '../../src/pipeline/define';
 import { eventStages } from '../../src/pipeline/presets';
@@ -27,7 +28,9 @@ if (s === undefined) {
 // as bin/pktflow.js sets it
 setFlagsFromString('--heap-growing-percent=100');
 const started = Date.now();
-const sink = new NdjsonSink<Event>({ stream: createWriteStream('/dev/null') });
+// written synchronously, as the CLI's stdout is when it is a file or /dev/null
+const devNull = openSync('/dev/null', 'w');
+const sink = new NdjsonSink<Event>({ stream: new Writable({ write: (chunk, _enc, cb) => (writeSync(devNull, chunk), cb()) }) });
 runPipeline(definePipeline({ source: adversarialSource(s, scale), stages: [...eventStages(s.stages ?? {})], sink, options: { printStats: false } })).done.then(
   (r) => {
     const u = process.resourceUsage();
