@@ -14,6 +14,8 @@
 # CASSANDRA_START_WAIT seconds (default 600), and ends as soon as CQL answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/service.sh
+. scripts/service.sh
 libs=$PWD/.cassandra/libs
 dir=${CASSANDRA_DIR:-$PWD/.cassandra/node}
 port=${CASSANDRA_PORT:-9042}
@@ -141,21 +143,8 @@ case "${1:-}" in
       -Dcassandra.superuser_setup_delay_ms=0 -Dcassandra.consistent.rangemovement=false \
       -cp "$libs/*" org.apache.cassandra.service.CassandraDaemon > "$dir/stdout.log" 2>&1 &
     echo $! > "$dir/cassandra.pid"
-    deadline=$(( $(date +%s) + ${CASSANDRA_START_WAIT:-600} ))
-    while [ "$(date +%s)" -lt "$deadline" ]; do
-      if answers; then echo "cassandra: running on 127.0.0.1:$port" >&2; exit 0; fi
-      kill -0 "$(cat "$dir/cassandra.pid")" 2>/dev/null || { echo "cassandra: the server exited; see $dir/system.log" >&2; tail -5 "$dir/stdout.log" >&2; exit 1; }
-      sleep 1
-    done
-    echo "cassandra: no answer on 127.0.0.1:$port after ${CASSANDRA_START_WAIT:-600} s" >&2; exit 1 ;;
-  stop)
-    if [ -f "$dir/cassandra.pid" ]; then
-      pid=$(cat "$dir/cassandra.pid")
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-      kill -9 "$pid" 2>/dev/null || true
-      rm -f "$dir/cassandra.pid"
-    fi ;;
+    service_wait cassandra "$dir/cassandra.pid" "${CASSANDRA_START_WAIT:-600}" 1 "the server exited; see $dir/system.log" "$dir/stdout.log" ;;
+  stop) service_stop "$dir/cassandra.pid" 60 1 ;;
   status) answers ;;
   *) echo "usage: scripts/cassandra.sh start|stop|status|fetch" >&2; exit 2 ;;
 esac

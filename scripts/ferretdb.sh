@@ -10,6 +10,8 @@
 # $TMPDIR named after the port) holds its SQLite files, log and pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/service.sh
+. scripts/service.sh
 version=v1.24.2
 cache=$PWD/.cache/ferretdb
 bin=$cache/ferretdb-$version
@@ -44,20 +46,9 @@ case "${1:-}" in
     nohup "$bin" --listen-addr="127.0.0.1:$port" --handler=sqlite --sqlite-url="file:$dir/data/" \
       --state-dir="$dir" --debug-addr=- --telemetry=disable --log-level=warn > "$dir/ferretdb.log" 2>&1 &
     echo $! > "$dir/ferretdb.pid"
-    deadline=$(( $(date +%s) + ${FERRETDB_START_WAIT:-120} ))
-    while [ "$(date +%s)" -lt "$deadline" ]; do
-      if answers; then exit 0; fi
-      kill -0 "$(cat "$dir/ferretdb.pid")" 2>/dev/null || { echo "ferretdb: exited; see $dir/ferretdb.log" >&2; tail -5 "$dir/ferretdb.log" >&2; exit 1; }
-      sleep 0.2
-    done
-    echo "ferretdb: no answer on 127.0.0.1:$port after ${FERRETDB_START_WAIT:-120} s" >&2; exit 1 ;;
+    service_wait ferretdb "$dir/ferretdb.pid" "${FERRETDB_START_WAIT:-120}" 0.2 "exited; see $dir/ferretdb.log" "$dir/ferretdb.log" quiet ;;
   stop)
-    if [ -f "$dir/ferretdb.pid" ]; then
-      pid=$(cat "$dir/ferretdb.pid")
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
+    service_stop "$dir/ferretdb.pid" 50 0.2
     rm -rf "$dir" ;;
   status) answers ;;
   *) echo "usage: scripts/ferretdb.sh build|start|stop|status" >&2; exit 2 ;;

@@ -9,6 +9,8 @@
 # broker (the restart tests start one) lives beside the first. The jars are shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/service.sh
+. scripts/service.sh
 libs=$PWD/.kafka/libs
 dir=${KAFKA_DIR:-$PWD/.kafka}
 port=${KAFKA_PORT:-9092}
@@ -61,21 +63,8 @@ case "${1:-}" in
     nohup java -Xms256m -Xmx512m -cp "$libs/*" -Dlog4j.configuration="file:$dir/log4j.properties" kafka.Kafka "$dir/server.properties" > "$dir/stdout.log" 2>&1 &
     echo $! > "$dir/broker.pid"
     # a busy machine starts a JVM slowly: wait up to KAFKA_START_WAIT seconds (default 300)
-    deadline=$(( $(date +%s) + ${KAFKA_START_WAIT:-300} ))
-    while [ "$(date +%s)" -lt "$deadline" ]; do
-      if answers; then echo "kafka: running on 127.0.0.1:$port" >&2; exit 0; fi
-      kill -0 "$(cat "$dir/broker.pid")" 2>/dev/null || { echo "kafka: the broker exited; see $dir/broker.log" >&2; tail -5 "$dir/stdout.log" >&2; exit 1; }
-      sleep 1
-    done
-    echo "kafka: no answer on 127.0.0.1:$port after ${KAFKA_START_WAIT:-300} s" >&2; exit 1 ;;
-  stop)
-    if [ -f "$dir/broker.pid" ]; then
-      pid=$(cat "$dir/broker.pid")
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-      kill -9 "$pid" 2>/dev/null || true
-      rm -f "$dir/broker.pid"
-    fi ;;
+    service_wait kafka "$dir/broker.pid" "${KAFKA_START_WAIT:-300}" 1 "the broker exited; see $dir/broker.log" "$dir/stdout.log" ;;
+  stop) service_stop "$dir/broker.pid" 30 1 ;;
   status) answers ;;
   *) echo "usage: scripts/kafka.sh start|stop|status|fetch" >&2; exit 2 ;;
 esac
