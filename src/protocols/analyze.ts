@@ -353,14 +353,12 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
     this.active.add(c);
     // what the probes saw first, the other side's first bytes included
     if (st.held !== null) {
-      this.heldTotal -= st.heldBytes;
       for (const h of st.held) {
         if (h.buf !== null) a.data(h.side, h.buf, 0, h.len, h.tsSec, h.tsNsec);
         else a.gap(h.side, h.len, h.tsSec, h.tsNsec);
       }
       this.probeReplayed += st.held.length;
-      st.held = null;
-      st.heldBytes = 0;
+      this.release(st);
     }
   }
 
