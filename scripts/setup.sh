@@ -23,6 +23,8 @@ packages+=(memcached libmemcached-tools)
 packages+=(zstd)
 # Redis fixtures, live test and benchmark: redis-server, redis-cli and redis-benchmark
 packages+=(redis-server redis-tools)
+# DHCPv4 fixtures and live test: real clients (busybox udhcpc; dhcping for NAK and INFORM) against dnsmasq in network namespaces (iproute2)
+packages+=(udhcpc dhcping iproute2)
 # the Kafka broker the tests use runs on Java, fetched with Maven
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)

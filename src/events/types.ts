@@ -1,6 +1,7 @@
 import type { Stats } from '../core/stage';
 import type { CassandraEvent } from '../protocols/cassandra/event';
 import type { DnsEvent } from '../protocols/dns/event';
+import type { Dhcpv4Event } from '../protocols/dhcpv4/event';
 import type { HttpEvent } from '../protocols/http/event';
 import type { IcmpEvent } from '../protocols/icmp/event';
 import type { PgsqlEvent } from '../protocols/pgsql/event';
@@ -20,7 +21,7 @@ import type { RedisEvent } from '../protocols/redis/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | Dhcpv4Event | FlowEvent | AnomalyEvent | StatsEvent;
 
 /** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -34,6 +35,7 @@ export type { MemcacheEvent, MemcacheRequest, MemcacheResponse } from '../protoc
 export type { MongodbEvent } from '../protocols/mongodb/event';
 export type { RedisEvent } from '../protocols/redis/event';
 export type { CassandraEvent } from '../protocols/cassandra/event';
+export type { Dhcpv4Event, Dhcpv4Options } from '../protocols/dhcpv4/event';
 
 export interface Vlan {
   id: string;

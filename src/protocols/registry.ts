@@ -1,5 +1,6 @@
 import type { Protocol } from './analyzer';
 import { cassandra } from './cassandra';
+import { dhcpv4 } from './dhcpv4';
 import { dns } from './dns';
 import { http } from './http';
 import { icmp } from './icmp';
@@ -10,4 +11,4 @@ import { pgsql } from './pgsql';
 import { redis } from './redis';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra];
+export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, dhcpv4];
