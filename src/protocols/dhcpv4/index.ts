@@ -37,6 +37,9 @@ const EXPECTS: Record<number, readonly number[]> = {
 /** server messages that answer nothing: FORCERENEW (RFC 3203) starts an exchange of its own */
 const UNSOLICITED = new Set<number>([T.forcerenew]);
 
+/** address pairs whose endpoints are kept (a few KiB each at most) */
+const ENDPOINT_CACHE = 1024;
+
 class Waiting {
   constructor(
     readonly m: DhcpMessage,
@@ -76,6 +79,12 @@ class Dhcpv4Analyzer implements DatagramAnalyzer {
   private readonly unmatched = new ReasonCounter();
   private readonly malformed = new ReasonCounter();
   private readonly violations = new ReasonCounter();
+  /**
+   * Endpoints by address pair and direction: DHCP has few (every client broadcasts from
+   * 0.0.0.0:68 to 255.255.255.255:67), and each costs a Community ID hash. Emptied
+   * when it reaches ENDPOINT_CACHE entries.
+   */
+  private readonly endpoints = new Map<string, Endpoints>();
 
   constructor(
     private readonly opts: Dhcpv4Options,
@@ -102,7 +111,7 @@ class Dhcpv4Analyzer implements DatagramAnalyzer {
     if (m.op === 1) {
       this.requests++;
       this.started++;
-      const ep = datagramEndpoints(p, true);
+      const ep = this.endpointsOf(p, true);
       if (EXPECTS[m.type] === undefined) {
         // DECLINE, RELEASE: nothing comes back
         this.emit(m, null, ep, p.tsSec, p.tsNsec, p.tsSec, p.tsNsec, null);
@@ -116,7 +125,7 @@ class Dhcpv4Analyzer implements DatagramAnalyzer {
       return;
     }
     this.responses++;
-    const ep = datagramEndpoints(p, false);
+    const ep = this.endpointsOf(p, false);
     if (UNSOLICITED.has(m.type)) {
       this.started++;
       this.emit(null, m, ep, p.tsSec, p.tsNsec, p.tsSec, p.tsNsec, null);
@@ -137,6 +146,16 @@ class Dhcpv4Analyzer implements DatagramAnalyzer {
       return;
     }
     this.emit(w.m, m, w.ep, w.sec, w.nsec, p.tsSec, p.tsNsec, null);
+  }
+
+  private endpointsOf(p: Packet, fromClient: boolean): Endpoints {
+    const k = `${fromClient ? 1 : 0}|${p.ipVersion}|${p.src0}|${p.src1}|${p.src2}|${p.src3}|${p.srcPort}|${p.dst0}|${p.dst1}|${p.dst2}|${p.dst3}|${p.dstPort}|${p.vlan}|${p.vlanInner}`;
+    let ep = this.endpoints.get(k);
+    if (ep === undefined) {
+      if (this.endpoints.size >= ENDPOINT_CACHE) this.endpoints.clear();
+      this.endpoints.set(k, (ep = datagramEndpoints(p, fromClient)));
+    }
+    return ep;
   }
 
   /** the oldest waiting message under `key` that a reply of type `type` answers */
@@ -229,33 +248,41 @@ class Dhcpv4Analyzer implements DatagramAnalyzer {
       client_mac: first.chaddr,
     };
     // the request's address where it has one, else the reply's; what only a server fills in, the reply's first
-    const pick = (k: 'ciaddr' | 'yiaddr' | 'siaddr' | 'giaddr' | 'sname' | 'file', replyFirst: boolean): string => {
-      const a = replyFirst ? r : q;
-      const b = replyFirst ? q : r;
-      return (a !== null && a[k] !== '' ? a[k] : b?.[k]) ?? '';
-    };
     const ips = ev.related.ip as string[];
-    const put = (name: string, v: string, related: boolean) => {
-      if (v === '') return;
-      d[name] = v;
-      if (related && !ips.includes(v)) ips.push(v);
-    };
-    put('client_ip', pick('ciaddr', false), true);
-    put('assigned_ip', pick('yiaddr', true), true);
-    put('server_ip', pick('siaddr', true), false);
-    put('relay_ip', pick('giaddr', false), true);
-    put('server_name', pick('sname', true), false);
-    put('boot_file_name', pick('file', true), false);
+    let v = q !== null && q.ciaddr !== '' ? q.ciaddr : r !== null ? r.ciaddr : '';
+    if (v !== '') d.client_ip = related(ips, v);
+    v = r !== null && r.yiaddr !== '' ? r.yiaddr : q !== null ? q.yiaddr : '';
+    if (v !== '') d.assigned_ip = related(ips, v);
+    v = r !== null && r.siaddr !== '' ? r.siaddr : q !== null ? q.siaddr : '';
+    if (v !== '') d.server_ip = v;
+    v = q !== null && q.giaddr !== '' ? q.giaddr : r !== null ? r.giaddr : '';
+    if (v !== '') d.relay_ip = related(ips, v);
+    v = r !== null && r.sname !== '' ? r.sname : q !== null ? q.sname : '';
+    if (v !== '') d.server_name = v;
+    v = r !== null && r.file !== '' ? r.file : q !== null ? q.file : '';
+    if (v !== '') d.boot_file_name = v;
     // the options of both, the reply's where both have one; message_type is the last message's
-    const option: EventObject = q !== null && r !== null ? { ...q.option, ...r.option } : { ...first.option };
+    let option: EventObject;
+    if (q !== null && r !== null) {
+      option = q.option;
+      for (const k in r.option) option[k] = r.option[k];
+    } else option = first.option;
     if (last.type !== 0) option.message_type = messageTypeName(last.type);
-    else delete option.message_type;
-    if (Object.keys(option).length > 0) d.option = option;
+    for (const _ in option) {
+      d.option = option;
+      break;
+    }
     ev.dhcpv4 = d;
     closeEvent(ev, note !== null ? [note] : [], status === 'OK' || complete ? null : r === null ? UNMATCHED_REQUEST : UNMATCHED_RESPONSE);
     if (complete && last.type === T.nak) ev.error = { message: last.option.message !== undefined ? `NAK: ${last.option.message}` : 'NAK' };
     this.out.emit(ev);
   }
+}
+
+/** an address of the event, added to related.ip once */
+function related(ips: string[], ip: string): string {
+  if (!ips.includes(ip)) ips.push(ip);
+  return ip;
 }
 
 export const dhcpv4: Protocol<Dhcpv4Options> = {

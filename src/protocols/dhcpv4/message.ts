@@ -136,11 +136,13 @@ export interface DhcpMessage {
 const ip4 = (b: Buffer, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
 const addr = (b: Buffer, o: number): string => (b.readUInt32BE(o) === 0 ? '' : ip4(b, o));
 
-function hex(b: Buffer, sep = ':'): string {
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => (i < 16 ? '0' : '') + i.toString(16));
+
+function hex(b: Buffer, o: number, n: number, sep: string): string {
   let s = '';
-  for (let i = 0; i < b.length; i++) {
-    if (i > 0) s += sep;
-    s += (b[i] < 16 ? '0' : '') + b[i].toString(16);
+  for (let i = o; i < o + n; i++) {
+    if (i > o) s += sep;
+    s += HEX[b[i]];
   }
   return s;
 }
@@ -153,10 +155,28 @@ function cstring(b: Buffer, off: number, len: number): string {
 }
 
 /** an option's text: trailing NULs some clients add are not part of it */
-function text(v: Buffer): string {
-  let end = v.length;
-  while (end > 0 && v[end - 1] === 0) end--;
-  return v.toString('utf8', 0, end);
+function text(b: Buffer, o: number, n: number): string {
+  let end = o + n;
+  while (end > o && b[end - 1] === 0) end--;
+  return b.toString('utf8', o, end);
+}
+
+/**
+ * Where each option code's value is, for the message being parsed: scratch tables
+ * reused by every parse (no Map, no views per option). A code that comes in several
+ * parts (RFC 3396) is joined into a buffer of its own, in `joined`.
+ */
+const optBuf: (Buffer | null)[] = new Array(256).fill(null);
+const optOff = new Int32Array(256);
+const optLen = new Int32Array(256).fill(-1);
+const seen: number[] = [];
+
+function resetOptions(): void {
+  for (const code of seen) {
+    optLen[code] = -1;
+    optBuf[code] = null;
+  }
+  seen.length = 0;
 }
 
 /**
@@ -186,7 +206,7 @@ export function parseDhcp(b: Buffer, off: number, len: number): DhcpMessage {
     yiaddr: addr(b, off + 16),
     siaddr: addr(b, off + 20),
     giaddr: addr(b, off + 24),
-    chaddr: hex(b.subarray(off + 28, off + 28 + hlen)),
+    chaddr: hex(b, off + 28, hlen, ':'),
     sname: '',
     file: '',
     type: 0,
@@ -195,33 +215,25 @@ export function parseDhcp(b: Buffer, off: number, len: number): DhcpMessage {
     size: len,
   };
   // options: only after the magic cookie (without it, a BOOTP message of RFC 951 with a vendor area)
-  const raw = new Map<number, Buffer[]>();
   let overload = 0;
+  resetOptions();
   if (len >= HEADER_LEN + 4 && b.readUInt32BE(off + HEADER_LEN) === COOKIE) {
-    scan(b, off + HEADER_LEN + 4, off + len, raw, violations, true);
-    const ov = raw.get(52);
-    if (ov !== undefined && ov[0].length === 1) overload = ov[0][0];
+    scan(b, off + HEADER_LEN + 4, off + len, violations, true);
+    if (optLen[52] === 1) overload = optBuf[52]![optOff[52]];
     // RFC 2131 4.1: options, then `file`, then `sname`
-    if (overload & 1) scan(b, off + 108, off + 236, raw, violations, false);
-    if (overload & 2) scan(b, off + 44, off + 108, raw, violations, false);
+    if (overload & 1) scan(b, off + 108, off + 236, violations, false);
+    if (overload & 2) scan(b, off + 44, off + 108, violations, false);
   }
   if (!(overload & 2)) m.sname = cstring(b, off + 44, 64);
   if (!(overload & 1)) m.file = cstring(b, off + 108, 128);
-  const v = (code: number): Buffer | undefined => {
-    const parts = raw.get(code);
-    return parts === undefined ? undefined : parts.length === 1 ? parts[0] : Buffer.concat(parts);
-  };
-  const t = v(53);
-  if (t !== undefined) {
-    if (t.length >= 1) m.type = t[0];
-    else violations.push(Violation.badOptionLength);
-  }
-  m.option = options(v, violations, m.type);
+  if (optLen[53] >= 1) m.type = optBuf[53]![optOff[53]];
+  else if (optLen[53] === 0) violations.push(Violation.badOptionLength);
+  m.option = seen.length > 0 ? options(violations, m.type) : {};
   return m;
 }
 
-/** the options in b[o, end) into `raw` by code (a repeated code collects its parts, RFC 3396) */
-function scan(b: Buffer, o: number, end: number, raw: Map<number, Buffer[]>, violations: string[], main: boolean): void {
+/** the options in b[o, end) into the scratch tables (a repeated code is joined to its earlier parts, RFC 3396) */
+function scan(b: Buffer, o: number, end: number, violations: string[], main: boolean): void {
   while (o < end) {
     const code = b[o++];
     if (code === 0) continue;
@@ -235,126 +247,129 @@ function scan(b: Buffer, o: number, end: number, raw: Map<number, Buffer[]>, vio
       violations.push(Violation.truncatedOption);
       return;
     }
-    const part = b.subarray(o, o + l);
-    const parts = raw.get(code);
-    if (parts === undefined) raw.set(code, [part]);
-    else parts.push(part);
+    if (optLen[code] < 0) {
+      seen.push(code);
+      optBuf[code] = b;
+      optOff[code] = o;
+      optLen[code] = l;
+    } else {
+      const prev = optBuf[code]!;
+      const joined = Buffer.concat([prev.subarray(optOff[code], optOff[code] + optLen[code]), b.subarray(o, o + l)]);
+      optBuf[code] = joined;
+      optOff[code] = 0;
+      optLen[code] = joined.length;
+    }
     o += l;
   }
   // the options field of a message must end with option 255; `file`/`sname` may simply be full
   if (main) violations.push(Violation.noEndOption);
 }
 
-/** packetbeat's `dhcpv4.option.*` (the same names, meanings and order), then pktflow's own */
-function options(v: (code: number) => Buffer | undefined, violations: string[], type: number): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  const bad = () => violations.push(Violation.badOptionLength);
-  const ip = (code: number): string | undefined => {
-    const x = v(code);
-    if (x === undefined) return undefined;
-    if (x.length !== 4) {
-      bad();
-      return undefined;
-    }
-    return ip4(x, 0);
-  };
-  const ips = (code: number): string[] | undefined => {
-    const x = v(code);
-    if (x === undefined) return undefined;
-    if (x.length === 0 || x.length % 4 !== 0) {
-      bad();
-      return undefined;
-    }
-    const out: string[] = [];
-    for (let i = 0; i < x.length; i += 4) out.push(ip4(x, i));
-    return out;
-  };
-  const u32 = (code: number): number | undefined => {
-    const x = v(code);
-    if (x === undefined) return undefined;
-    if (x.length !== 4) {
-      bad();
-      return undefined;
-    }
-    return x.readUInt32BE(0);
-  };
-  const str = (code: number): string | undefined => {
-    const x = v(code);
-    return x === undefined ? undefined : text(x);
-  };
-  if (type !== 0) o.message_type = messageTypeName(type);
-  const prl = v(55);
-  if (prl !== undefined) o.parameter_request_list = Array.from(prl, optionName);
-  set(o, 'requested_ip_address', ip(50));
-  set(o, 'server_identifier', ip(54));
-  set(o, 'broadcast_address', ip(28));
-  const mms = v(57);
-  if (mms !== undefined) {
-    if (mms.length === 2) o.max_dhcp_message_size = mms.readUInt16BE(0);
-    else bad();
+/** option `code` as one address, or undefined (absent, or a length that is not 4: counted) */
+function ipOption(code: number, violations: string[]): string | undefined {
+  const n = optLen[code];
+  if (n < 0) return undefined;
+  if (n !== 4) {
+    violations.push(Violation.badOptionLength);
+    return undefined;
   }
-  const cls = str(60);
-  if (cls !== undefined && cls !== '') o.class_identifier = cls;
-  const dn = str(15);
-  if (dn !== undefined && dn !== '') o.domain_name = dn;
-  set(o, 'dns_servers', ips(6));
-  const vivc = v(124);
-  if (vivc !== undefined) {
-    // RFC 3925: enterprise number (4), data length (1), data; repeated
-    const subs: { id: number; data: string }[] = [];
-    let i = 0;
-    while (i + 5 <= vivc.length) {
-      const n = vivc[i + 4];
-      if (i + 5 + n > vivc.length) break;
-      subs.push({ id: vivc.readUInt32BE(i), data: hex(vivc.subarray(i + 5, i + 5 + n), '') });
-      i += 5 + n;
-    }
-    if (i !== vivc.length) bad();
-    if (subs.length > 0) o.vendor_identifying_options = subs;
-  }
-  set(o, 'subnet_mask', ip(1));
-  const off = u32(2);
-  if (off !== undefined) o.utc_time_offset_sec = off | 0;
-  set(o, 'router', ips(3));
-  set(o, 'time_servers', ips(4));
-  set(o, 'ntp_servers', ips(42));
-  const host = str(12);
-  if (host !== undefined && host !== '') o.hostname = host;
-  const lease = u32(51);
-  if (lease !== undefined && lease !== 0) o.ip_address_lease_time_sec = lease;
-  const msg = str(56);
-  if (msg !== undefined && msg !== '') o.message = msg;
-  const t1 = u32(58);
-  if (t1 !== undefined && t1 !== 0) o.renewal_time_sec = t1;
-  const t2 = u32(59);
-  if (t2 !== undefined && t2 !== 0) o.rebinding_time_sec = t2;
-  const bf = str(67);
-  if (bf !== undefined && bf !== '') o.boot_file_name = bf;
-  // pktflow's additions (packetbeat leaves these options out)
-  const cid = v(61);
-  if (cid !== undefined && cid.length > 0) o.client_identifier = hex(cid);
-  const rai = v(82);
-  if (rai !== undefined) {
-    // RFC 3046: sub-options (code, length, value); circuit id 1 and remote id 2 shown in hex
-    const r: Record<string, string> = {};
-    let i = 0;
-    while (i + 2 <= rai.length) {
-      const c = rai[i];
-      const n = rai[i + 1];
-      if (i + 2 + n > rai.length) break;
-      const val = hex(rai.subarray(i + 2, i + 2 + n));
-      if (c === 1) r.circuit_id = val;
-      else if (c === 2) r.remote_id = val;
-      i += 2 + n;
-    }
-    if (i !== rai.length) bad();
-    if (Object.keys(r).length > 0) o.relay_agent_information = r;
-  }
-  return o;
+  return ip4(optBuf[code]!, optOff[code]);
 }
 
-function set(o: Record<string, unknown>, k: string, v: unknown): void {
-  if (v !== undefined) o[k] = v;
+function ipsOption(code: number, violations: string[]): string[] | undefined {
+  const n = optLen[code];
+  if (n < 0) return undefined;
+  if (n === 0 || n % 4 !== 0) {
+    violations.push(Violation.badOptionLength);
+    return undefined;
+  }
+  const b = optBuf[code]!;
+  const out: string[] = [];
+  for (let i = optOff[code]; i < optOff[code] + n; i += 4) out.push(ip4(b, i));
+  return out;
+}
+
+function u32Option(code: number, violations: string[]): number | undefined {
+  const n = optLen[code];
+  if (n < 0) return undefined;
+  if (n !== 4) {
+    violations.push(Violation.badOptionLength);
+    return undefined;
+  }
+  return optBuf[code]!.readUInt32BE(optOff[code]);
+}
+
+/** an option's text, '' when absent */
+function textOption(code: number): string {
+  return optLen[code] > 0 ? text(optBuf[code]!, optOff[code], optLen[code]) : '';
+}
+
+/** packetbeat's `dhcpv4.option.*` (the same names, meanings and order), then pktflow's own */
+function options(violations: string[], type: number): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  let v: unknown;
+  if (type !== 0) o.message_type = messageTypeName(type);
+  if (optLen[55] >= 0) {
+    const prl: string[] = [];
+    for (let i = optOff[55]; i < optOff[55] + optLen[55]; i++) prl.push(optionName(optBuf[55]![i]));
+    o.parameter_request_list = prl;
+  }
+  if ((v = ipOption(50, violations)) !== undefined) o.requested_ip_address = v;
+  if ((v = ipOption(54, violations)) !== undefined) o.server_identifier = v;
+  if ((v = ipOption(28, violations)) !== undefined) o.broadcast_address = v;
+  if (optLen[57] >= 0) {
+    if (optLen[57] === 2) o.max_dhcp_message_size = optBuf[57]!.readUInt16BE(optOff[57]);
+    else violations.push(Violation.badOptionLength);
+  }
+  if ((v = textOption(60)) !== '') o.class_identifier = v;
+  if ((v = textOption(15)) !== '') o.domain_name = v;
+  if ((v = ipsOption(6, violations)) !== undefined) o.dns_servers = v;
+  if (optLen[124] >= 0) {
+    // RFC 3925: enterprise number (4), data length (1), data; repeated
+    const b = optBuf[124]!;
+    const end = optOff[124] + optLen[124];
+    const subs: { id: number; data: string }[] = [];
+    let i = optOff[124];
+    while (i + 5 <= end) {
+      const n = b[i + 4];
+      if (i + 5 + n > end) break;
+      subs.push({ id: b.readUInt32BE(i), data: hex(b, i + 5, n, '') });
+      i += 5 + n;
+    }
+    if (i !== end) violations.push(Violation.badOptionLength);
+    if (subs.length > 0) o.vendor_identifying_options = subs;
+  }
+  if ((v = ipOption(1, violations)) !== undefined) o.subnet_mask = v;
+  if ((v = u32Option(2, violations)) !== undefined) o.utc_time_offset_sec = (v as number) | 0;
+  if ((v = ipsOption(3, violations)) !== undefined) o.router = v;
+  if ((v = ipsOption(4, violations)) !== undefined) o.time_servers = v;
+  if ((v = ipsOption(42, violations)) !== undefined) o.ntp_servers = v;
+  if ((v = textOption(12)) !== '') o.hostname = v;
+  if ((v = u32Option(51, violations)) !== undefined && v !== 0) o.ip_address_lease_time_sec = v;
+  if ((v = textOption(56)) !== '') o.message = v;
+  if ((v = u32Option(58, violations)) !== undefined && v !== 0) o.renewal_time_sec = v;
+  if ((v = u32Option(59, violations)) !== undefined && v !== 0) o.rebinding_time_sec = v;
+  if ((v = textOption(67)) !== '') o.boot_file_name = v;
+  // pktflow's additions (packetbeat leaves these options out)
+  if (optLen[61] > 0) o.client_identifier = hex(optBuf[61]!, optOff[61], optLen[61], ':');
+  if (optLen[82] >= 0) {
+    // RFC 3046: sub-options (code, length, value); circuit id 1 and remote id 2 shown in hex
+    const b = optBuf[82]!;
+    const end = optOff[82] + optLen[82];
+    const r: { circuit_id?: string; remote_id?: string } = {};
+    let i = optOff[82];
+    while (i + 2 <= end) {
+      const c = b[i];
+      const n = b[i + 1];
+      if (i + 2 + n > end) break;
+      if (c === 1) r.circuit_id = hex(b, i + 2, n, ':');
+      else if (c === 2) r.remote_id = hex(b, i + 2, n, ':');
+      i += 2 + n;
+    }
+    if (i !== end) violations.push(Violation.badOptionLength);
+    if (r.circuit_id !== undefined || r.remote_id !== undefined) o.relay_agent_information = r;
+  }
+  return o;
 }
 
 /**
