@@ -206,6 +206,12 @@ describe('DHCPv4 analyzer', { timeout: 60_000 }, () => {
     assert.equal(r.stats.pending, 0);
   });
 
+  it('maxPending 0 still lets one message wait', () => {
+    const r = run([frameOf(msg(1, 1, 1), 'client'), frameOf(msg(1, 1, 2), 'client'), frameOf(msg(2, 2, 2), 'server')], { maxPending: 0 });
+    assert.deepEqual(r.view, [['Error', 'DISCOVER', 'discover', 'Unmatched request'], ['OK', 'DISCOVER', 'offer', null]]);
+    assert.deepEqual(r.stats.message_types, { discover: 2, offer: 1 });
+  });
+
   it('damaged datagrams are counted, never thrown', () => {
     const r = run([frameOf(Buffer.alloc(100), 'client'), frameOf(dhcp({ op: 9, xid: 1 }), 'client')]);
     assert.deepEqual(r.stats.malformed, { bad_op_code: 1, truncated_header: 1 });

@@ -35,7 +35,7 @@ export type { MemcacheEvent, MemcacheRequest, MemcacheResponse } from '../protoc
 export type { MongodbEvent } from '../protocols/mongodb/event';
 export type { RedisEvent } from '../protocols/redis/event';
 export type { CassandraEvent } from '../protocols/cassandra/event';
-export type { Dhcpv4Event, Dhcpv4Options } from '../protocols/dhcpv4/event';
+export type { Dhcpv4Event, Dhcpv4OptionFields } from '../protocols/dhcpv4/event';
 
 export interface Vlan {
   id: string;

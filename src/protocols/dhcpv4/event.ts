@@ -24,12 +24,12 @@ export interface Dhcpv4Event extends TransactionEvent<'dhcpv4'> {
     relay_ip?: string;
     server_name?: string;
     boot_file_name?: string;
-    option?: Dhcpv4Options;
+    option?: Dhcpv4OptionFields;
   };
 }
 
 /** packetbeat's `dhcpv4.option.*`, then pktflow's `client_identifier` and `relay_agent_information` */
-export interface Dhcpv4Options {
+export interface Dhcpv4OptionFields {
   message_type?: string;
   parameter_request_list?: string[];
   requested_ip_address?: string;

@@ -75,7 +75,8 @@ class Dhcpv4Analyzer implements DatagramAnalyzer {
   private responses = 0;
   private transactions = 0;
   private bootp = 0;
-  private readonly byType = new ReasonCounter();
+  /** messages by option 53 (index 0: BOOTP request, 256: BOOTP reply) */
+  private readonly byType = new Float64Array(257);
   private readonly unmatched = new ReasonCounter();
   private readonly malformed = new ReasonCounter();
   private readonly violations = new ReasonCounter();
@@ -105,7 +106,7 @@ class Dhcpv4Analyzer implements DatagramAnalyzer {
       this.violations.add(v);
       this.out.packetAnomaly?.('dhcpv4', v, p);
     }
-    this.byType.add(m.type === 0 ? (m.op === 1 ? 'bootrequest' : 'bootreply') : messageTypeName(m.type));
+    this.byType[m.type === 0 && m.op === 2 ? 256 : m.type]++;
     if (m.type === 0) this.bootp++;
     const key = `${p.vlan}|${m.xid}|${m.chaddr}`;
     if (m.op === 1) {
@@ -117,7 +118,8 @@ class Dhcpv4Analyzer implements DatagramAnalyzer {
         this.emit(m, null, ep, p.tsSec, p.tsNsec, p.tsSec, p.tsNsec, null);
         return;
       }
-      if (this.pendingCount >= this.opts.maxPending) this.evictOldest();
+      // at least one waits, whatever the option says
+      if (this.pendingCount > 0 && this.pendingCount >= this.opts.maxPending) this.evictOldest();
       let list = this.pending.get(key);
       if (list === undefined) this.pending.set(key, (list = []));
       list.push(new Waiting(m, ep, p.tsSec, p.tsNsec, holdFrame(p.frame)));
@@ -222,11 +224,21 @@ class Dhcpv4Analyzer implements DatagramAnalyzer {
       transactions: this.transactions,
       pending: this.pendingCount,
       bootp: this.bootp,
-      message_types: this.byType.toJSON(),
+      message_types: this.messageTypes(),
       unmatched: this.unmatched.toJSON(),
       malformed: this.malformed.toJSON(),
       violations: this.violations.toJSON(),
     };
+  }
+
+  private messageTypes(): Stats {
+    const out: Stats = {};
+    const names: [string, number][] = [];
+    for (let t = 0; t <= 256; t++) {
+      if (this.byType[t] > 0) names.push([t === 0 ? 'bootrequest' : t === 256 ? 'bootreply' : messageTypeName(t), this.byType[t]]);
+    }
+    for (const [n, c] of names.sort((a, b) => (a[0] < b[0] ? -1 : 1))) out[n] = c;
+    return out;
   }
 
   private emit(q: DhcpMessage | null, r: DhcpMessage | null, ep: Endpoints, s: number, sn: number, e: number, en: number, note: string | null): void {
