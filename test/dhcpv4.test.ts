@@ -21,7 +21,7 @@ import { PcapReader } from '../src/sources/pcap';
 import { CLIENT_MAC, NET, netnsAvailable, OTHER_MAC, RELAY_NET, recordScenario, scenarios } from '../scripts/fixtures/dhcpv4';
 import { dhcp, ipOpt, u32 } from './gen/dhcpv4';
 import { ether, ipv4, udp } from './gen/packets';
-import { fuzzParams, mutate, mutation } from './fuzz-helpers';
+import { FUZZ_SECONDS, fuzzParams, mutate, mutation } from './fuzz-helpers';
 import { assertAccounting, fixture, fixtureFrames, pushThroughStages, readFile } from './helpers';
 
 const FIXTURES = ['dhcpv4/lease.pcap', 'dhcpv4/nak-inform.pcap', 'dhcpv4/relay.pcap', 'dhcpv4/retransmit.pcap', 'dhcpv4/edge-relay.pcap', 'dhcpv4/edge-odd.pcap'];
@@ -29,7 +29,7 @@ const REAL = ['dhcpv4/lease.pcap', 'dhcpv4/nak-inform.pcap', 'dhcpv4/relay.pcap'
 
 const parse = (b: Buffer) => parseDhcp(b, 0, b.length);
 
-describe('DHCPv4 parser', { timeout: 60_000 }, () => {
+describe('DHCPv4 parser', { timeout: (FUZZ_SECONDS + 60) * 1000 }, () => {
   it('reads the header and the options packetbeat shows, with its names', () => {
     const m = parse(dhcp({ op: 2, xid: 0x1234, mac: '02:00:00:00:00:0a', hops: 2, secs: 7, broadcast: true, yiaddr: '10.1.0.9', siaddr: '10.1.0.1', giaddr: '10.1.0.254', sname: 'srv', file: 'boot.img', options: [
       [53, [5]], [54, ipOpt('10.1.0.1')], [1, ipOpt('255.255.0.0')], [3, ipOpt('10.1.0.1', '10.1.0.2')], [6, ipOpt('9.9.9.9')], [42, ipOpt('10.1.0.3')], [4, ipOpt('10.1.0.4')],
@@ -250,7 +250,7 @@ function framesOf(name: string): Frame[] {
   return new PcapReader(name).push(readFileSync(fixture(name)));
 }
 
-describe('DHCPv4 fuzzing', { timeout: 600_000 }, () => {
+describe('DHCPv4 fuzzing', { timeout: (2 * FUZZ_SECONDS + 600) * 1000 }, () => {
   const all = FIXTURES.map(framesOf);
   it('any batching of the frames gives the same events', () => {
     const want = all.map((f) => JSON.stringify(pushThroughStages(f, {}, 16).events));
