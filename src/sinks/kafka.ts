@@ -1,5 +1,6 @@
 import { CompressionTypes, type Message, type Producer } from 'kafkajs';
 import type { Frame } from '../core/frame';
+import { jsonBytes } from '../core/json';
 import type { Stats } from '../core/stage';
 import type { EventObject } from '../events/transaction';
 import type { Event } from '../events/types';
@@ -184,7 +185,7 @@ export class KafkaEventSink extends KafkaSink<Event> {
     const o = e as EventObject;
     const net = o.network as { community_id?: string } | undefined;
     const flow = o.flow as { id?: string } | undefined;
-    return { key: net?.community_id ?? flow?.id ?? null, value: JSON.stringify(e) };
+    return { key: net?.community_id ?? flow?.id ?? null, value: jsonBytes(e) };
   }
 }
 
