@@ -1,11 +1,13 @@
 /**
  * JSON text of events, written as UTF-8 straight into large output chunks: the bytes
- * `JSON.stringify` would give, about twice as fast, and with no string to encode afterwards.
+ * `JSON.stringify` would give, with no string to build and encode afterwards, and less
+ * garbage (docs/performance.md has the figures).
  *
  * How: events of one kind are built by the same code, so their objects come in a few
  * shapes (the same keys in the same order). Each place in an event (the top level of a
  * `type`, `http.request`, `http.request.headers`, ...) learns the shapes it meets, up to
- * MAX_SHAPES, and compiles a writer for each: the key text as constant bytes, each value
+ * MAX_SHAPES, and, once it has met LEARN_AFTER objects of no shape it knows (a short
+ * run compiles nothing), compiles a writer for each: the key text as constant bytes, each value
  * written by the writer of its own type or place. An object is matched to a shape by its
  * keys (one `for...in` pass, compared to the shape's keys); an object that matches none,
  * at a place that has seen too many shapes (a map such as HTTP headers), or of a kind the
@@ -23,6 +25,8 @@
 const CHUNK = 1 << 20;
 /** shapes compiled for one place before it is written by the general writer */
 const MAX_SHAPES = 8;
+/** objects a place writes with the general writer before it compiles shapes: a short run compiles none */
+const LEARN_AFTER = 16;
 /** places nested deeper than this are written by the general writer */
 const MAX_DEPTH = 12;
 
@@ -236,12 +240,14 @@ interface Place {
   writers: ShapeWriter[];
   /** more shapes than MAX_SHAPES met here: a map, written by the general writer */
   open: boolean;
+  /** objects that matched no shape (compiling starts after LEARN_AFTER of them) */
+  misses: number;
   /** the places inside, by key (for diagnosis) */
   readonly inside: [string, Place][];
 }
 
 function newPlace(depth: number): Place {
-  return { depth, keys: [], writers: [], open: depth > MAX_DEPTH, inside: [] };
+  return { depth, keys: [], writers: [], open: depth > MAX_DEPTH, misses: 0, inside: [] };
 }
 
 /** the index of o's shape among the place's, -1 if none */
@@ -265,7 +271,7 @@ function shapeOf(place: Place, o: Record<string, unknown>): number {
 function writePlace(place: Place, o: Record<string, unknown>): void {
   if (!place.open && plain(o)) {
     let s = shapeOf(place, o);
-    if (s < 0) {
+    if (s < 0 && ++place.misses > LEARN_AFTER) {
       if (place.keys.length >= MAX_SHAPES) place.open = true;
       else s = learn(place, o);
     }
