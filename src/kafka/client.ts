@@ -1,4 +1,8 @@
+// first: it replaces one of kafkajs's modules before kafkajs loads (src/kafka/produce-encoder.ts)
+import { installProduceEncoder } from './produce-encoder';
 import { Kafka, logLevel, type Admin, type KafkaConfig } from 'kafkajs';
+
+export { CompressionTypes } from 'kafkajs';
 
 export interface KafkaConnection {
   /** host:port of the bootstrap brokers (default 127.0.0.1:9092) */
@@ -24,6 +28,8 @@ const LOG_LEVELS: Record<string, logLevel> = { error: logLevel.ERROR, warn: logL
  * PKTFLOW_KAFKA_LOG=error|warn|info|debug turns kafkajs's own log on, to stderr
  */
 export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}): Kafka {
+  // produce requests encoded in one pass, with a native CRC-32C (src/kafka/produce-encoder.ts)
+  installProduceEncoder();
   return new Kafka({
     clientId: c.clientId ?? 'pktflow',
     brokers: c.brokers ?? ['127.0.0.1:9092'],

@@ -1,10 +1,11 @@
-import { CompressionTypes, type Message, type Producer } from 'kafkajs';
+import type { CompressionTypes as Compression, Message, Producer } from 'kafkajs';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
 import type { EventObject } from '../events/transaction';
 import type { Event } from '../events/types';
-import { bounded, DEFAULT_TIMEOUT_MS, isRetriable, kafkaClient, KafkaTimeoutError, requireTopic, type KafkaConnection } from '../kafka/client';
+import { bounded, CompressionTypes, DEFAULT_TIMEOUT_MS, isRetriable, kafkaClient, KafkaTimeoutError, requireTopic, type KafkaConnection } from '../kafka/client';
 import { frameToMessage } from '../kafka/frames';
+import { cachedPartitioner } from '../kafka/produce-encoder';
 import type { Sink } from './sink';
 
 export interface KafkaSinkOptions extends KafkaConnection {
@@ -35,7 +36,7 @@ abstract class KafkaSink<T> implements Sink<T> {
   private readonly ready: Promise<void>;
   private readonly maxBuffered: number;
   private readonly maxRequest: number;
-  private readonly compression: CompressionTypes;
+  private readonly compression: Compression;
   private queue: Message[] = [];
   private buffered = 0;
   private sending = false;
@@ -54,7 +55,7 @@ abstract class KafkaSink<T> implements Sink<T> {
   constructor(private readonly options: KafkaSinkOptions) {
     // idempotent: a request retried after a lost acknowledgement is not written twice
     const client = kafkaClient(options);
-    this.producer = client.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+    this.producer = client.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1, createPartitioner: cachedPartitioner });
     const admin = client.admin();
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.ready = bounded(

@@ -1,0 +1,361 @@
+/**
+ * A faster encoder for kafkajs's produce requests.
+ *
+ * kafkajs (2.2.4, its last release) encodes a produce request record by record: an
+ * Encoder object, and zero-filled buffers grown by copying, per record and per header,
+ * and a CRC-32C computed in JavaScript with a table. On a capture agent's stream of
+ * small frames that was most of the producer's CPU time (docs/performance.md). This
+ * module encodes the same bytes in one pass into one buffer: sizes first, then the
+ * records written in place, and the CRC-32C of each record batch from @node-rs/crc32
+ * (SIMD, a prebuilt addon shipped in the npm package; kafkajs's own CRC when the addon
+ * cannot load on a platform).
+ *
+ * It is plugged in where kafkajs looks up the Produce request for a broker's API
+ * version: `protocol({ version })` of kafkajs's produce request definition, which every
+ * broker calls per request. Everything else stays kafkajs's: retries, metadata,
+ * the idempotent producer's sequence numbers, the response. Versions 3 to 7 (every
+ * broker since Kafka 0.11; kafkajs uses 7 with Kafka 3.9) share one request layout,
+ * which this writes; a request with compression, with message timestamps, or for an
+ * older version keeps kafkajs's own encoder. The bytes are kafkajs's, byte for byte
+ * (test/kafka-encoder.test.ts checks that on random requests).
+ */
+import type { Message } from 'kafkajs';
+
+type Encoded = { buf: Buffer; offset: number };
+interface EncoderClass {
+  new (initialSize?: number): Encoded;
+}
+
+interface PartitionData {
+  partition: number;
+  firstSequence?: number;
+  messages: Message[];
+}
+interface ProduceArgs {
+  acks: number;
+  timeout: number;
+  compression?: number;
+  transactionalId?: string | null;
+  producerId?: unknown;
+  producerEpoch?: number;
+  topicData: { topic: string; partitions: PartitionData[] }[];
+}
+interface ProduceRequest {
+  request: { apiVersion: number; encode: () => Promise<Encoded> };
+  response: unknown;
+}
+interface ProduceDefinition {
+  versions: string[];
+  protocol: (o: { version: number }) => (args: ProduceArgs) => ProduceRequest;
+}
+
+// kafkajs's internals, loaded from node_modules (kafkajs is not bundled)
+/* eslint-disable @typescript-eslint/no-require-imports */
+
+type Partitioner = (a: { topic: string; partitionMetadata: unknown[]; message: Message }) => number;
+
+/**
+ * kafkajs's grouping of a send()'s messages by partition, in linear time: kafkajs's own
+ * copies the partition's array for every message it adds (quadratic; kafkajs pull
+ * request #1576, never released), a tenth of the producer's time at 900 messages per
+ * request. Same result: an object of arrays by partition, messages in send order.
+ * It replaces kafkajs's module before kafkajs's producer loads it, so this file must be
+ * loaded before kafkajs itself: src/kafka/client.ts imports it first, and everything
+ * in pktflow reaches kafkajs through client.ts. `groupingReplaced` says whether it took.
+ */
+function groupMessagesPerPartition({ topic, partitionMetadata, messages, partitioner }: { topic: string; partitionMetadata: unknown[]; messages: Message[]; partitioner: Partitioner }): Record<number, Message[]> {
+  const result: Record<number, Message[]> = {};
+  if (partitionMetadata.length === 0) return result;
+  for (const message of messages) {
+    const p = partitioner({ topic, partitionMetadata, message });
+    (result[p] ??= []).push(message);
+  }
+  return result;
+}
+
+export const groupingReplaced: boolean = (() => {
+  const sendMessages = require.resolve('kafkajs/src/producer/sendMessages');
+  const group = require.resolve('kafkajs/src/producer/groupMessagesPerPartition');
+  // kafkajs's producer loaded already (something required kafkajs before this file): too late
+  if (require.cache[sendMessages] !== undefined) return false;
+  require(group);
+  const entry = require.cache[group];
+  if (entry === undefined) return false;
+  entry.exports = groupMessagesPerPartition;
+  return true;
+})();
+
+const Encoder = require('kafkajs/src/protocol/encoder') as EncoderClass;
+const jsCrc32c = require('kafkajs/src/protocol/recordBatch/crc32C') as (b: Buffer) => number;
+const produceDefinition = require('kafkajs/src/protocol/requests/produce') as ProduceDefinition;
+
+/** CRC-32C of a buffer, unsigned: native when @node-rs/crc32 loads, else kafkajs's */
+export const crc32c: (b: Buffer) => number = (() => {
+  try {
+    const native = (require('@node-rs/crc32') as { crc32c: (b: Uint8Array) => number }).crc32c;
+    if (native(Buffer.from('123456789')) === 0xe3069283) return (b: Buffer) => native(b) >>> 0;
+  } catch {
+    // no prebuilt addon for this platform: kafkajs's table
+  }
+  return jsCrc32c;
+})();
+
+export const nativeCrc = crc32c !== jsCrc32c;
+
+const zigzag = (v: number) => ((v << 1) ^ (v >> 31)) >>> 0;
+
+function sizeOfUVarInt(z: number): number {
+  let n = 1;
+  while (z >= 0x80) {
+    z >>>= 7;
+    n++;
+  }
+  return n;
+}
+
+const sizeOfVarInt = (v: number) => sizeOfUVarInt(zigzag(v));
+
+function writeUVarInt(buf: Buffer, at: number, z: number): number {
+  while (z >= 0x80) {
+    buf[at++] = (z & 0x7f) | 0x80;
+    z >>>= 7;
+  }
+  buf[at++] = z;
+  return at;
+}
+
+const writeVarInt = (buf: Buffer, at: number, v: number) => writeUVarInt(buf, at, zigzag(v));
+
+type Bytes = Buffer | string | null | undefined;
+
+/**
+ * UTF-8 length of a string: short ASCII strings (header values, keys) counted here,
+ * which is cheaper than a call into Buffer.byteLength for each
+ */
+function utf8Length(s: string): number {
+  if (s.length > 64) return Buffer.byteLength(s, 'utf8');
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
+  return s.length;
+}
+
+/** writes `n` bytes of UTF-8 (n from utf8Length): an ASCII string byte by byte */
+function writeUtf8(buf: Buffer, at: number, s: string, n: number): number {
+  if (n === s.length && n <= 64) {
+    for (let i = 0; i < n; i++) buf[at + i] = s.charCodeAt(i);
+    return at + n;
+  }
+  return at + buf.write(s, at, n, 'utf8');
+}
+
+/** bytes of a varint-prefixed key, value or header value (null: length -1) */
+function sizeOfBytes(v: Bytes): number {
+  if (v == null) return 1;
+  const n = Buffer.isBuffer(v) ? v.length : utf8Length(typeof v === 'string' ? v : String(v));
+  return sizeOfUVarInt(zigzag(n)) + n;
+}
+
+function writeBytes(buf: Buffer, at: number, v: Bytes): number {
+  if (v == null) {
+    buf[at] = 1; // zigzag(-1)
+    return at + 1;
+  }
+  if (Buffer.isBuffer(v)) {
+    at = writeVarInt(buf, at, v.length);
+    v.copy(buf, at);
+    return at + v.length;
+  }
+  const s = typeof v === 'string' ? v : String(v);
+  const n = utf8Length(s);
+  at = writeVarInt(buf, at, n);
+  return writeUtf8(buf, at, s, n);
+}
+
+const sizeOfHeader = (k: string, v: Bytes) => {
+  const kn = utf8Length(k);
+  return sizeOfVarInt(kn) + kn + sizeOfBytes(v);
+};
+
+function writeHeader(buf: Buffer, at: number, k: string, v: Bytes): number {
+  const kn = utf8Length(k);
+  at = writeVarInt(buf, at, kn);
+  at = writeUtf8(buf, at, k, kn);
+  return writeBytes(buf, at, v);
+}
+
+/**
+ * a record's body (attributes to headers), for a record whose timestamp delta is 0;
+ * kafkajs writes every value of an array header as a header of its own
+ */
+function sizeOfBody(m: Message, offsetDelta: number): number {
+  let n = 1 + 1 + sizeOfVarInt(offsetDelta) + sizeOfBytes(m.key as Bytes) + sizeOfBytes(m.value as Bytes);
+  let count = 0;
+  const h = m.headers;
+  if (h != null) {
+    for (const k in h) {
+      if (!Object.prototype.hasOwnProperty.call(h, k)) continue;
+      const v = h[k];
+      if (Array.isArray(v)) {
+        for (const x of v) n += sizeOfHeader(k, x as Bytes);
+        count += v.length;
+      } else {
+        n += sizeOfHeader(k, v as Bytes);
+        count++;
+      }
+    }
+  }
+  return n + sizeOfVarInt(count);
+}
+
+function writeHeaders(buf: Buffer, at: number, h: Message['headers']): number {
+  let count = 0;
+  if (h != null) for (const k in h) if (Object.prototype.hasOwnProperty.call(h, k)) count += Array.isArray(h[k]) ? (h[k] as unknown[]).length : 1;
+  at = writeVarInt(buf, at, count);
+  if (count === 0 || h == null) return at;
+  for (const k in h) {
+    if (!Object.prototype.hasOwnProperty.call(h, k)) continue;
+    const v = h[k];
+    if (Array.isArray(v)) for (const x of v) at = writeHeader(buf, at, k, x as Bytes);
+    else at = writeHeader(buf, at, k, v as Bytes);
+  }
+  return at;
+}
+
+/** the request body kafkajs's Produce v3-v7 writes, for messages without timestamps and no compression */
+export function encodeProduce(a: ProduceArgs, now = Date.now()): Buffer {
+  const transactionalId = a.transactionalId ?? null;
+  const producerId = BigInt.asIntN(64, BigInt(String(a.producerId ?? -1)));
+  const producerEpoch = a.producerEpoch ?? 0;
+  const attributes = transactionalId ? 16 : 0;
+  // pass 1: sizes
+  const bodies: number[][] = [];
+  let total = 2 + (transactionalId === null ? 0 : Buffer.byteLength(transactionalId, 'utf8')) + 2 + 4 + 4;
+  for (const t of a.topicData) {
+    total += 2 + Buffer.byteLength(t.topic, 'utf8') + 4;
+    const tb: number[] = [];
+    for (const p of t.partitions) {
+      // partition, record set size, then the batch: first offset, length, epoch, magic, crc,
+      // attributes, last offset delta, timestamps, producer id, epoch, sequence, record count
+      total += 4 + 4 + 8 + 4 + 4 + 1 + 4 + 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4;
+      for (let i = 0; i < p.messages.length; i++) {
+        const body = sizeOfBody(p.messages[i], i);
+        tb.push(body);
+        total += sizeOfVarInt(body) + body;
+      }
+    }
+    bodies.push(tb);
+  }
+  // pass 2: the bytes
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  if (transactionalId === null) at = buf.writeInt16BE(-1, at);
+  else {
+    at = buf.writeInt16BE(Buffer.byteLength(transactionalId, 'utf8'), at);
+    at += buf.write(transactionalId, at, 'utf8');
+  }
+  at = buf.writeInt16BE(a.acks, at);
+  at = buf.writeInt32BE(a.timeout, at);
+  at = buf.writeInt32BE(a.topicData.length, at);
+  for (let ti = 0; ti < a.topicData.length; ti++) {
+    const t = a.topicData[ti];
+    const tb = bodies[ti];
+    let ri = 0;
+    at = buf.writeInt16BE(Buffer.byteLength(t.topic, 'utf8'), at);
+    at += buf.write(t.topic, at, 'utf8');
+    at = buf.writeInt32BE(t.partitions.length, at);
+    for (const p of t.partitions) {
+      at = buf.writeInt32BE(p.partition, at);
+      const sizeAt = at;
+      at += 4;
+      const batchStart = at;
+      at = buf.writeBigInt64BE(0n, at); // first offset
+      const lengthAt = at;
+      at += 4;
+      at = buf.writeInt32BE(0, at); // partition leader epoch
+      at = buf.writeInt8(2, at); // magic
+      const crcAt = at;
+      at += 4;
+      const crcFrom = at;
+      at = buf.writeInt16BE(attributes, at);
+      at = buf.writeInt32BE(p.messages.length - 1, at);
+      at = buf.writeBigInt64BE(BigInt(now), at);
+      at = buf.writeBigInt64BE(BigInt(now), at);
+      at = buf.writeBigInt64BE(producerId, at);
+      at = buf.writeInt16BE(producerEpoch, at);
+      at = buf.writeInt32BE(p.firstSequence ?? 0, at);
+      at = buf.writeInt32BE(p.messages.length, at);
+      for (let i = 0; i < p.messages.length; i++, ri++) {
+        const m = p.messages[i];
+        at = writeVarInt(buf, at, tb[ri]);
+        buf[at++] = 0; // attributes
+        buf[at++] = 0; // timestamp delta
+        at = writeVarInt(buf, at, i);
+        at = writeBytes(buf, at, m.key as Bytes);
+        at = writeBytes(buf, at, m.value as Bytes);
+        at = writeHeaders(buf, at, m.headers);
+      }
+      buf.writeInt32BE(at - batchStart, sizeAt);
+      buf.writeInt32BE(at - lengthAt - 4, lengthAt);
+      buf.writeUInt32BE(crc32c(buf.subarray(crcFrom, at)), crcAt);
+    }
+  }
+  if (at !== total) throw new Error(`produce encoder: wrote ${at} bytes of ${total}`);
+  return buf;
+}
+
+/** what this encoder writes exactly as kafkajs does (else kafkajs's own encoder runs) */
+function handles(a: ProduceArgs, version: number): boolean {
+  if (version < 3 || version > 7 || (a.compression ?? 0) !== 0) return false;
+  for (const t of a.topicData) for (const p of t.partitions) for (const m of p.messages) if (m.timestamp != null) return false;
+  return true;
+}
+
+let installed = false;
+
+/** route kafkajs's produce requests through encodeProduce (once per process) */
+export function installProduceEncoder(): void {
+  if (installed) return;
+  installed = true;
+  const protocol = produceDefinition.protocol;
+  produceDefinition.protocol = ({ version }) => {
+    const make = protocol({ version });
+    return (args) => {
+      const r = make(args);
+      if (handles(args, version)) {
+        r.request.encode = async () => {
+          const e = new Encoder(0);
+          e.buf = encodeProduce(args);
+          e.offset = e.buf.length;
+          return e;
+        };
+      }
+      return r;
+    };
+  };
+}
+
+/**
+ * kafkajs's DefaultPartitioner (murmur2 of the key, as the Java client), remembering the
+ * partition of the keys it has seen: a capture's frames repeat a few thousand flow keys,
+ * and kafkajs hashes each key with 64-bit arithmetic on objects. The same partitions.
+ */
+export function cachedPartitioner(): Partitioner {
+  /* eslint-disable-next-line @typescript-eslint/no-require-imports */
+  const { Partitioners } = require('kafkajs') as { Partitioners: { DefaultPartitioner: () => Partitioner } };
+  const partition = Partitioners.DefaultPartitioner();
+  let cache = new Map<string, number>();
+  let partitions = -1;
+  return (a) => {
+    const key = a.message.key;
+    if (typeof key !== 'string' || a.message.partition != null) return partition(a);
+    if (a.partitionMetadata.length !== partitions) {
+      partitions = a.partitionMetadata.length;
+      cache = new Map();
+    }
+    let p = cache.get(key);
+    if (p === undefined) {
+      if (cache.size >= 65536) cache = new Map();
+      cache.set(key, (p = partition(a)));
+    }
+    return p;
+  };
+}
