@@ -1,5 +1,5 @@
-// first: it replaces one of kafkajs's modules before kafkajs loads (src/kafka/produce-encoder.ts)
-import { installProduceEncoder } from './produce-encoder';
+// first: it replaces one of kafkajs's modules before kafkajs loads (src/kafk./kafkajs-fast.ts)
+import { installProduceEncoder } from './kafkajs-fast';
 import { Kafka, logLevel, type Admin, type KafkaConfig } from 'kafkajs';
 
 export { CompressionTypes } from 'kafkajs';
@@ -28,7 +28,7 @@ const LOG_LEVELS: Record<string, logLevel> = { error: logLevel.ERROR, warn: logL
  * PKTFLOW_KAFKA_LOG=error|warn|info|debug turns kafkajs's own log on, to stderr
  */
 export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}): Kafka {
-  // produce requests encoded in one pass, with a native CRC-32C (src/kafka/produce-encoder.ts)
+  // produce requests encoded in one pass, with a native CRC-32C (src/kafk./kafkajs-fast.ts)
   installProduceEncoder();
   return new Kafka({
     clientId: c.clientId ?? 'pktflow',

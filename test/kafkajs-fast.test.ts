@@ -1,5 +1,5 @@
 /**
- * src/kafka/produce-encoder.ts writes the bytes kafkajs's own Produce encoder writes:
+ * src/kafka/kafkajs-fast.ts writes the bytes kafkajs's own Produce encoder writes:
  * compared byte for byte on random requests (kafkajs's encoder is the reference; the
  * broker-level tests in test/kafka*.test.ts send the real thing to a real broker, which
  * checks every batch's CRC). No broker here.
@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { crc32c, encodeProduce, installProduceEncoder, nativeCrc } from '../src/kafka/produce-encoder';
+import { crc32c, encodeProduce, installProduceEncoder, nativeCrc } from '../src/kafka/kafkajs-fast';
 import { frameToMessage } from '../src/kafka/frames';
 import { makeFrame } from '../src/core/frame';
 import { fuzzParams } from './fuzz-helpers';
@@ -98,13 +98,13 @@ describe('kafka produce encoder', { timeout: 120_000 }, () => {
 
 describe('kafkajs grouping and partitioner', { timeout: 60_000 }, () => {
   it('the linear grouping replaced kafkajs own before its producer loaded', async () => {
-    const { groupingReplaced } = await import('../src/kafka/produce-encoder');
-    assert.ok(groupingReplaced);
+    const { replaced } = await import('../src/kafka/kafkajs-fast');
+    assert.deepEqual(replaced, { grouping: true, recordDecoder: true });
     assert.equal(require('kafkajs/src/producer/groupMessagesPerPartition').name, 'groupMessagesPerPartition');
   });
 
   it('the caching partitioner picks the partitions of kafkajs DefaultPartitioner', async () => {
-    const { cachedPartitioner } = await import('../src/kafka/produce-encoder');
+    const { cachedPartitioner } = await import('../src/kafka/kafkajs-fast');
     const { Partitioners } = require('kafkajs');
     const mine = cachedPartitioner();
     const theirs = Partitioners.DefaultPartitioner();
@@ -117,5 +117,72 @@ describe('kafkajs grouping and partitioner', { timeout: 60_000 }, () => {
       }),
       fuzzParams(200, 1),
     );
+  });
+});
+
+describe('kafkajs record decoder', { timeout: 60_000 }, () => {
+  const Decoder = require('kafkajs/src/protocol/decoder');
+  const RecordEncoder = require('kafkajs/src/protocol/recordBatch/record/v0');
+  const record = fc.record({
+    key: bytes,
+    value: bytes,
+    headers: fc.option(fc.dictionary(fc.constantFrom('a', 'b', 'pktflow.ts_ns', '__proto__', 'constructor', 'ü'), fc.oneof(headerValue, fc.array(headerValue, { maxLength: 3 })), { maxKeys: 4 }), { nil: undefined }),
+    offsetDelta: fc.nat(2 ** 31 - 1),
+    timestampDelta: fc.oneof(fc.constant(0), fc.integer({ min: -(2 ** 40), max: 2 ** 40 }), fc.bigInt(-(2n ** 62n), 2n ** 62n)),
+  });
+  const context = fc.record({
+    firstOffset: fc.oneof(fc.bigInt(0n, 2n ** 40n), fc.bigInt(2n ** 53n, 2n ** 62n)).map(String),
+    firstTimestamp: fc.bigInt(-1n, 2n ** 45n).map(String),
+    maxTimestamp: fc.bigInt(-1n, 2n ** 45n).map(String),
+    timestampType: fc.constantFrom(0, 1),
+    isControlBatch: fc.boolean(),
+    magicByte: fc.constant(2),
+  });
+
+  it('decodes records into the objects kafkajs makes', async () => {
+    const { decodeRecord, originals } = await import('../src/kafka/kafkajs-fast');
+    const theirs = originals['protocol/recordBatch/record/v0/decoder'] as (d: unknown, c: unknown) => unknown;
+    fc.assert(
+      fc.property(record, context, (r, ctx) => {
+        const bytes = RecordEncoder({ ...r, timestampDelta: r.timestampDelta }).buffer;
+        const a = new Decoder(bytes);
+        a.readVarInt(); // the record's length, read by the batch decoder
+        const b = new Decoder(bytes);
+        b.readVarInt();
+        assert.deepStrictEqual(decodeRecord(a, ctx), theirs(b, ctx));
+        assert.equal(a.offset, b.offset);
+      }),
+      fuzzParams(500, 1),
+    );
+  });
+});
+
+describe('raw-frame messages back into frames', { timeout: 60_000 }, () => {
+  it('the fast way and the general way agree, errors included', async () => {
+    const { messageToFrame, messageToFrameGeneral, H } = await import('../src/kafka/frames');
+    const digitsish = fc.oneof(fc.stringMatching(/^\d{0,21}$/), fc.string({ maxLength: 6 }), fc.constantFrom('', '0', '1e3', ' 7', '-1', '00000', '000001'));
+    const header = fc.option(fc.oneof(digitsish.map((x) => Buffer.from(x)), digitsish, fc.array(digitsish.map((x) => Buffer.from(x)), { minLength: 1, maxLength: 2 })), { nil: undefined });
+    const outcome = (f: () => unknown) => {
+      try {
+        return f();
+      } catch (err) {
+        return `error: ${(err as Error).message}`;
+      }
+    };
+    fc.assert(
+      fc.property(fc.option(fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)), { nil: null }), header, header, header, header, (value, ts, lt, orig, iface) => {
+        const headers: Record<string, any> = {};
+        if (ts !== undefined) headers[H.ts] = ts;
+        if (lt !== undefined) headers[H.linkType] = lt;
+        if (orig !== undefined) headers[H.origLen] = orig;
+        if (iface !== undefined) headers[H.iface] = iface;
+        assert.deepStrictEqual(outcome(() => messageToFrame(value, headers)), outcome(() => messageToFrameGeneral(value, headers)));
+      }),
+      fuzzParams(2000, 1),
+    );
+    const f = makeFrame(1_764_000_000, 123_456_789, 113, 1514, 2, Buffer.alloc(60, 1));
+    const m = frameToMessage(f, 'h');
+    const asFetched = Object.fromEntries(Object.entries(m.headers).map(([k, v]) => [k, Buffer.from(v)]));
+    assert.deepStrictEqual(messageToFrame(m.value, asFetched), f);
   });
 });

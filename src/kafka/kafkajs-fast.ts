@@ -1,23 +1,29 @@
 /**
- * A faster encoder for kafkajs's produce requests.
+ * Faster paths inside kafkajs (2.2.4, its last release) for what pktflow does most:
+ * producing and fetching many small messages. Each produces kafkajs's own results, byte
+ * for byte and field for field (test/kafkajs-fast.test.ts compares them with kafkajs's
+ * on random input); retries, metadata, the idempotent producer's sequence numbers,
+ * group membership and everything else stay kafkajs's.
  *
- * kafkajs (2.2.4, its last release) encodes a produce request record by record: an
- * Encoder object, and zero-filled buffers grown by copying, per record and per header,
- * and a CRC-32C computed in JavaScript with a table. On a capture agent's stream of
- * small frames that was most of the producer's CPU time (docs/performance.md). This
- * module encodes the same bytes in one pass into one buffer: sizes first, then the
- * records written in place, and the CRC-32C of each record batch from @node-rs/crc32
- * (SIMD, a prebuilt addon shipped in the npm package; kafkajs's own CRC when the addon
- * cannot load on a platform).
+ * - Produce requests: kafkajs encodes record by record, through an Encoder object and
+ *   zero-filled buffers grown by copying per record and per header, with a CRC-32C in
+ *   JavaScript. encodeProduce writes the same bytes in one pass into one buffer, the
+ *   CRC-32C from @node-rs/crc32 (SIMD, a prebuilt addon shipped in the npm package;
+ *   kafkajs's own CRC when it cannot load). Plugged in where kafkajs looks up the
+ *   Produce request for a broker's API version (`protocol({ version })` of its produce
+ *   request definition): versions 3 to 7 share one layout (kafkajs uses 7 with Kafka
+ *   3.9); compression, message timestamps or older versions keep kafkajs's encoder.
+ * - Grouping a send()'s messages by partition in linear time (kafkajs's is quadratic),
+ *   and a partitioner that remembers each key's partition (kafkajs's DefaultPartitioner
+ *   hashes every key with 64-bit arithmetic on objects).
+ * - Decoding fetched records: kafkajs rebuilds a record's header object once per header
+ *   (spread) and computes each offset and timestamp with 64-bit objects; decodeRecord
+ *   makes the same record object in one pass.
  *
- * It is plugged in where kafkajs looks up the Produce request for a broker's API
- * version: `protocol({ version })` of kafkajs's produce request definition, which every
- * broker calls per request. Everything else stays kafkajs's: retries, metadata,
- * the idempotent producer's sequence numbers, the response. Versions 3 to 7 (every
- * broker since Kafka 0.11; kafkajs uses 7 with Kafka 3.9) share one request layout,
- * which this writes; a request with compression, with message timestamps, or for an
- * older version keeps kafkajs's own encoder. The bytes are kafkajs's, byte for byte
- * (test/kafka-encoder.test.ts checks that on random requests).
+ * The grouping and the record decoder replace kafkajs's modules of those names in
+ * Node's module cache before kafkajs's producer and fetch decoder load them, so this
+ * file must be loaded before kafkajs itself: src/kafka/client.ts imports it first, and
+ * pktflow reaches kafkajs only through client.ts. `replaced` says whether it took.
  */
 import type { Message } from 'kafkajs';
 
@@ -54,15 +60,7 @@ interface ProduceDefinition {
 
 type Partitioner = (a: { topic: string; partitionMetadata: unknown[]; message: Message }) => number;
 
-/**
- * kafkajs's grouping of a send()'s messages by partition, in linear time: kafkajs's own
- * copies the partition's array for every message it adds (quadratic; kafkajs pull
- * request #1576, never released), a tenth of the producer's time at 900 messages per
- * request. Same result: an object of arrays by partition, messages in send order.
- * It replaces kafkajs's module before kafkajs's producer loads it, so this file must be
- * loaded before kafkajs itself: src/kafka/client.ts imports it first, and everything
- * in pktflow reaches kafkajs through client.ts. `groupingReplaced` says whether it took.
- */
+/** kafkajs's groupMessagesPerPartition, in linear time (kafkajs pull request #1576, never released) */
 function groupMessagesPerPartition({ topic, partitionMetadata, messages, partitioner }: { topic: string; partitionMetadata: unknown[]; messages: Message[]; partitioner: Partitioner }): Record<number, Message[]> {
   const result: Record<number, Message[]> = {};
   if (partitionMetadata.length === 0) return result;
@@ -73,18 +71,117 @@ function groupMessagesPerPartition({ topic, partitionMetadata, messages, partiti
   return result;
 }
 
-export const groupingReplaced: boolean = (() => {
-  const sendMessages = require.resolve('kafkajs/src/producer/sendMessages');
-  const group = require.resolve('kafkajs/src/producer/groupMessagesPerPartition');
-  // kafkajs's producer loaded already (something required kafkajs before this file): too late
-  if (require.cache[sendMessages] !== undefined) return false;
-  require(group);
-  const entry = require.cache[group];
-  if (entry === undefined) return false;
-  entry.exports = groupMessagesPerPartition;
-  return true;
+interface Decoder {
+  buffer: Buffer;
+  offset: number;
+  readVarLong(): { toString(): string };
+}
+interface BatchContext {
+  firstOffset: string;
+  firstTimestamp: string;
+  magicByte: number;
+  isControlBatch?: boolean;
+  timestampType: number;
+  maxTimestamp: string;
+}
+
+/** zigzag varint at the decoder's offset (kafkajs's readVarInt) */
+function readVarInt(d: Decoder): number {
+  const b = d.buffer;
+  let result = 0;
+  let shift = 0;
+  let byte: number;
+  do {
+    byte = b[d.offset++];
+    result += (byte & 0x7f) << shift;
+    shift += 7;
+  } while (byte >= 0x80);
+  return (result >>> 1) ^ -(result & 1);
+}
+
+/** kafkajs's record v0 decoder, in one pass: the same object, field for field */
+function decodeRecord(d: Decoder, batchContext: BatchContext = {} as BatchContext): object {
+  const { firstOffset, firstTimestamp, magicByte, isControlBatch = false, timestampType, maxTimestamp } = batchContext;
+  const b = d.buffer;
+  const attributes = b.readInt8(d.offset++);
+  // the timestamp delta: a varlong, read here while it fits in a double's integers
+  let timestamp: string;
+  const at = d.offset;
+  let z = 0;
+  let mul = 1;
+  let n = 0;
+  let byte: number;
+  do {
+    byte = b[d.offset++];
+    z += (byte & 0x7f) * mul;
+    mul *= 128;
+    n++;
+  } while (byte >= 0x80 && n < 7);
+  let delta: bigint | number;
+  if (byte >= 0x80) {
+    d.offset = at;
+    delta = BigInt(d.readVarLong().toString());
+  } else delta = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+  if (timestampType === 1 && maxTimestamp) timestamp = maxTimestamp;
+  else if (delta === 0) timestamp = String(BigInt(firstTimestamp));
+  else timestamp = String(BigInt(firstTimestamp) + BigInt(delta)); // kafkajs's Long does not wrap either
+  const offsetDelta = readVarInt(d);
+  const base = Number(firstOffset);
+  const offset = Number.isSafeInteger(base) && Number.isSafeInteger(base + offsetDelta) ? String(base + offsetDelta) : String(BigInt(firstOffset) + BigInt(offsetDelta));
+  const key = readBytes(d);
+  const value = readBytes(d);
+  const headers: Record<string, Buffer | null | (Buffer | null)[]> = {};
+  const count = readVarInt(d);
+  for (let i = 0; i < count; i++) {
+    const kn = readVarInt(d);
+    let k: string;
+    if (kn === -1) k = 'null';
+    else {
+      k = b.toString('utf8', d.offset, d.offset + kn);
+      d.offset += kn;
+    }
+    const v = readBytes(d);
+    // read as kafkajs does, inherited properties included (a header "constructor" comes out as kafkajs's)
+    const old = headers[k];
+    const next = old === undefined ? v : Array.isArray(old) ? old.concat([v]) : [old, v];
+    // an own property whatever the name (kafkajs's spread makes one even of "__proto__")
+    if (k === '__proto__') Object.defineProperty(headers, k, { value: next, enumerable: true, writable: true, configurable: true });
+    else headers[k] = next;
+  }
+  return { magicByte, attributes, timestamp, offset, key, value, headers, isControlRecord: isControlBatch, batchContext };
+}
+
+function readBytes(d: Decoder): Buffer | null {
+  const n = readVarInt(d);
+  if (n === -1) return null;
+  const v = d.buffer.slice(d.offset, d.offset + n);
+  d.offset += n;
+  return v;
+}
+
+/** kafkajs's modules as they were, by path under kafkajs/src (for the tests that compare) */
+export const originals: Record<string, unknown> = {};
+
+export const replaced: { grouping: boolean; recordDecoder: boolean } = (() => {
+  /** kafkajs's module `name` replaced by `by`, unless `user` (which requires it at load) loaded already */
+  const replace = (name: string, user: string, by: unknown): boolean => {
+    if (require.cache[require.resolve(user)] !== undefined) return false;
+    const path = require.resolve(name);
+    originals[name.slice(name.lastIndexOf('src/') + 4)] = require(path);
+    const entry = require.cache[path];
+    if (entry === undefined) return false;
+    entry.exports = by;
+    return true;
+  };
+  return {
+    grouping: replace('kafkajs/src/producer/groupMessagesPerPartition', 'kafkajs/src/producer/sendMessages', groupMessagesPerPartition),
+    recordDecoder: replace('kafkajs/src/protocol/recordBatch/record/v0/decoder', 'kafkajs/src/protocol/recordBatch/v0/decoder', decodeRecord),
+  };
 })();
 
+export { decodeRecord };
+
+// kafkajs's internals that are used, not replaced (after the replacements: none of them loads those)
 const Encoder = require('kafkajs/src/protocol/encoder') as EncoderClass;
 const jsCrc32c = require('kafkajs/src/protocol/recordBatch/crc32C') as (b: Buffer) => number;
 const produceDefinition = require('kafkajs/src/protocol/requests/produce') as ProduceDefinition;
