@@ -41,10 +41,13 @@ export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}
   });
 }
 
+/** the topic does not exist: no retry makes it appear */
+export class NoSuchTopicError extends Error {}
+
 /** fail at once, not after kafkajs's metadata retries (~20 s), when the topic does not exist */
 export async function requireTopic(admin: Admin, topic: string): Promise<void> {
   const topics = await admin.listTopics();
-  if (!topics.includes(topic)) throw new Error(`no such topic (create it first: pktflow topics create ${topic} --partitions 8)`);
+  if (!topics.includes(topic)) throw new NoSuchTopicError(`no such topic (create it first: pktflow topics create ${topic} --partitions 8)`);
 }
 
 /** A wait on Kafka that ran out of time (KafkaConnection.timeoutMs). */
