@@ -99,7 +99,7 @@ describe('kafka produce encoder', { timeout: 120_000 }, () => {
 describe('kafkajs grouping and partitioner', { timeout: 60_000 }, () => {
   it('the linear grouping replaced kafkajs own before its producer loaded', async () => {
     const { replaced } = await import('../src/kafka/kafkajs-fast');
-    assert.deepEqual(replaced, { grouping: true, recordDecoder: true });
+    assert.deepEqual(replaced, { grouping: true, recordDecoder: true, request: true });
     assert.equal(require('kafkajs/src/producer/groupMessagesPerPartition').name, 'groupMessagesPerPartition');
   });
 
@@ -184,5 +184,22 @@ describe('raw-frame messages back into frames', { timeout: 60_000 }, () => {
     const m = frameToMessage(f, 'h');
     const asFetched = Object.fromEntries(Object.entries(m.headers).map(([k, v]) => [k, Buffer.from(v)]));
     assert.deepStrictEqual(messageToFrame(m.value, asFetched), f);
+  });
+});
+
+describe('kafkajs request framing', { timeout: 60_000 }, () => {
+  it('frames requests as kafkajs does', async () => {
+    const { createRequest, originals } = await import('../src/kafka/kafkajs-fast');
+    const Encoder = require('kafkajs/src/protocol/encoder');
+    const theirs = originals['protocol/request'] as typeof createRequest;
+    await fc.assert(
+      fc.asyncProperty(fc.nat(60), fc.nat(15), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.option(fc.string({ unit: 'grapheme', maxLength: 20 }), { nil: null }), fc.uint8Array({ maxLength: 3000 }), async (apiKey, apiVersion, correlationId, clientId, body) => {
+        const request = { apiKey, apiVersion, encode: async () => new Encoder().writeBuffer(Buffer.from(body)) };
+        const a = await createRequest({ correlationId, clientId, request });
+        const b = await theirs({ correlationId, clientId, request });
+        assert.deepEqual(a.buf.subarray(0, a.offset), b.buf.subarray(0, b.offset));
+      }),
+      fuzzParams(300, 1),
+    );
   });
 });

@@ -16,14 +16,18 @@
  * - Grouping a send()'s messages by partition in linear time (kafkajs's is quadratic),
  *   and a partitioner that remembers each key's partition (kafkajs's DefaultPartitioner
  *   hashes every key with 64-bit arithmetic on objects).
+ * - Framing a request (size and header before the body) with one copy of the body,
+ *   not two into zero-filled buffers.
  * - Decoding fetched records: kafkajs rebuilds a record's header object once per header
  *   (spread) and computes each offset and timestamp with 64-bit objects; decodeRecord
  *   makes the same record object in one pass.
  *
- * The grouping and the record decoder replace kafkajs's modules of those names in
- * Node's module cache before kafkajs's producer and fetch decoder load them, so this
+ * The grouping, the framing and the record decoder replace kafkajs's modules of those
+ * names in Node's module cache before the kafkajs modules that use them load, so this
  * file must be loaded before kafkajs itself: src/kafka/client.ts imports it first, and
- * pktflow reaches kafkajs only through client.ts. `replaced` says whether it took.
+ * pktflow reaches kafkajs only through client.ts. `replaced` says whether it took: a
+ * pipeline file that loads kafkajs itself before pktflow keeps kafkajs's own modules,
+ * slower with the same results.
  */
 import type { Message } from 'kafkajs';
 
@@ -123,7 +127,7 @@ function decodeRecord(d: Decoder, batchContext: BatchContext = {} as BatchContex
     delta = BigInt(d.readVarLong().toString());
   } else delta = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
   if (timestampType === 1 && maxTimestamp) timestamp = maxTimestamp;
-  else if (delta === 0) timestamp = String(BigInt(firstTimestamp));
+  else if (delta === 0) timestamp = canonical(firstTimestamp);
   else timestamp = String(BigInt(firstTimestamp) + BigInt(delta)); // kafkajs's Long does not wrap either
   const offsetDelta = readVarInt(d);
   const base = Number(firstOffset);
@@ -137,7 +141,7 @@ function decodeRecord(d: Decoder, batchContext: BatchContext = {} as BatchContex
     let k: string;
     if (kn === -1) k = 'null';
     else {
-      k = b.toString('utf8', d.offset, d.offset + kn);
+      k = headerKey(b, d.offset, kn, i);
       d.offset += kn;
     }
     const v = readBytes(d);
@@ -151,6 +155,44 @@ function decodeRecord(d: Decoder, batchContext: BatchContext = {} as BatchContex
   return { magicByte, attributes, timestamp, offset, key, value, headers, isControlRecord: isControlBatch, batchContext };
 }
 
+/**
+ * the header key at b[at, at + n), the i-th of its record: the same string as the i-th
+ * key of the record before when the bytes are the same (every frame has the same five
+ * keys, which kafkajs makes into new strings each time)
+ */
+const keyBytes: Buffer[] = [];
+const keyStrings: string[] = [];
+function headerKey(b: Buffer, at: number, n: number, i: number): string {
+  const kb = keyBytes[i];
+  if (kb !== undefined && kb.length === n) {
+    let same = true;
+    for (let j = 0; j < n; j++) {
+      if (kb[j] !== b[at + j]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return keyStrings[i];
+  }
+  const k = b.toString('utf8', at, at + n);
+  if (i < 16 && n <= 64) {
+    keyBytes[i] = Buffer.from(b.subarray(at, at + n));
+    keyStrings[i] = k;
+  }
+  return k;
+}
+
+/** a batch's first timestamp as kafkajs's Long prints it, for the batch's records one after another */
+let lastTimestamp = '';
+let lastCanonical = '';
+function canonical(ts: string): string {
+  if (ts !== lastTimestamp) {
+    lastCanonical = String(BigInt(ts));
+    lastTimestamp = ts;
+  }
+  return lastCanonical;
+}
+
 function readBytes(d: Decoder): Buffer | null {
   const n = readVarInt(d);
   if (n === -1) return null;
@@ -162,7 +204,34 @@ function readBytes(d: Decoder): Buffer | null {
 /** kafkajs's modules as they were, by path under kafkajs/src (for the tests that compare) */
 export const originals: Record<string, unknown> = {};
 
-export const replaced: { grouping: boolean; recordDecoder: boolean } = (() => {
+/**
+ * kafkajs's request framing (size, API key and version, correlation id, client id, then
+ * the request's body), into one buffer: kafkajs copies the body twice, into zero-filled
+ * buffers grown to the next power of two, which for a produce request is a megabyte each
+ */
+async function createRequest({ correlationId, clientId, request }: { correlationId: number; clientId: string | null; request: { apiKey: number; apiVersion: number; encode: () => Promise<Encoded> } }): Promise<Encoded> {
+  const payload = await request.encode();
+  const body = payload.buf.subarray(0, payload.offset);
+  const idLength = clientId == null ? 0 : Buffer.byteLength(clientId, 'utf8');
+  const size = 2 + 2 + 4 + 2 + idLength + body.length;
+  const buf = Buffer.allocUnsafe(4 + size);
+  let at = buf.writeInt32BE(size, 0);
+  at = buf.writeInt16BE(request.apiKey, at);
+  at = buf.writeInt16BE(request.apiVersion, at);
+  at = buf.writeInt32BE(correlationId, at);
+  if (clientId == null) at = buf.writeInt16BE(-1, at);
+  else {
+    at = buf.writeInt16BE(idLength, at);
+    at += buf.write(clientId, at, idLength, 'utf8');
+  }
+  body.copy(buf, at);
+  const e = new Encoder(0);
+  e.buf = buf;
+  e.offset = buf.length;
+  return e;
+}
+
+export const replaced: { grouping: boolean; recordDecoder: boolean; request: boolean } = (() => {
   /** kafkajs's module `name` replaced by `by`, unless `user` (which requires it at load) loaded already */
   const replace = (name: string, user: string, by: unknown): boolean => {
     if (require.cache[require.resolve(user)] !== undefined) return false;
@@ -176,10 +245,11 @@ export const replaced: { grouping: boolean; recordDecoder: boolean } = (() => {
   return {
     grouping: replace('kafkajs/src/producer/groupMessagesPerPartition', 'kafkajs/src/producer/sendMessages', groupMessagesPerPartition),
     recordDecoder: replace('kafkajs/src/protocol/recordBatch/record/v0/decoder', 'kafkajs/src/protocol/recordBatch/v0/decoder', decodeRecord),
+    request: replace('kafkajs/src/protocol/request', 'kafkajs/src/network/connection', createRequest),
   };
 })();
 
-export { decodeRecord };
+export { createRequest, decodeRecord };
 
 // kafkajs's internals that are used, not replaced (after the replacements: none of them loads those)
 const Encoder = require('kafkajs/src/protocol/encoder') as EncoderClass;
