@@ -58,6 +58,9 @@ class NfsCounters extends TransactionCounters {
   udpPending: () => number = () => 0;
 }
 
+/** bytes a record start is recognised by: a mark and a call's header */
+const FIND_BYTES = 28;
+const EMPTY = Buffer.alloc(0);
 const LOST = 0;
 const MARK = 1;
 const BODY = 2;
@@ -83,6 +86,8 @@ class RecordReader {
   private fragLeft = 0;
   private lastFrag = false;
   private keep: Buffer | null = null;
+  /** while a record start is looked for: the last bytes of the chunks so far (fewer than FIND_BYTES) */
+  private tail = EMPTY;
   private kept = 0;
   /** bytes past a gap are not kept: what is kept stays in its place */
   private keeping = true;
@@ -115,10 +120,23 @@ class RecordReader {
     let i = off;
     while (i < end) {
       if (this.state === LOST) {
-        const at = this.find(b, i, end);
-        if (at < 0) return;
+        // the search looks across chunks: the bytes of a record start may come one by one
+        const joined = this.tail.length > 0 ? Buffer.concat([this.tail, b.subarray(i, end)]) : null;
+        const from = joined ?? b;
+        const at = this.find(from, joined !== null ? 0 : i, joined !== null ? joined.length : end);
+        if (at < 0) {
+          const len = joined !== null ? joined.length : end - i;
+          const keep = Math.min(len, FIND_BYTES - 1);
+          this.tail = Buffer.from(from.subarray((joined !== null ? 0 : i) + len - keep, (joined !== null ? 0 : i) + len));
+          return;
+        }
         this.n.resyncs++;
         this.state = MARK;
+        this.tail = EMPTY;
+        if (joined !== null) {
+          this.feed(joined, at, joined.length - at, sec, nsec);
+          return;
+        }
         i = at;
       }
       if (this.state === MARK) {
@@ -194,6 +212,7 @@ class RecordReader {
 
   /** the place is lost: the record in progress with it */
   lose(reason: string): void {
+    this.tail = EMPTY;
     this.n.lost.add(`${this.side === 0 ? 'request' : 'response'}_${reason}`);
     if (reason !== 'gap' && reason !== 'gap_in_record' && reason !== 'mid_stream') this.sink.violation(reason);
     this.reset();
@@ -228,7 +247,7 @@ class RecordReader {
 
   /** the first offset in [i, end) where a record plausibly starts */
   private find(b: Buffer, i: number, end: number): number {
-    for (; i + 28 <= end; i++) {
+    for (; i + FIND_BYTES <= end; i++) {
       const m = b.readUInt32BE(i);
       const size = m & 0x7fffffff;
       if (size < 12 || size > this.opts.maxRecordBytes) continue;
@@ -638,11 +657,10 @@ export const nfs: Protocol<NfsOptions> = {
   tcpPorts: [2049],
   udpPorts: [2049],
   probe(buf, off, len, side) {
-    // a call: a record mark (a last fragment of a plausible size), then the call's header
+    // a call: a record mark (a fragment of a plausible size), then the call's header in that fragment
     if (side !== 0 || len < 28) return false;
-    const m = buf.readUInt32BE(off);
-    const size = m & 0x7fffffff;
-    return m >>> 31 === 1 && size >= 40 && size <= 16 * 1024 * 1024 && nfsCallHeader(buf, off + 4, len - 4);
+    const size = buf.readUInt32BE(off) & 0x7fffffff;
+    return size >= 24 && size <= 16 * 1024 * 1024 && nfsCallHeader(buf, off + 4, Math.min(len - 4, size));
   },
   probeDatagram(buf, off, len) {
     return len >= 40 && nfsCallHeader(buf, off, len);
