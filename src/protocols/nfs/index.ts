@@ -188,7 +188,12 @@ class RecordReader {
       const take = Math.min(this.fragLeft, end - i);
       if (this.keeping && this.kept < this.opts.maxHeaderBytes) {
         const n = Math.min(take, this.opts.maxHeaderBytes - this.kept);
-        if (this.keep === null) this.keep = Buffer.allocUnsafe(this.opts.maxHeaderBytes);
+        // sized to what the record's fragments so far announce, up to the bound; let go after the record
+        if (this.keep === null || this.keep.length < this.kept + n) {
+          const grown = Buffer.allocUnsafe(Math.min(this.opts.maxHeaderBytes, Math.max(this.kept + this.fragLeft, this.recordBytes)));
+          if (this.keep !== null) this.keep.copy(grown, 0, 0, this.kept);
+          this.keep = grown;
+        }
         b.copy(this.keep, this.kept, i, i + n);
         this.kept += n;
       }
@@ -206,7 +211,11 @@ class RecordReader {
       this.keeping = false;
       return;
     }
-    if (this.state === LOST) return;
+    if (this.state === LOST) {
+      // what was held to look for a record start is no longer followed by its own bytes
+      this.tail = EMPTY;
+      return;
+    }
     this.lose(this.busy ? 'gap_in_record' : 'gap');
   }
 
@@ -234,6 +243,7 @@ class RecordReader {
   }
 
   private reset(): void {
+    this.keep = null;
     this.state = MARK;
     this.markGot = 0;
     this.mark = 0;
