@@ -248,6 +248,19 @@ describe('NFS analyzer', { timeout: 60_000 }, () => {
     assert.equal(t.events.filter((e) => e.status === 'OK').length, 2);
   });
 
+  it('UDP: a retransmitted call is one transaction, the second reply to it is counted, a reply to no call is emitted alone', async () => {
+    const run = await readFile(fixture('nfs/edge-violations.pcap'));
+    const udp = (run.events as any[]).filter((e) => e.type === 'nfs' && e.network.transport === 'udp');
+    assert.deepEqual(udp.map((e) => [e.rpc.xid, e.status, e.error?.message ?? null]), [
+      ['0000050a', 'OK', null],
+      ['0000050b', 'Error', 'Unmatched response'],
+      ['0000050c', 'Error', 'Unmatched request'],
+    ]);
+    const s = (run.stats.analyze as any).protocols.nfs;
+    assert.deepEqual([s.retransmitted_calls, s.duplicate_replies, s.violations.datagram_too_short], [1, 1, 1]);
+    assertAccounting(run.stats, 'edge-violations');
+  });
+
   it('a capture that starts inside a connection finds the next call', () => {
     const t = conn({}, true);
     t.send(0, Buffer.concat([record(call(1, 3, 1, new Xdr().opaque(fh).done())).subarray(10), record(call(2, 3, 0))]));

@@ -165,12 +165,14 @@ function violations(): GenFrame[] {
   c.send(0, record(call(0x508, 3, 0))).send(1, record(rpcReply(0x508)));
   // a call with the same xid as one waiting: the first is reported unanswered
   c.send(0, record(call(0x509, 3, 0)), record(call(0x509, 3, 1, new Xdr().opaque(fh).done()))).send(1, record(rpcReply(0x509, v3res(0))));
-  // UDP: a retransmitted call (one transaction), a reply to no call, a datagram of 3 bytes
+  // UDP: a retransmitted call answered twice (one transaction), a reply to no call, a datagram of 3 bytes
   const dg = (src: string, sp: number, dst: string, dp: number, b: Buffer) => ipv4(src, dst, 17, udp(sp, dp, b));
   const retx = call(0x50a, 3, 1, new Xdr().opaque(fh).done());
   const u = [
     dg('10.12.4.1', 901, '10.12.4.2', 2049, retx),
     dg('10.12.4.1', 901, '10.12.4.2', 2049, retx),
+    dg('10.12.4.2', 2049, '10.12.4.1', 901, rpcReply(0x50a, v3res(0))),
+    // the server's duplicate request cache answers the retransmission too
     dg('10.12.4.2', 2049, '10.12.4.1', 901, rpcReply(0x50a, v3res(0))),
     dg('10.12.4.2', 2049, '10.12.4.1', 901, rpcReply(0x50b, v3res(0))),
     dg('10.12.4.1', 901, '10.12.4.2', 2049, Buffer.from([1, 2, 3])),

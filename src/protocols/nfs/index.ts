@@ -52,8 +52,9 @@ class NfsCounters extends TransactionCounters {
   /** where a TCP stream lost its place, and how often it found it again */
   readonly lost = new ReasonCounter();
   resyncs = 0;
-  /** UDP: calls sent again with an xid already waiting (not new transactions) */
+  /** UDP: calls sent again with an xid already waiting (not new transactions), and second replies to them */
   retransmitted = 0;
+  duplicateReplies = 0;
   tcpPending = 0;
   udpPending: () => number = () => 0;
 }
@@ -376,6 +377,7 @@ class NfsTransactions {
       other_program_replies: n.otherReplies,
       callbacks: n.callbacks,
       retransmitted_calls: n.retransmitted,
+      duplicate_replies: n.duplicateReplies,
       operations_cut: n.opsCut.toJSON(),
       unmatched: n.unmatched.toJSON(),
       lost: n.lost.toJSON(),
@@ -570,8 +572,13 @@ function stampReply(r: RpcReply, rr: RecordReader): void {
 interface UdpWaiting extends Waiting {}
 
 /** NFS over UDP: one RPC message a datagram; calls and replies pair by conversation and xid. */
+/** UDP replies remembered after pairing, so a second reply to a retransmitted call is known as such */
+const ANSWERED_KEPT = 4096;
+
 class NfsUdp implements DatagramAnalyzer {
   private readonly pending: PendingTable<UdpWaiting>;
+  /** the keys of the calls answered last, oldest first */
+  private readonly answered = new Map<string, boolean>();
 
   constructor(private readonly tx: NfsTransactions) {
     this.pending = new PendingTable<UdpWaiting>(tx.opts.maxPendingTotal, (w, why) => this.unanswered(w, why));
@@ -625,9 +632,16 @@ class NfsUdp implements DatagramAnalyzer {
         tx.n.otherReplies++;
         return;
       }
+      this.answered.set(key, true);
+      if (this.answered.size > ANSWERED_KEPT) this.answered.delete(this.answered.keys().next().value as string);
       this.pendingNfs--;
       readResults(r, w.call, b, off, kept, len);
       tx.emit(w.call, r, w.ep, null);
+      return;
+    }
+    if (this.answered.delete(key)) {
+      // the server answered a retransmitted call again (its duplicate request cache): the transaction was emitted
+      tx.n.duplicateReplies++;
       return;
     }
     tx.n.started++;
@@ -645,6 +659,7 @@ class NfsUdp implements DatagramAnalyzer {
 
   discard(): void {
     this.pending.discard();
+    this.answered.clear();
     this.pendingNfs = 0;
   }
 
