@@ -5,9 +5,9 @@
  * they do not send (NFS over UDP, a call in several record-marking fragments,
  * AUTH_NONE, a program version the server does not offer).
  *
- * Ganesha registers its programs with rpcbind and will not start without it; rpcbind
- * listens on its fixed port 111, so one is started here when none runs (and left
- * for the next user: it is a system service, see `ensureRpcbind`).
+ * Ganesha registers its programs with rpcbind and will not start without it
+ * ("Cannot register NFS V3 on UDP", then it exits); rpcbind listens on its fixed port
+ * 111, so one is started here when none runs, and stopped with the server.
  * The kernel here has no NFS client (`mount -t nfs ...` fails with "mount.nfs: No such
  * device": no nfs in /proc/filesystems, no modules), so no kernel mount is used.
  */
@@ -32,8 +32,8 @@ export interface NfsServer {
   stop(): Promise<void>;
 }
 
-/** rpcbind on its fixed port 111, started (in the foreground, as a child left running) when nothing listens there */
-export async function ensureRpcbind(): Promise<void> {
+/** rpcbind on its fixed port 111, started (in the foreground) when nothing listens there; returns how to stop the one it started */
+export async function ensureRpcbind(): Promise<(() => Promise<void>) | null> {
   const up = await new Promise<boolean>((resolve) => {
     const s = connect(111, HOST);
     s.once('connect', () => {
@@ -42,16 +42,20 @@ export async function ensureRpcbind(): Promise<void> {
     });
     s.once('error', () => resolve(false));
   });
-  if (up) return;
+  if (up) return null;
   mkdirSync('/run/rpcbind', { recursive: true });
-  const child = spawn('rpcbind', ['-f', '-w'], { stdio: 'ignore', detached: true });
-  child.unref();
+  const child = spawn('rpcbind', ['-f', '-w'], { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => child.on('close', () => r()));
   await waitForPort(111);
+  return async () => {
+    child.kill('SIGTERM');
+    await exited;
+  };
 }
 
 /** ganesha.nfsd in the foreground, exporting a fresh temporary directory over NFSv3 and v4, TCP and UDP */
 export async function startGanesha(nfsPort: number, mountPort: number, files: Record<string, Buffer | string> = {}): Promise<NfsServer> {
-  await ensureRpcbind();
+  const stopRpcbind = await ensureRpcbind();
   const base = mkdtempSync(path.join(tmpdir(), 'pktflow-nfs-'));
   const dir = path.join(base, 'export');
   mkdirSync(dir);
@@ -92,16 +96,23 @@ EXPORT {
   const log = path.join(base, 'ganesha.log');
   const child: ChildProcess = spawn('ganesha.nfsd', ['-F', '-f', conf, '-L', log, '-p', path.join(base, 'ganesha.pid'), '-N', 'NIV_EVENT'], { stdio: 'ignore' });
   const exited = new Promise<void>((r) => child.on('close', () => r()));
-  await Promise.race([waitForPort(nfsPort), exited.then(() => Promise.reject(new Error(`ganesha.nfsd did not start on port ${nfsPort} (see ${log})`)))]);
-  // the listener opens before the exports are ready: wait for an answer to a NULL call
-  for (let i = 0; ; i++) {
-    try {
-      await nfsCli('nfs-ls', [nfsUrl(nfsPort, mountPort, dir, 3, '')]);
-      break;
-    } catch (err) {
-      if (i > 100) throw err;
-      await sleep(100);
+  try {
+    await Promise.race([waitForPort(nfsPort), exited.then(() => Promise.reject(new Error(`ganesha.nfsd did not start on port ${nfsPort} (see ${log})`)))]);
+    // the listener opens before the exports are ready: wait until a listing works
+    for (let i = 0; ; i++) {
+      try {
+        await nfsCli('nfs-ls', [nfsUrl(nfsPort, mountPort, dir, 3, '')]);
+        break;
+      } catch (err) {
+        if (i > 100) throw err;
+        await sleep(100);
+      }
     }
+  } catch (err) {
+    child.kill('SIGKILL');
+    await exited;
+    await stopRpcbind?.();
+    throw err;
   }
   return {
     nfsPort,
@@ -113,6 +124,8 @@ EXPORT {
       await Promise.race([exited, sleep(10_000)]);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
+      // Ganesha needed it to register its programs; the one started for it goes with it
+      await stopRpcbind?.();
       rmSync(base, { recursive: true, force: true });
     },
   };
