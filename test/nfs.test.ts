@@ -199,6 +199,23 @@ describe('NFS analyzer', { timeout: 60_000 }, () => {
     assert.deepEqual([s.other_program_calls, s.other_program_replies, s.callbacks, s.violations], [{ '100227': 1 }, 1, 1, {}]);
   });
 
+  it('RPCSEC_GSS: integrity-protected arguments and results are read past their wrapper; sealed ones are not read', () => {
+    const gssCall = (xid: number, service: number, args: Buffer) =>
+      Buffer.concat([new Xdr().u32(xid).u32(0).u32(2).u32(100003).u32(4).u32(1).u32(6).opaque(new Xdr().u32(1).u32(0).u32(xid).u32(service).opaque(Buffer.alloc(8, 1)).done()).u32(6).opaque(Buffer.alloc(16, 2)).done(), args]);
+    const wrap = (body: Buffer) => Buffer.concat([new Xdr().u32(body.length + 4).u32(77).done(), body, new Xdr().opaque(Buffer.alloc(16, 3)).done()]);
+    const reply = (xid: number, results: Buffer) => Buffer.concat([new Xdr().u32(xid).u32(1).u32(0).u32(6).opaque(Buffer.alloc(16, 4)).u32(0).done(), results]);
+    const t = conn();
+    t.send(0, record(gssCall(1, 2, wrap(compound('i', [putfh, readdir])))));
+    t.send(1, record(reply(1, wrap(compoundRes(0, 2)))));
+    t.send(0, record(gssCall(2, 3, new Xdr().opaque(Buffer.alloc(40, 9)).done())));
+    t.send(1, record(reply(2, new Xdr().opaque(Buffer.alloc(40, 8)).done())));
+    t.done();
+    assert.deepEqual(t.events.map((e) => [e.rpc.auth_flavor, e.nfs.opcode, e.nfs.status ?? null, e.nfs.operations?.length ?? 0, e.notes ?? null]), [
+      ['rpcsec_gss', 'READDIR', 'NFS_OK', 2, null],
+      ['rpcsec_gss', 'COMPOUND', null, 0, ['RPCSEC_GSS privacy: arguments and results sealed']],
+    ]);
+  });
+
   it('times out a call on packet time (60 s, as packetbeat), and emits what waits at close', () => {
     const t = conn();
     t.send(0, record(call(1, 3, 0)), 1000);

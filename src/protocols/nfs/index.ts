@@ -6,7 +6,7 @@ import type { Packet } from '../../decode/packet';
 import { datagramEndpoints, type Endpoints } from '../../events/endpoints';
 import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE, type EventObject } from '../../events/transaction';
 import type { DatagramAnalyzer, Emitter, Protocol, TcpAnalyzer, TcpContext } from '../analyzer';
-import { messageType, readCall, readReply, readResults, RpcCall, RpcReply } from './message';
+import { GSS_PRIVACY, messageType, readCall, readReply, readResults, RpcCall, RpcReply } from './message';
 import { authFlavor, NFS_PROGRAM, opName, statusName } from './names';
 
 export interface NfsOptions {
@@ -352,6 +352,7 @@ class NfsTransactions {
       if (c.opsCut === 'limit') notes.push(`operations listed up to ${this.opts.maxOps} of ${c.opCount}`);
       else if (c.opsCut === 'cut') notes.push(`operations after the first ${c.ops.length} of ${c.opCount} not read (${this.opts.maxHeaderBytes} bytes kept)`);
       else if (c.opsCut === 'unknown_op') notes.push(`operations after ${opName(c.ops[c.ops.length - 1]) ?? `operation ${c.ops[c.ops.length - 1]}`} not read`);
+      if (c.gss === GSS_PRIVACY) notes.push('RPCSEC_GSS privacy: arguments and results sealed');
       if (c.missingBytes > 0) notes.push(`packet loss: ${c.missingBytes} request bytes missing`);
     }
     if (r !== null && r.missingBytes > 0) notes.push(`packet loss: ${r.missingBytes} response bytes missing`);

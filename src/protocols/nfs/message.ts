@@ -15,6 +15,8 @@ export class RpcCall {
   flavor = 0;
   /** AUTH_SYS credentials, when read */
   unix = false;
+  /** RPCSEC_GSS: the service of a data call (1 none, 2 integrity, 3 privacy), GSS_CONTROL for context set-up; 0 for other flavours */
+  gss = 0;
   stamp = 0;
   machine = '';
   uid = 0;
@@ -75,6 +77,11 @@ export function messageType(b: Buffer, off: number, kept: number): number {
   return t <= 1 ? t : -1;
 }
 
+/** RPCSEC_GSS services (RFC 2203), and a control call (context creation or destruction) */
+export const GSS_INTEGRITY = 2;
+export const GSS_PRIVACY = 3;
+export const GSS_CONTROL = -1;
+
 const x = new XdrReader();
 const credReader = new XdrReader();
 
@@ -103,6 +110,14 @@ export function readCall(c: RpcCall, b: Buffer, off: number, kept: number, total
     c.gid = cr.u32();
     c.gids = cr.u32Array(MAX_GIDS);
     c.unix = !cr.short;
+  } else if (c.flavor === 6 && !x.short && credEnd <= x.end) {
+    // RPCSEC_GSS (RFC 2203): version, procedure, sequence number, service, context handle
+    const cr = credReader.reset(b, x.pos, credLen, credLen);
+    cr.u32();
+    const gssProc = cr.u32();
+    cr.u32();
+    const service = cr.u32();
+    if (!cr.short) c.gss = gssProc !== 0 ? GSS_CONTROL : service;
   }
   x.skip(credLen);
   x.u32();
@@ -128,6 +143,13 @@ export function readCall(c: RpcCall, b: Buffer, off: number, kept: number, total
     c.opcode = 'ILLEGAL';
     return;
   }
+  if (c.gss === GSS_PRIVACY || c.gss === GSS_CONTROL) {
+    // the arguments are sealed (krb5p), or a context token: the operations cannot be read
+    c.opcode = 'COMPOUND';
+    return;
+  }
+  // krb5i: the arguments come as a length and a sequence number, then themselves, then a checksum
+  if (c.gss === GSS_INTEGRITY) x.skip(8);
   c.tag = x.string(MAX_NAME);
   c.minor = x.u32();
   c.opCount = x.u32();
@@ -187,10 +209,14 @@ export function readReply(r: RpcReply, b: Buffer, off: number, kept: number, tot
 export function readResults(r: RpcReply, c: RpcCall, b: Buffer, off: number, kept: number, total: number): void {
   if (r.resultsAt < 0 || c.prog !== NFS_PROGRAM) return;
   if (c.proc === 0) {
+    // NULL has no results (for a GSS context set-up, they are the server's token)
     r.nfsStat = 0;
     return;
   }
+  // sealed results cannot be read; integrity-protected ones follow a length and a sequence number
+  if (c.gss === GSS_PRIVACY || c.gss === GSS_CONTROL) return;
   x.reset(b, off + r.resultsAt, kept - r.resultsAt, total - r.resultsAt);
+  if (c.gss === GSS_INTEGRITY) x.skip(8);
   const st = x.u32();
   if (x.short) return;
   r.nfsStat = st;
