@@ -1,5 +1,5 @@
 import { ReasonCounter, TransactionCounters } from '../../core/counters';
-import { holdFrame, type Hold } from '../../core/frame';
+import { holdFrame, readBefore, type Hold } from '../../core/frame';
 import { PendingTable } from '../../core/pending';
 import type { Stats } from '../../core/stage';
 import type { Packet } from '../../decode/packet';
@@ -646,6 +646,12 @@ class NfsUdp implements DatagramAnalyzer {
       return;
     }
     tx.n.started++;
+    if (readBefore(p.frame)) {
+      // read again after a Kafka restart point: its call came before it and was paired then
+      tx.n.unmatched.add('paired_before_restart');
+      tx.n.dropped.add('paired_before_restart');
+      return;
+    }
     tx.n.unmatched.add('response_without_request');
     tx.emit(null, r, datagramEndpoints(p, false), 'response without a request');
   }
