@@ -252,6 +252,16 @@ describe('NFS analyzer', { timeout: 60_000 }, () => {
     assert.equal(t.stats().resyncs, 1);
   });
 
+  it("a reply whose last bytes were lost is complete at the gap, not at the connection's close", () => {
+    const t = conn();
+    t.send(0, record(call(1, 3, 6, new Xdr().opaque(fh).u64(0n).u32(100).done())));
+    const r = record(rpcReply(1, Buffer.concat([v3ok, Buffer.alloc(100, 5)])));
+    t.send(1, r.subarray(0, 60));
+    t.a.gap(1, r.length - 60, 1000, 5000);
+    assert.deepEqual(t.events.map((e) => [e.nfs.opcode, e.nfs.status, e.notes]), [['READ', 'NFS_OK', [`packet loss: ${r.length - 60} response bytes missing`]]]);
+    t.done();
+  });
+
   it('bounds: a record past maxRecordBytes, too many fragments, too many calls waiting', () => {
     const t = conn({ maxRecordBytes: 100, maxFragments: 2, maxPending: 2 });
     t.send(0, Buffer.from([0x80, 0, 1, 0]));

@@ -205,11 +205,13 @@ class RecordReader {
   }
 
   /** n bytes lost: inside a fragment's bytes the place is kept, elsewhere it is lost */
-  gap(n: number): void {
+  gap(n: number, sec: number, nsec: number): void {
     if (this.state === BODY && n <= this.fragLeft) {
       this.fragLeft -= n;
       this.missing += n;
       this.keeping = false;
+      // the fragment's last bytes were lost: it is over now
+      if (this.fragLeft === 0) this.fragmentDone(sec, nsec);
       return;
     }
     if (this.state === LOST) {
@@ -440,8 +442,8 @@ class NfsConnection implements TcpAnalyzer, RecordSink {
     this.readers[side].feed(buf, off, len, sec, nsec);
   }
 
-  gap(side: number, n: number): void {
-    this.readers[side].gap(n);
+  gap(side: number, n: number, sec: number, nsec: number): void {
+    this.readers[side].gap(n, sec, nsec);
   }
 
   close(): void {
