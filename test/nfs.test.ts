@@ -498,6 +498,10 @@ interface TsharkRpc {
   accept: string | null;
   ops: number[];
   statuses: number[];
+  /** calls: the credentials' flavour, uid and machine name (AUTH_SYS) */
+  flavor: number;
+  uid: number | null;
+  machine: string | null;
 }
 
 /** the NFS program's calls and replies tshark sees, in order (a frame's several messages each) */
@@ -517,7 +521,8 @@ function tsharkView(file: string, ports: number[]): TsharkRpc[] {
       const call = r['rpc.msgtyp'] === '0';
       const vers = Number(deep(r, 'rpc.programversion')[0]);
       const st = deep(n, vers === 4 ? 'nfs.nfsstat4' : 'nfs.status').map(Number);
-      out.push({ xid: r['rpc.xid'], call, vers, proc: Number(deep(r, 'rpc.procedure')[0]), accept: call ? null : (deep(r, 'rpc.state_accept')[0] ?? null), ops: deep(n, 'nfs.opcode').map(Number), statuses: st });
+      const uid = deep(r, 'rpc.auth.uid')[0];
+      out.push({ xid: r['rpc.xid'], call, vers, proc: Number(deep(r, 'rpc.procedure')[0]), accept: call ? null : (deep(r, 'rpc.state_accept')[0] ?? null), ops: deep(n, 'nfs.opcode').map(Number), statuses: st, flavor: Number(deep(r, 'rpc.auth.flavor')[0]), uid: uid === undefined ? null : Number(uid), machine: deep(r, 'rpc.auth.machinename')[0] ?? null });
     });
   }
   return out;
@@ -528,7 +533,7 @@ const ACCEPT = ['success', 'prog_unavail', 'prog_mismatch', 'proc_unavail', 'gar
 describe('agreement with tshark (RPC and NFS dissectors)', { skip: haveTshark ? false : 'tshark not installed', timeout: 600_000 }, () => {
   // (the other edge cases' replies are cut short after each operation's status, which the analyzer reads no further than, but tshark does)
   for (const name of ['v3', 'v4', 'udp', 'raw', 'edge-other-port']) {
-    it(`${name}: the same calls and replies, procedures and operations, RPC and NFS statuses`, async () => {
+    it(`${name}: the same calls and replies, credentials, procedures and operations, RPC and NFS statuses`, async () => {
       const ports = name === 'edge-other-port' ? [20049, 20050] : [2049];
       const file = fixture(`nfs/${name}.pcap`);
       const theirs = tsharkView(file, ports);
@@ -544,6 +549,8 @@ describe('agreement with tshark (RPC and NFS dissectors)', { skip: haveTshark ? 
         const e = ours.find((x) => x.rpc.xid === c.xid.replace(/^0x/, ''));
         assert.ok(e !== undefined, `no transaction for xid ${c.xid}`);
         assert.equal(e.nfs.version, c.vers);
+        assert.equal(e.rpc.auth_flavor, ['none', 'unix'][c.flavor] ?? (c.flavor === 6 ? 'rpcsec_gss' : `unknown (${c.flavor})`), `flavour of ${c.xid}`);
+        assert.deepEqual([e.rpc.cred?.uid ?? null, e.rpc.cred?.machinename ?? null], [c.uid, c.machine], `credentials of ${c.xid}`);
         if (c.vers === 4 && c.proc === 1) assert.deepEqual(e.nfs.operations.map((o: any) => o.opcode), c.ops.slice(0, e.nfs.operations.length).map((op) => opName(op) ?? 'ILLEGAL'), `operations of ${c.xid}`);
         else assert.equal(e.nfs.opcode, procName(c.vers, c.proc), `procedure of ${c.xid}`);
         const r = replies.find((x) => x.xid === c.xid);
