@@ -19,13 +19,18 @@ export interface Capture {
 }
 
 /** the benchmark capture (--file), made by bench/capture.sh when it is missing */
-export function benchCapture(): Capture {
-  const file = path.resolve(flag('--file', path.join(ROOT, 'bench/out/http-keepalive.pcap')));
+/**
+ * The benchmark captures of wrk → nginx traffic, made once: "small" (bench/out/http-keepalive.pcap,
+ * a 615-byte page, wrk's own request) or "browser" (bench/out/http-browser.pcap, a 2 KB page and a
+ * browser's request headers); --file names another capture instead of the small one.
+ */
+export function benchCapture(kind: 'small' | 'browser' = 'small'): Capture {
+  const file = path.resolve(kind === 'small' ? flag('--file', path.join(ROOT, 'bench/out/http-keepalive.pcap')) : path.join(ROOT, 'bench/out/http-browser.pcap'));
   if (!existsSync(file)) {
     const packets = flag('--packets', '300000');
     mkdirSync(path.dirname(file), { recursive: true });
-    process.stderr.write(`bench: capturing ${packets} packets of wrk → nginx traffic into ${file}\n`);
-    execFileSync('bash', [path.join(ROOT, 'bench/capture.sh'), file, packets], { stdio: 'inherit' });
+    process.stderr.write(`bench: capturing ${packets} packets of wrk → nginx traffic (${kind}) into ${file}\n`);
+    execFileSync('bash', [path.join(ROOT, 'bench/capture.sh'), file, packets, kind], { stdio: 'inherit' });
   }
   const info = execFileSync('capinfos', ['-c', '-M', file], { encoding: 'utf8' });
   const frames = Number(/(\d+)/.exec(info.split('\n').find((l) => l.includes('Number of packets'))!)![1]);

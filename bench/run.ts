@@ -1,7 +1,9 @@
 /**
- * npm run bench: pktflow against tshark on the same capture of real HTTP/1.1
- * keep-alive traffic (wrk → nginx on loopback, captured by bench/capture.sh).
- * Reports packets/s, MB/s and peak RSS (median of --runs), and the ratio to
+ * npm run bench: pktflow against tshark on the same captures of real HTTP/1.1
+ * keep-alive traffic (wrk → nginx on loopback, captured by bench/capture.sh): the small
+ * one (a 615-byte page, wrk's own request) and the browser one (a 2 KB page, a real
+ * browser's request headers). Reports packets/s, MB/s and peak RSS (median of --runs),
+ * and the ratio to
  *   tshark -r FILE -Y http.response -T fields -e http.response.code
  * Results go to stdout (markdown) and bench/out/results.json.
  */
@@ -11,31 +13,34 @@ import * as path from 'node:path';
 import { benchCapture, flag, machine as host, measure, median, range, ROOT } from './common';
 
 const runs = Number(flag('--runs', '5'));
-const { file, frames, bytes } = benchCapture();
 const node = process.execPath;
-const results = [
-  measure('pktflow decode only', `${node} bin/pktflow.js run bench/decode-only.ts --no-typecheck -q --input ${file}`, { runs }),
-  measure('pktflow full pipeline → /dev/null', `${node} bin/pktflow.js read -q ${file}`, { runs }),
-  measure('tshark -Y http.response -T fields', `tshark -r ${file} -Y http.response -T fields -e http.response.code`, { runs }),
-];
-const tshark = median(results[2].seconds);
-const rows = results.map((r) => {
-  const s = median(r.seconds);
-  return {
-    name: r.name,
-    seconds: s,
-    spread: range(r.seconds),
-    packetsPerSec: Math.round(frames / s),
-    mbPerSec: +(bytes / s / 1e6).toFixed(1),
-    peakRssMiB: +(median(r.rssKiB) / 1024).toFixed(0),
-    vsTshark: +(tshark / s).toFixed(2),
-  };
-});
 const machine = `${host()}, ${execFileSync('tshark', ['--version'], { encoding: 'utf8' }).split('\n')[0]}`;
-const out = { date: new Date().toISOString(), machine, file: path.relative(ROOT, file), frames, bytes, runs, rows };
+console.log(`${machine}\nmedian of ${runs} runs (wall time includes start-up)`);
+const captures = (['small', 'browser'] as const).map((kind) => {
+  const { file, frames, bytes } = benchCapture(kind);
+  const results = [
+    measure('pktflow decode only', `${node} bin/pktflow.js run bench/decode-only.ts --no-typecheck -q --input ${file}`, { runs }),
+    measure('pktflow full pipeline → /dev/null', `${node} bin/pktflow.js read -q ${file}`, { runs }),
+    measure('tshark -Y http.response -T fields', `tshark -r ${file} -Y http.response -T fields -e http.response.code`, { runs }),
+  ];
+  const tshark = median(results[2].seconds);
+  const rows = results.map((r) => {
+    const s = median(r.seconds);
+    return {
+      name: r.name,
+      seconds: s,
+      spread: range(r.seconds),
+      packetsPerSec: Math.round(frames / s),
+      mbPerSec: +(bytes / s / 1e6).toFixed(1),
+      peakRssMiB: +(median(r.rssKiB) / 1024).toFixed(0),
+      vsTshark: +(tshark / s).toFixed(2),
+    };
+  });
+  console.log(`\n${path.relative(ROOT, file)}: ${frames} packets, ${(bytes / 1e6).toFixed(1)} MB\n`);
+  console.log('| run | seconds (range) | packets/s | MB/s | peak RSS MiB | speed vs tshark |');
+  console.log('|---|---|---|---|---|---|');
+  for (const r of rows) console.log(`| ${r.name} | ${r.seconds.toFixed(2)} (${r.spread}) | ${r.packetsPerSec.toLocaleString('en')} | ${r.mbPerSec} | ${r.peakRssMiB} | ${r.vsTshark}x |`);
+  return { kind, file: path.relative(ROOT, file), frames, bytes, rows };
+});
 mkdirSync(path.join(ROOT, 'bench/out'), { recursive: true });
-writeFileSync(path.join(ROOT, 'bench/out/results.json'), JSON.stringify(out, null, 2) + '\n');
-console.log(`${machine}\n${frames} packets, ${(bytes / 1e6).toFixed(1)} MB, median of ${runs} runs (wall time includes start-up)\n`);
-console.log('| run | seconds (range) | packets/s | MB/s | peak RSS MiB | speed vs tshark |');
-console.log('|---|---|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.name} | ${r.seconds.toFixed(2)} (${r.spread}) | ${r.packetsPerSec.toLocaleString('en')} | ${r.mbPerSec} | ${r.peakRssMiB} | ${r.vsTshark}x |`);
+writeFileSync(path.join(ROOT, 'bench/out/results.json'), JSON.stringify({ date: new Date().toISOString(), machine, runs, captures }, null, 2) + '\n');

@@ -7,6 +7,11 @@
 require('node:v8').setFlagsFromString('--heap-growing-percent=100');
 
 const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
+  // the version needs none of the analyzers: the bundle is not loaded for it
+  process.stdout.write(`${require('../package.json').version}\n`);
+  return;
+}
 let cli;
 let saveCache = () => {};
 if (args[0] === 'run' || process.env.PKTFLOW_FROM_SOURCE) {

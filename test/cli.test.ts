@@ -35,6 +35,22 @@ describe('pktflow CLI', { timeout: 600_000 }, () => {
     for (const args of [['--help'], ['-h'], ['help'], []]) assert.match((await cli(args)).stdout, /^pktflow [\d.]+: .*\n\nUsage: pktflow <command>/);
   });
 
+  it("--version is package.json's, from the bin's short way and from the CLI's", async () => {
+    const { version } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const args of [['--version'], ['-v']]) assert.deepEqual(await cli(args), { code: 0, stdout: `${version}\n`, stderr: '' });
+    // the bin answers these without the bundle; the CLI itself gives the same
+    const { main } = await import('../src/cli/main');
+    let out = '';
+    const write = process.stdout.write;
+    process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+    try {
+      assert.equal(await main(['--version']), 0);
+    } finally {
+      process.stdout.write = write;
+    }
+    assert.equal(out, `${version}\n`);
+  });
+
   it('names every command when it does not know one, and help of an unknown command is an error', async () => {
     const r = await cli(['bogus']);
     assert.equal(r.code, 2);

@@ -3,9 +3,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { LinkType, type Frame } from '../src/core/frame';
 import { CaptureFileError } from '../src/sources/errors';
 import { captureFile } from '../src/sources/file';
+import { PcapReader } from '../src/sources/pcap';
 import { fixture, readFile, summary } from './helpers';
 import { ether, timed, writePcap, writePcapng, type GenFrame } from './gen/packets';
 
@@ -59,6 +61,42 @@ describe('pcap files', { timeout: 600_000 }, () => {
       assert.equal(split.frames.length, whole.frames.length);
       split.frames.forEach((f, i) => assert.deepEqual(f.data, whole.frames[i].data));
     }
+  });
+});
+
+describe('pcap records across chunks', { timeout: 600_000 }, () => {
+  /** what a reader makes of bytes fed in chunks of the sizes given (the first holds the file header) */
+  function read(bytes: Buffer, sizes: number[]): { frames: string[]; error: string | null } {
+    const reader = new PcapReader('f');
+    const out: string[] = [];
+    const keep = (fs: Frame[]) => fs.forEach((f) => out.push(`${f.tsSec}.${f.tsNsec} ${f.linkType} ${f.origLen} ${f.data.toString('hex')}`));
+    try {
+      for (let o = 0, i = 0; o < bytes.length; i++) {
+        const end = o === 0 ? Math.max(sizes[0], 24) : o + sizes[i % sizes.length];
+        keep(reader.push(bytes.subarray(o, end)));
+        o = end;
+      }
+      reader.end();
+    } catch (err) {
+      if (!(err instanceof CaptureFileError)) throw err;
+      return { frames: out, error: err.message };
+    }
+    return { frames: out, error: null };
+  }
+
+  it('any chunking, and any cut of the file, gives the frames and the error of the whole (property)', () => {
+    const files = ['http-dns.pcap', 'http-dns-nsec.pcap', 'edge/big-endian-nsec.pcap', 'edge/truncated.pcap'].map((f) => readFileSync(fixture(f)));
+    fc.assert(
+      fc.property(fc.nat(files.length - 1), fc.array(fc.integer({ min: 1, max: 3000 }), { minLength: 1, maxLength: 6 }), fc.option(fc.nat()), (which, sizes, cut) => {
+        let bytes = files[which];
+        if (cut !== null) bytes = bytes.subarray(0, 24 + (cut % (bytes.length - 24)));
+        const whole = read(bytes, [bytes.length]);
+        assert.deepEqual(read(bytes, sizes), whole);
+        // edge/truncated.pcap ends inside a record: its error is the one to agree on
+        if (cut === null && which < 3) assert.equal(whole.error, null);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

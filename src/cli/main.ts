@@ -17,7 +17,8 @@ import { protocols as registry } from '../protocols/registry';
 import { brokers, BROKERS_FLAG, BROKERS_HELP, commandList, HelpRequest, knownProtocol, list, parse, ports, positiveInt, seconds, UsageError, type Command } from './args';
 import { topics } from './topics';
 
-const VERSION = '0.1.0';
+/** the version of package.json (bundled with it) */
+const VERSION: string = (require('../../package.json') as { version: string }).version;
 
 const COMMON_RUN_HELP = `  -w, --write <file.pcap>    also write the raw frames, before decoding, to a nanosecond pcap
   --rotate-mb <n>            start a new dump file (file.1.pcap, ...) every n MB

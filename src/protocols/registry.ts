@@ -7,8 +7,9 @@ import { icmp } from './icmp';
 import { memcache } from './memcache';
 import { mongodb } from './mongodb';
 import { mysql } from './mysql';
+import { nfs } from './nfs';
 import { pgsql } from './pgsql';
 import { redis } from './redis';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, dhcpv4];
+export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, nfs, dhcpv4];
