@@ -525,7 +525,9 @@ class SipStream {
         const he = headEnd(data, o, Math.min(end, o + max));
         if (he < 0) {
           if (end - o >= max) {
+            // look for the next start line after this one
             this.lose('header_too_large');
+            o = nextLine(data, o, end);
             continue;
           }
           this.keep(data, o, end, startSec, startNsec);
@@ -537,7 +539,7 @@ class SipStream {
         } catch (err) {
           if (!(err instanceof SipParseError)) throw err;
           this.lose(err.reason);
-          o++;
+          o = nextLine(data, o, end);
           continue;
         }
         m.sec = startSec;
@@ -673,6 +675,12 @@ class SipStream {
     this.tx.lost.add(reason);
     this.state = S_LOST;
   }
+}
+
+/** the index after the line that starts at i (end when the line does not end there) */
+function nextLine(b: Buffer, i: number, end: number): number {
+  const nl = b.indexOf(0x0a, i);
+  return nl < 0 || nl >= end ? end : nl + 1;
 }
 
 /** 1: a SIP start line begins at i; 0: not; -1: cannot tell before the line ends */
