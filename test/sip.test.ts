@@ -46,6 +46,8 @@ describe('SIP message parser', { timeout: 60_000 }, () => {
     assert.deepEqual(m.via, ['SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1', 'SIP/2.0/UDP 10.0.0.7;branch=z9hG4bK-2', 'SIP/2.0/TCP 10.0.0.8']);
     assert.deepEqual([m.allow, m.supported], [['INVITE', 'ACK', 'BYE'], ['timer', '100rel']]);
     assert.equal(m.from, '"A, the first" <sip:a@x>;tag=1');
+    const utf8 = Buffer.from('INVITE sip:z@x SIP/2.0\r\nFrom: "Zo\u00eb" <sip:z@x>\r\nCall-ID: 1\r\nCSeq: 1 INVITE\r\n\r\n', 'utf8');
+    assert.equal(parseHead(utf8, 0, utf8.length).from, '"Zo\u00eb" <sip:z@x>', 'UTF-8 display names');
     const r = head('SIP/2.0 486 Busy Here\r\nCall-ID: abc@h\r\nCSeq: 12 INVITE\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1\r\nWWW-Authenticate: Digest realm="r"\r\n\r\n');
     assert.deepEqual([r.isRequest, r.code, r.phrase, r.branch, r.challenge, r.contentLength], [false, 486, 'Busy Here', 'z9hG4bK-1', 'Digest realm="r"', -1]);
   });
@@ -180,6 +182,22 @@ describe('SIP transactions over TCP', { timeout: 60_000 }, () => {
     accounting(s);
   });
 
+  it('bounds the bytes waiting requests hold; a long Call-ID is remembered by its hash', () => {
+    const h = conn({ maxPendingBytes: INV.length * 2 });
+    const inv = (n: number) => INV.replace(/c1/g, `c${n}`);
+    h.send(0, inv(1) + inv(2) + inv(3));
+    assert.deepEqual(h.ev().map((e) => [e.sip.call_id, e.notes]), [['c1', ['too many bytes of transactions waiting for responses']]]);
+    assert.equal(h.stats().unmatched.pending_bytes_limit, 1);
+    const long = 'L'.repeat(2000);
+    h.send(0, sipMessage({ start: 'OPTIONS sip:a', callId: long, cseq: '1 OPTIONS', branch: 'z' }));
+    h.send(1, sipMessage({ start: '200 OK', callId: long, cseq: '1 OPTIONS', branch: 'z' }));
+    assert.equal(x(h.events[h.events.length - 1]).sip.call_id, long);
+    h.a.close(1001, 0);
+    const s = h.stats();
+    assert.deepEqual([s.pending, s.pending_bytes], [0, 0]);
+    accounting(s);
+  });
+
   it('a gap inside a body costs the body; one across messages resynchronises at the next start line', () => {
     const h = conn();
     const cut = INV.length - 40;
@@ -245,13 +263,13 @@ const udpFrame = (toServer: boolean, s: string | Buffer, i: number, port = 5060)
 
 describe('SIP over UDP', { timeout: 60_000 }, () => {
   it('pairs datagrams; retransmitted requests and final responses are counted, not reported', () => {
-    const frames = [udpFrame(true, INV, 0), udpFrame(true, INV, 1), udpFrame(false, TRYING, 2), udpFrame(false, OK, 3), udpFrame(false, OK, 4), udpFrame(true, ACK, 5), udpFrame(false, TRYING, 6)];
+    const frames = [udpFrame(true, INV, 0), udpFrame(true, INV, 1), udpFrame(false, TRYING, 2), udpFrame(false, OK, 3), udpFrame(false, OK, 4), udpFrame(true, ACK, 5), udpFrame(false, TRYING, 6), udpFrame(true, ACK, 7)];
     const { events, stats } = pushThroughStages(frames);
     assertAccounting(stats, 'udp');
     const e = events.map(x);
     assert.deepEqual(e.map((v) => [v.method, v.sip.code, v.status, v.network.transport, v.source.port]), [['INVITE', 200, 'OK', 'udp', 5062], ['ACK', undefined, 'OK', 'udp', 5062]]);
     const s = (stats.analyze as any).protocols.sip;
-    assert.deepEqual([s.requests, s.responses, s.retransmissions], [3, 4, { requests: 1, responses: 2 }]);
+    assert.deepEqual([s.requests, s.responses, s.retransmissions], [4, 4, { requests: 2, responses: 2 }]);
   });
 
   it('the transaction timeout on packet time; unmatched responses', () => {

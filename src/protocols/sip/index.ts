@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ReasonCounter } from '../../core/counters';
 import { holdFrame, readBefore, type Frame, type Hold } from '../../core/frame';
 import type { Stats } from '../../core/stage';
@@ -24,6 +25,8 @@ export interface SipOptions {
   maxBodyBytes: number;
   /** transactions waiting for their final response, over all conversations (default 16384) */
   maxPending: number;
+  /** bytes of the requests they hold (header sections and bodies), over all conversations (default 64 MiB) */
+  maxPendingBytes: number;
   /** finished transactions remembered, so a retransmitted request or final response is known as one (default 16384) */
   maxCompleted: number;
   /** seconds of packet time a transaction waits for its next response (default 32: RFC 3261's Timer B and F, 64 × T1) */
@@ -39,6 +42,7 @@ export const SIP_DEFAULTS: SipOptions = {
   maxHeaderBytes: 64 * 1024,
   maxBodyBytes: 64 * 1024,
   maxPending: 16_384,
+  maxPendingBytes: 64 * 1024 * 1024,
   maxCompleted: 16_384,
   transactionTimeoutSec: 32,
 };
@@ -46,6 +50,8 @@ export const SIP_DEFAULTS: SipOptions = {
 /** a transaction waiting for its final response */
 class Pending {
   provisional = 0;
+  /** what it holds: the request's header section and body */
+  readonly bytes: number;
   provisionalBytes = 0;
   constructor(
     readonly req: SipMessage,
@@ -55,7 +61,9 @@ class Pending {
     readonly hold: Hold | null,
     /** the TCP connection's set of its keys (null over UDP) */
     readonly keys: Set<string> | null,
-  ) {}
+  ) {
+    this.bytes = req.head.length + (req.body?.length ?? 0);
+  }
 }
 
 /**
@@ -71,6 +79,7 @@ class SipTransactions {
   private readonly pending = new Map<string, Pending>();
   /** keys of finished transactions, oldest first, with the time they finished */
   private readonly completed = new Map<string, number>();
+  private pendingBytes = 0;
   started = 0;
   readonly dropped = new ReasonCounter();
   transactions = 0;
@@ -102,7 +111,9 @@ class SipTransactions {
    * `ep` has the request's sender as client; `frame` is the datagram's (null over TCP).
    */
   message(scope: string, m: SipMessage, ep: Endpoints, frame: Frame | null, keys: Set<string> | null): void {
-    const key = `${scope}${m.callId}|${m.cseqNum}|${m.cseqMethod}|${m.branch}`;
+    let key = `${scope}${m.callId}|${m.cseqNum}|${m.cseqMethod}|${m.branch}`;
+    // a key is remembered after its transaction: a long one (a Call-ID of kilobytes) by its hash
+    if (key.length > 256) key = `#${createHash('sha1').update(key).digest('base64')}`;
     if (m.isRequest) {
       this.requests++;
       if (this.pending.has(key) || this.completed.has(key)) {
@@ -111,7 +122,9 @@ class SipTransactions {
       }
       this.started++;
       if (m.method === 'ACK') {
-        // no response comes to an ACK: a transaction of its own (RFC 3261 17.1.1.3)
+        // no response comes to an ACK: a transaction of its own (RFC 3261 17.1.1.3); one sent
+        // again (for each 2xx sent again) is a retransmission
+        this.remember(key, m.sec);
         this.emit(m, null, ep, 0, 0, null);
         return;
       }
@@ -119,7 +132,13 @@ class SipTransactions {
         const [k, old] = this.pending.entries().next().value as [string, Pending];
         this.leave(k, old, 'pending_limit', 'too many transactions waiting for responses');
       }
-      this.pending.set(key, new Pending(m, ep, m.sec, frame === null ? null : holdFrame(frame), keys));
+      const p = new Pending(m, ep, m.sec, frame === null ? null : holdFrame(frame), keys);
+      while (this.pendingBytes + p.bytes > this.opts.maxPendingBytes && this.pending.size > 0) {
+        const [k, old] = this.pending.entries().next().value as [string, Pending];
+        this.leave(k, old, 'pending_bytes_limit', 'too many bytes of transactions waiting for responses');
+      }
+      this.pendingBytes += p.bytes;
+      this.pending.set(key, p);
       keys?.add(key);
       return;
     }
@@ -141,6 +160,7 @@ class SipTransactions {
       }
     } else if (p !== undefined) {
       this.pending.delete(key);
+      this.pendingBytes -= p.bytes;
       p.keys?.delete(key);
       p.hold?.release();
       this.remember(key, m.sec);
@@ -194,6 +214,7 @@ class SipTransactions {
       const p = this.pending.get(k);
       if (p === undefined) continue;
       this.pending.delete(k);
+      this.pendingBytes -= p.bytes;
       p.hold?.release();
       this.started--;
     }
@@ -206,6 +227,7 @@ class SipTransactions {
       transactions_started: this.started,
       transactions_dropped: this.dropped.toJSON(),
       pending: this.pending.size,
+      pending_bytes: this.pendingBytes,
       transactions: this.transactions,
       requests: this.requests,
       responses: this.responses,
@@ -232,6 +254,7 @@ class SipTransactions {
 
   private leave(key: string, p: Pending, reason: string, note: string): void {
     this.pending.delete(key);
+    this.pendingBytes -= p.bytes;
     p.keys?.delete(key);
     p.hold?.release();
     this.unmatched.add(reason);
@@ -352,7 +375,7 @@ class SipTransactions {
       if (bodied.contentEncoding !== '') this.bodies.encoded++;
       else {
         this.bodies.decoded++;
-        const text = bodied.body.toString('latin1', 0, bodied.body.length);
+        const text = bodied.body.toString('utf8');
         const s = parseSdp(text);
         const f: EventObject = {};
         if (s.version !== '') f.version = s.version;
@@ -393,7 +416,7 @@ class SipTransactions {
 
 /** a message as sent: its header section and its body as far as it was kept */
 function original(m: SipMessage): string {
-  return m.body === null ? m.head : m.head + m.body.toString('latin1', 0, m.body.length);
+  return m.body === null ? m.head : m.head + m.body.toString('utf8');
 }
 
 /**

@@ -62,7 +62,7 @@ export class SipMessage {
   body: Buffer | null = null;
   /** bytes of the message on the wire */
   size = 0;
-  /** the header section as text (for event.original and request/response) */
+  /** the header section as text, UTF-8 (for event.original and request/response) */
   head = '';
   sec = 0;
   nsec = 0;
@@ -122,7 +122,8 @@ export function headEnd(b: Buffer, off: number, end: number): number {
  * included or not). The body is not looked at: `contentLength` says its size.
  */
 export function parseHead(b: Buffer, off: number, end: number): SipMessage {
-  const text = b.toString('latin1', off, end);
+  // header values are UTF-8 (RFC 3261 25.1: display names, reason phrases)
+  const text = b.toString('utf8', off, end);
   const m = new SipMessage();
   m.head = text;
   const lines = text.split('\n');
@@ -209,8 +210,8 @@ function header(m: SipMessage, rawName: string, value: string): void {
       m.userAgent = value;
       break;
     case 'max-forwards':
-      if (!/^\d{1,10}$/.test(value)) throw new SipParseError('bad_max_forwards');
-      m.maxForwards = Number(value);
+      // not needed to pair or frame: a bad value is left out
+      if (/^\d{1,10}$/.test(value)) m.maxForwards = Number(value);
       break;
     case 'content-type':
       m.contentType = value.toLowerCase();
