@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ReasonCounter } from '../../core/counters';
-import { holdFrame, readBefore, type Frame, type Hold } from '../../core/frame';
+import { holdFrame, readBefore, type Hold } from '../../core/frame';
 import type { Stats } from '../../core/stage';
 import type { Packet } from '../../decode/packet';
 import { datagramEndpoints, makeEndpoints, type Endpoints } from '../../events/endpoints';
@@ -110,7 +110,9 @@ class SipTransactions {
    * A message of a conversation. `scope` keeps TCP connections apart ('' over UDP);
    * `ep` has the request's sender as client; `frame` is the datagram's (null over TCP).
    */
-  message(scope: string, m: SipMessage, ep: Endpoints, frame: Frame | null, keys: Set<string> | null): void {
+  message(scope: string, m: SipMessage, ep: Endpoints | null, p: Packet | null, keys: Set<string> | null): void {
+    // over UDP the endpoints are made only when a transaction needs them (a paired response's are its request's)
+    const frame = p === null ? null : p.frame;
     let key = `${scope}${m.callId}|${m.cseqNum}|${m.cseqMethod}|${m.branch}`;
     // a key is remembered after its transaction: a long one (a Call-ID of kilobytes) by its hash
     if (key.length > 256) key = `#${createHash('sha1').update(key).digest('base64')}`;
@@ -125,46 +127,46 @@ class SipTransactions {
         // no response comes to an ACK: a transaction of its own (RFC 3261 17.1.1.3); one sent
         // again (for each 2xx sent again) is a retransmission
         this.remember(key, m.sec);
-        this.emit(m, null, ep, 0, 0, null);
+        this.emit(m, null, ep ?? datagramEndpoints(p!, true), 0, 0, null);
         return;
       }
       if (this.pending.size >= this.opts.maxPending) {
         const [k, old] = this.pending.entries().next().value as [string, Pending];
         this.leave(k, old, 'pending_limit', 'too many transactions waiting for responses');
       }
-      const p = new Pending(m, ep, m.sec, frame === null ? null : holdFrame(frame), keys);
-      while (this.pendingBytes + p.bytes > this.opts.maxPendingBytes && this.pending.size > 0) {
+      const w = new Pending(m, ep ?? datagramEndpoints(p!, true), m.sec, frame === null ? null : holdFrame(frame), keys);
+      while (this.pendingBytes + w.bytes > this.opts.maxPendingBytes && this.pending.size > 0) {
         const [k, old] = this.pending.entries().next().value as [string, Pending];
         this.leave(k, old, 'pending_bytes_limit', 'too many bytes of transactions waiting for responses');
       }
-      this.pendingBytes += p.bytes;
-      this.pending.set(key, p);
+      this.pendingBytes += w.bytes;
+      this.pending.set(key, w);
       keys?.add(key);
       return;
     }
     this.responses++;
-    const p = this.pending.get(key);
+    const w = this.pending.get(key);
     if (m.code < 200) {
       this.provisional++;
-      if (p !== undefined) {
-        p.provisional++;
-        p.provisionalBytes += m.size;
-        p.last = m.sec;
+      if (w !== undefined) {
+        w.provisional++;
+        w.provisionalBytes += m.size;
+        w.last = m.sec;
         this.pending.delete(key);
-        this.pending.set(key, p);
+        this.pending.set(key, w);
         return;
       }
       if (this.completed.has(key)) {
         this.retransmissions.responses++;
         return;
       }
-    } else if (p !== undefined) {
+    } else if (w !== undefined) {
       this.pending.delete(key);
-      this.pendingBytes -= p.bytes;
-      p.keys?.delete(key);
-      p.hold?.release();
+      this.pendingBytes -= w.bytes;
+      w.keys?.delete(key);
+      w.hold?.release();
       this.remember(key, m.sec);
-      this.emit(p.req, m, p.ep, p.provisionalBytes, p.provisional, null);
+      this.emit(w.req, m, w.ep, w.provisionalBytes, w.provisional, null);
       return;
     } else if (this.completed.has(key)) {
       // a final response sent again (a 2xx to INVITE until its ACK comes, a lost ACK, ...)
@@ -179,7 +181,7 @@ class SipTransactions {
       return;
     }
     this.unmatched.add('response_without_request');
-    this.emit(null, m, ep, 0, 0, 'response without a request');
+    this.emit(null, m, ep ?? datagramEndpoints(p!, false), 0, 0, 'response without a request');
   }
 
   expire(nowSec: number): void {
@@ -474,7 +476,7 @@ class SipUdp implements DatagramAnalyzer {
     m.nsec = p.tsNsec;
     m.size = p.payloadLen;
     datagramBody(m, b, he, end, tx, p);
-    tx.message('', m, datagramEndpoints(p, m.isRequest), p.frame, null);
+    tx.message('', m, null, p, null);
   }
 
   expire(nowSec: number): void {
