@@ -10,6 +10,7 @@ import type { MemcacheEvent } from '../protocols/memcache/event';
 import type { MongodbEvent } from '../protocols/mongodb/event';
 import type { RedisEvent } from '../protocols/redis/event';
 import type { NfsEvent } from '../protocols/nfs/event';
+import type { SipEvent } from '../protocols/sip/event';
 
 /**
  * The events pktflow emits, typed for pipeline authors: a union discriminated by
@@ -22,7 +23,7 @@ import type { NfsEvent } from '../protocols/nfs/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | NfsEvent | Dhcpv4Event | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | NfsEvent | Dhcpv4Event | SipEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
 /** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -38,6 +39,7 @@ export type { RedisEvent } from '../protocols/redis/event';
 export type { CassandraEvent } from '../protocols/cassandra/event';
 export type { NfsEvent } from '../protocols/nfs/event';
 export type { Dhcpv4Event, Dhcpv4OptionFields } from '../protocols/dhcpv4/event';
+export type { SipEvent } from '../protocols/sip/event';
 
 export interface Vlan {
   id: string;

@@ -10,6 +10,7 @@ import { mysql } from './mysql';
 import { nfs } from './nfs';
 import { pgsql } from './pgsql';
 import { redis } from './redis';
+import { sip } from './sip';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, nfs, dhcpv4];
+export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, nfs, dhcpv4, sip];

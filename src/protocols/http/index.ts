@@ -9,6 +9,7 @@ import { HttpMessage } from './message';
 import { detectMimeType } from './mime';
 import { BodyMode, HttpParser, startsWithMethod, type HttpParserOptions, type ParserEvents } from './parser';
 import { renderQuery } from './query';
+import { isStartLine } from '../sip/message';
 
 export interface HttpOptions {
   /** largest header section kept while parsing (default 64 KiB) */
@@ -443,7 +444,8 @@ export const http: Protocol<HttpOptions> = {
   tcpPorts: [80, 8080, 8000, 8008, 8888, 3000, 5000, 9200],
   udpPorts: [],
   probe(buf, off, len, side) {
-    if (side === 0) return startsWithMethod(buf, off, off + len);
+    // OPTIONS (and any method) ending its line in SIP/2.0 is SIP's
+    if (side === 0) return startsWithMethod(buf, off, off + len) && !isStartLine(buf, off, off + len);
     return len >= 7 && buf.toString('latin1', off, off + 7) === 'HTTP/1.';
   },
   create(options) {
