@@ -1,8 +1,19 @@
 /**
  * What the property tests share (test/fuzz.test.ts and each protocol's own): run
- * counts that `npm run fuzz` turns into a time budget, and byte-level damage.
+ * counts that `npm run fuzz` turns into a time budget, byte-level damage, and a
+ * capture's TCP streams taken apart to be fed again in other pieces.
  */
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
+import { LinkType, makeFrame, type Frame } from '../src/core/frame';
+import { decode, DecodeStage } from '../src/decode/stage';
+import { makeEndpoints } from '../src/events/endpoints';
+import type { Protocol, TcpAnalyzer } from '../src/protocols/analyzer';
+import { PcapReader } from '../src/sources/pcap';
+import { Connection, DirectionFrom } from '../src/tcp/connection';
+import { ItemKind } from '../src/tcp/items';
+import { TcpReorderer } from '../src/tcp/reorderer';
+import { F, TcpConv } from './gen/packets';
 
 /** PKTFLOW_FUZZ_SECONDS: run the properties for a time instead of a count (npm run fuzz) */
 export const FUZZ_SECONDS = Number(process.env.PKTFLOW_FUZZ_SECONDS ?? 0);
@@ -30,4 +41,103 @@ export function mutate(data: Buffer, m: { flips: [number, number][]; cut: number
   }
   if (m.cut !== null) b = b.subarray(0, m.cut % (b.length + 1));
   return b;
+}
+
+// ---------------------------------------------------------------------------
+// a capture's TCP conversations, taken apart and put back together in other pieces
+
+/** the TCP conversations of a capture with a server on `port`: per connection, its turns (side, bytes) in order */
+export function conversations(file: string, port: number): [number, Buffer][][] {
+  const frames = new PcapReader(file).push(readFileSync(file));
+  const byConn = new Map<number, [number, Buffer][]>();
+  for (const p of decode().push(frames)) {
+    if (p.proto !== 6 || p.payloadLen === 0) continue;
+    const side = p.dstPort === port ? 0 : 1;
+    const client = side === 0 ? p.srcPort : p.dstPort;
+    const turns = byConn.get(client) ?? [];
+    byConn.set(client, turns);
+    const bytes = Buffer.from(p.data.subarray(p.payloadOff, p.payloadOff + p.payloadLen));
+    const last = turns[turns.length - 1];
+    if (last !== undefined && last[0] === side) last[1] = Buffer.concat([last[1], bytes]);
+    else turns.push([side, bytes]);
+  }
+  return [...byConn.values()];
+}
+
+/** conversations rebuilt as packets to a server on `port`, each turn cut at the given points (1400 bytes without) */
+export function rebuild(convs: [number, Buffer][][], cuts: number[], port: number): Frame[] {
+  const pkts: Buffer[] = [];
+  let k = 0;
+  convs.forEach((turns, i) => {
+    const c = new TcpConv([{ ip: '10.8.0.1', port: 30000 + i }, { ip: '10.8.0.2', port }]);
+    pkts.push(...c.handshake());
+    for (const [side, data] of turns) {
+      for (let o = 0; o < data.length; ) {
+        const n = Math.max(1, cuts.length === 0 ? 1400 : cuts[k++ % cuts.length]);
+        pkts.push(c.seg(side, F.ACK | F.PSH, data.subarray(o, o + n)));
+        o += n;
+      }
+    }
+    pkts.push(...c.close());
+  });
+  return pkts.map((p, i) => makeFrame(1_700_000_000, i, LinkType.RAW, p.length, 0, p));
+}
+
+/** a piece of a reassembled TCP stream, as the analyzer stage hands it on */
+export interface Chunk {
+  conn: Connection;
+  kind: number;
+  side: number;
+  data: Buffer | null;
+  len: number;
+  sec: number;
+  nsec: number;
+}
+
+/** the reassembled streams of a capture (a copy of each chunk's bytes), as the analyzer stage gets them for a server on `port` */
+export function streamsOf(file: string, port: number): Chunk[] {
+  const frames = new PcapReader(file).push(readFileSync(file));
+  const d = new DecodeStage();
+  const r = new TcpReorderer({ isServerPort: (p) => p === port });
+  const out: Chunk[] = [];
+  for (const it of [...r.push(d.push(frames)), ...r.flush()]) {
+    if (it.conn === null || (it.kind !== ItemKind.data && it.kind !== ItemKind.gap && it.kind !== ItemKind.close)) continue;
+    out.push({ conn: it.conn, kind: it.kind, side: it.side, data: it.kind === ItemKind.data ? Buffer.from(it.buf!.subarray(it.off, it.off + it.len)) : null, len: it.len, sec: it.tsSec, nsec: it.tsNsec });
+  }
+  return out;
+}
+
+/** the chunks through fresh analyzers of `protocol`; `pieces(i, len)` cuts chunk i; returns the events and the counters */
+export function analyzeChunks(
+  protocol: Protocol,
+  chunks: Chunk[],
+  pieces: (i: number, len: number) => number[] = () => [],
+  expireEvery = 0,
+): { events: any[]; stats: any } {
+  const events: any[] = [];
+  const out = { emit: (e: any) => events.push(e) };
+  const inst = protocol.create({}, out);
+  const analyzers = new Map<Connection, TcpAnalyzer>();
+  const get = (c: Connection) => {
+    let a = analyzers.get(c);
+    if (a === undefined) {
+      const midStream = c.directionFrom !== DirectionFrom.syn && c.directionFrom !== DirectionFrom.synAck;
+      analyzers.set(c, (a = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream })));
+    }
+    return a;
+  };
+  chunks.forEach((ch, i) => {
+    const a = get(ch.conn);
+    if (ch.kind === ItemKind.close) {
+      a.close(ch.sec, ch.nsec);
+      analyzers.delete(ch.conn);
+    } else if (ch.kind === ItemKind.gap) a.gap(ch.side, ch.len, ch.sec, ch.nsec);
+    else {
+      const cuts = [...new Set([0, ...pieces(i, ch.len).map((c) => c % (ch.len + 1)), ch.len])].sort((x, y) => x - y);
+      for (let k = 0; k + 1 < cuts.length; k++) a.data(ch.side, ch.data!, cuts[k], cuts[k + 1] - cuts[k], ch.sec, ch.nsec);
+    }
+    if (expireEvery > 0 && i % expireEvery === 0) for (const x of analyzers.values()) x.expire(ch.sec, ch.nsec);
+  });
+  for (const a of analyzers.values()) a.close(0, 0);
+  return { events, stats: inst.stats() };
 }

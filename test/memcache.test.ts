@@ -12,20 +12,18 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { LinkType, makeFrame, type Frame } from '../src/core/frame';
-import { decode } from '../src/decode/stage';
 import { makeEndpoints } from '../src/events/endpoints';
 import type { Event } from '../src/events/types';
 import type { TcpAnalyzer } from '../src/protocols/analyzer';
 import { memcache, type MemcacheOptions } from '../src/protocols/memcache';
 import { probe } from '../src/protocols/memcache/probe';
-import { PcapReader } from '../src/sources/pcap';
 import { Connection } from '../src/tcp/connection';
 import { recordLoopback } from './capture';
 import { bin } from './gen/memcache';
-import { F, ipv4, TcpConv, udp } from './gen/packets';
+import { ipv4, udp } from './gen/packets';
 import { assertAccounting, fixture, pushThroughStages, readFile } from './helpers';
 import { binarySession, haveLibmemcachedTools, haveMemcached, startMemcached, textDriverSession, textRawSession, udpSession } from './memcached';
-import { mutate, mutation } from './fuzz-helpers';
+import { conversations, mutate, mutation, rebuild } from './fuzz-helpers';
 import { freePort } from './net';
 
 const x = (e: unknown) => e as any;
@@ -389,52 +387,16 @@ describe('memcache fixtures from memcached 1.6 and real clients', { timeout: 600
   });
 });
 
-/** the TCP conversations of a capture: per connection, its turns (side, bytes) in order */
-function conversations(file: string): [number, Buffer][][] {
-  const frames = new PcapReader(file).push(require('node:fs').readFileSync(file));
-  const byConn = new Map<number, [number, Buffer][]>();
-  for (const p of decode().push(frames)) {
-    if (p.proto !== 6 || p.payloadLen === 0) continue;
-    const side = p.dstPort === 11211 ? 0 : 1;
-    const client = side === 0 ? p.srcPort : p.dstPort;
-    const turns = byConn.get(client) ?? [];
-    byConn.set(client, turns);
-    const bytes = Buffer.from(p.data.subarray(p.payloadOff, p.payloadOff + p.payloadLen));
-    const last = turns[turns.length - 1];
-    if (last !== undefined && last[0] === side) last[1] = Buffer.concat([last[1], bytes]);
-    else turns.push([side, bytes]);
-  }
-  return [...byConn.values()];
-}
-
-/** conversations rebuilt as packets, each turn cut at the given points */
-function rebuild(convs: [number, Buffer][][], cuts: number[]): Frame[] {
-  const pkts: Buffer[] = [];
-  let k = 0;
-  convs.forEach((turns, i) => {
-    const c = new TcpConv([{ ip: '10.8.0.1', port: 30000 + i }, { ip: '10.8.0.2', port: 11211 }]);
-    pkts.push(...c.handshake());
-    for (const [side, data] of turns) {
-      for (let o = 0; o < data.length; ) {
-        const n = Math.max(1, cuts.length === 0 ? 1400 : cuts[k++ % cuts.length]);
-        pkts.push(c.seg(side, F.ACK | F.PSH, data.subarray(o, o + n)));
-        o += n;
-      }
-    }
-    pkts.push(...c.close());
-  });
-  return pkts.map((p, i) => makeFrame(1_700_000_000, i, LinkType.RAW, p.length, 0, p));
-}
 
 describe('memcache properties', { timeout: 600_000 }, () => {
-  const convs = ['text.pcap', 'text-raw.pcap', 'binary.pcap'].map((f) => conversations(fixture(`memcache/${f}`)));
+  const convs = ['text.pcap', 'text-raw.pcap', 'binary.pcap'].map((f) => conversations(fixture(`memcache/${f}`), 11211));
 
   it('random splits of the fixtures\' streams give the same events', () => {
-    const want = convs.map((c) => pushThroughStages(rebuild(c, [])).events.map(essence));
+    const want = convs.map((c) => pushThroughStages(rebuild(c, [], 11211)).events.map(essence));
     assert.deepEqual(want.map((w) => w.length), [31, 21, 37]);
     fc.assert(
       fc.property(fc.nat(convs.length - 1), fc.array(fc.integer({ min: 1, max: 3000 }), { minLength: 1, maxLength: 12 }), (which, cuts) => {
-        const { events, stats } = pushThroughStages(rebuild(convs[which], cuts));
+        const { events, stats } = pushThroughStages(rebuild(convs[which], cuts, 11211));
         assertAccounting(stats, 'split');
         assert.deepEqual(events.map(essence), want[which]);
       }),
@@ -451,7 +413,7 @@ describe('memcache properties', { timeout: 600_000 }, () => {
           const t = conv[i % conv.length];
           t[1] = mutate(t[1], m);
         }
-        const { stats } = pushThroughStages(rebuild([conv], cuts));
+        const { stats } = pushThroughStages(rebuild([conv], cuts, 11211));
         assertAccounting(stats, 'damaged memcache');
       }),
       { numRuns: 150 },

@@ -22,12 +22,11 @@ import { readCall, RpcCall } from '../src/protocols/nfs/message';
 import { opName, procName, statusName } from '../src/protocols/nfs/names';
 import { XdrReader } from '../src/protocols/nfs/xdr';
 import { PcapReader } from '../src/sources/pcap';
-import { Connection, DirectionFrom } from '../src/tcp/connection';
+import { Connection } from '../src/tcp/connection';
 import { ItemKind } from '../src/tcp/items';
-import { TcpReorderer } from '../src/tcp/reorderer';
 import { FILES, scenarios } from '../scripts/fixtures/nfs';
 import { recordLoopback } from './capture';
-import { fuzzParams } from './fuzz-helpers';
+import { analyzeChunks, fuzzParams, streamsOf } from './fuzz-helpers';
 import { record, rpcDenied, rpcReply } from './gen/nfs';
 import { assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
 import { freePort } from './net';
@@ -350,69 +349,19 @@ describe('NFS probe', { timeout: 60_000 }, () => {
 // ---------------------------------------------------------------------------
 // properties over the fixtures' streams
 
-interface Chunk {
-  conn: Connection;
-  kind: number;
-  side: number;
-  data: Buffer | null;
-  len: number;
-  sec: number;
-  nsec: number;
-}
-
 const TCP_FIXTURES = ['v3', 'v4', 'raw', 'edge-gaps', 'edge-sessions', 'edge-violations'].map((n) => `nfs/${n}.pcap`);
 
-function streamsOf(file: string): Chunk[] {
-  const frames = new PcapReader(file).push(readFileSync(fixture(file)));
-  const d = new DecodeStage();
-  const r = new TcpReorderer({ isServerPort: (p) => p === 2049 });
-  const out: Chunk[] = [];
-  for (const it of [...r.push(d.push(frames)), ...r.flush()]) {
-    if (it.conn === null || (it.kind !== ItemKind.data && it.kind !== ItemKind.gap && it.kind !== ItemKind.close)) continue;
-    out.push({ conn: it.conn, kind: it.kind, side: it.side, data: it.kind === ItemKind.data ? Buffer.from(it.buf!.subarray(it.off, it.off + it.len)) : null, len: it.len, sec: it.tsSec, nsec: it.tsNsec });
-  }
-  return out;
-}
-
-function analyzeChunks(chunks: Chunk[], pieces: (i: number, len: number) => number[] = () => [], expireEvery = 0): { events: any[]; stats: any } {
-  const events: any[] = [];
-  const out = { emit: (e: any) => events.push(e) };
-  const inst = nfs.create({}, out);
-  const analyzers = new Map<Connection, TcpAnalyzer>();
-  const get = (c: Connection) => {
-    let a = analyzers.get(c);
-    if (a === undefined) {
-      const midStream = c.directionFrom !== DirectionFrom.syn && c.directionFrom !== DirectionFrom.synAck;
-      analyzers.set(c, (a = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream })));
-    }
-    return a;
-  };
-  chunks.forEach((ch, i) => {
-    const a = get(ch.conn);
-    if (ch.kind === ItemKind.close) {
-      a.close(ch.sec, ch.nsec);
-      analyzers.delete(ch.conn);
-    } else if (ch.kind === ItemKind.gap) a.gap(ch.side, ch.len, ch.sec, ch.nsec);
-    else {
-      const cuts = [...new Set([0, ...pieces(i, ch.len).map((c) => c % (ch.len + 1)), ch.len])].sort((x, y) => x - y);
-      for (let k = 0; k + 1 < cuts.length; k++) a.data(ch.side, ch.data!, cuts[k], cuts[k + 1] - cuts[k], ch.sec, ch.nsec);
-    }
-    if (expireEvery > 0 && i % expireEvery === 0) for (const x of analyzers.values()) x.expire(ch.sec, ch.nsec);
-  });
-  for (const a of analyzers.values()) a.close(0, 0);
-  return { events, stats: inst.stats() };
-}
 
 describe('NFS fuzzing', { timeout: 600_000 }, () => {
-  const streams = TCP_FIXTURES.map(streamsOf);
-  const reference = streams.map((s) => JSON.stringify(analyzeChunks(s).events));
+  const streams = TCP_FIXTURES.map((f) => streamsOf(fixture(f), 2049));
+  const reference = streams.map((s) => JSON.stringify(analyzeChunks(nfs, s).events));
 
   it("random splits of the fixtures' streams give the same events", () => {
     fc.assert(
       fc.property(fc.nat(streams.length - 1), fc.array(fc.tuple(fc.nat(), fc.array(fc.nat(), { minLength: 1, maxLength: 6 })), { maxLength: 40 }), fc.nat(), (which, splits, every) => {
         const cuts = new Map(splits.map(([i, c]) => [i % streams[which].length, c]));
         const dense = every % 7 === 0;
-        const { events, stats } = analyzeChunks(streams[which], (i, len) => (dense ? Array.from({ length: Math.min(len, 40) }, (_, k) => k) : (cuts.get(i) ?? [])));
+        const { events, stats } = analyzeChunks(nfs, streams[which], (i, len) => (dense ? Array.from({ length: Math.min(len, 40) }, (_, k) => k) : (cuts.get(i) ?? [])));
         assert.equal(JSON.stringify(events), reference[which]);
         assertAccounting({ analyze: { protocols: { nfs: stats } } } as Record<string, Stats>, TCP_FIXTURES[which]);
       }),
@@ -447,7 +396,7 @@ describe('NFS fuzzing', { timeout: 600_000 }, () => {
           else chunks.splice(i, 1);
           if (chunks[i] === c) c.len = c.data!.length;
         }
-        const { stats } = analyzeChunks(chunks, (i) => cuts.map((x) => x + i), 5);
+        const { stats } = analyzeChunks(nfs, chunks, (i) => cuts.map((x) => x + i), 5);
         assertAccounting({ analyze: { protocols: { nfs: stats } } } as Record<string, Stats>, 'damaged');
         assert.equal(stats.pending, 0);
       }),

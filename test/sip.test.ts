@@ -7,13 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { LinkType, makeFrame, type Frame } from '../src/core/frame';
-import { decode } from '../src/decode/stage';
 import { makeEndpoints } from '../src/events/endpoints';
 import type { Event } from '../src/events/types';
 import type { TcpAnalyzer } from '../src/protocols/analyzer';
@@ -22,13 +21,12 @@ import { memcache } from '../src/protocols/memcache';
 import { redis } from '../src/protocols/redis';
 import { looksLikeSip, sip, type SipOptions } from '../src/protocols/sip';
 import { isStartLine, parseAuth, parseHead, parseNameAddr, parseSdp, parseUri, SipParseError } from '../src/protocols/sip/message';
-import { PcapReader } from '../src/sources/pcap';
 import { Connection } from '../src/tcp/connection';
 import { haveSipp, scenarios, sippCalls } from '../scripts/fixtures/sip';
 import { recordLoopback } from './capture';
-import { F, ipv4, TcpConv, udp } from './gen/packets';
+import { ipv4, udp } from './gen/packets';
 import { SDP, sipMessage } from './gen/sip';
-import { mutate, mutation } from './fuzz-helpers';
+import { conversations, mutate, mutation, rebuild } from './fuzz-helpers';
 import { assertAccounting, fixture, pushThroughStages, readFile } from './helpers';
 import { freePort } from './net';
 
@@ -370,53 +368,17 @@ describe('SIP fixtures from SIPp', { timeout: 120_000 }, () => {
   });
 });
 
-/** the TCP conversations of a capture: per connection, its turns (side, bytes) in order */
-function conversations(file: string, port = 5060): [number, Buffer][][] {
-  const frames = new PcapReader(file).push(readFileSync(file));
-  const byConn = new Map<number, [number, Buffer][]>();
-  for (const p of decode().push(frames)) {
-    if (p.proto !== 6 || p.payloadLen === 0) continue;
-    const side = p.dstPort === port ? 0 : 1;
-    const client = side === 0 ? p.srcPort : p.dstPort;
-    const turns = byConn.get(client) ?? [];
-    byConn.set(client, turns);
-    const bytes = Buffer.from(p.data.subarray(p.payloadOff, p.payloadOff + p.payloadLen));
-    const last = turns[turns.length - 1];
-    if (last !== undefined && last[0] === side) last[1] = Buffer.concat([last[1], bytes]);
-    else turns.push([side, bytes]);
-  }
-  return [...byConn.values()];
-}
-
-/** conversations rebuilt as packets, each turn cut at the given points */
-function rebuild(convs: [number, Buffer][][], cuts: number[]): Frame[] {
-  const pkts: Buffer[] = [];
-  let k = 0;
-  convs.forEach((turns, i) => {
-    const c = new TcpConv([{ ip: '10.8.0.1', port: 30000 + i }, { ip: '10.8.0.2', port: 5060 }]);
-    pkts.push(...c.handshake());
-    for (const [side, data] of turns) {
-      for (let o = 0; o < data.length; ) {
-        const n = Math.max(1, cuts.length === 0 ? 1400 : cuts[k++ % cuts.length]);
-        pkts.push(c.seg(side, F.ACK | F.PSH, data.subarray(o, o + n)));
-        o += n;
-      }
-    }
-    pkts.push(...c.close());
-  });
-  return pkts.map((p, i) => makeFrame(1_700_000_000, i, LinkType.RAW, p.length, 0, p));
-}
 
 describe('SIP properties', { timeout: 600_000 }, () => {
-  const convs = ['uac-uas-tcp.pcap', 'edge-tcp.pcap'].map((f) => conversations(fixture(`sip/${f}`)));
+  const convs = ['uac-uas-tcp.pcap', 'edge-tcp.pcap'].map((f) => conversations(fixture(`sip/${f}`), 5060));
   const essence = (e: any) => JSON.stringify([e.status, e.sip, e.notes, e.error, e.source.bytes, e.destination.bytes]);
 
   it("random splits of the fixtures' streams give the same events", () => {
-    const want = convs.map((c) => pushThroughStages(rebuild(c, [])).events.map(essence));
+    const want = convs.map((c) => pushThroughStages(rebuild(c, [], 5060)).events.map(essence));
     assert.deepEqual(want.map((w) => w.length), [30, 7]);
     fc.assert(
       fc.property(fc.nat(convs.length - 1), fc.array(fc.integer({ min: 1, max: 2000 }), { minLength: 1, maxLength: 12 }), (which, cuts) => {
-        const { events, stats } = pushThroughStages(rebuild(convs[which], cuts));
+        const { events, stats } = pushThroughStages(rebuild(convs[which], cuts, 5060));
         assertAccounting(stats, 'split');
         assert.deepEqual(events.map(essence), want[which]);
       }),
@@ -433,7 +395,7 @@ describe('SIP properties', { timeout: 600_000 }, () => {
           const t = conv[i % conv.length];
           t[1] = mutate(t[1], m);
         }
-        assertAccounting(pushThroughStages(rebuild([conv], cuts)).stats, 'damaged sip');
+        assertAccounting(pushThroughStages(rebuild([conv], cuts, 5060)).stats, 'damaged sip');
       }),
       { numRuns: 150 },
     );
