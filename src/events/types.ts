@@ -1,4 +1,5 @@
 import type { Stats } from '../core/stage';
+import type { AmqpEvent } from '../protocols/amqp/event';
 import type { CassandraEvent } from '../protocols/cassandra/event';
 import type { DnsEvent } from '../protocols/dns/event';
 import type { HttpEvent } from '../protocols/http/event';
@@ -20,7 +21,7 @@ import type { RedisEvent } from '../protocols/redis/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | AmqpEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
 /** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -34,6 +35,7 @@ export type { MemcacheEvent, MemcacheRequest, MemcacheResponse } from '../protoc
 export type { MongodbEvent } from '../protocols/mongodb/event';
 export type { RedisEvent } from '../protocols/redis/event';
 export type { CassandraEvent } from '../protocols/cassandra/event';
+export type { AmqpEvent, AmqpFields, AmqpTable } from '../protocols/amqp/event';
 
 export interface Vlan {
   id: string;

@@ -1,4 +1,5 @@
 import type { Protocol } from './analyzer';
+import { amqp } from './amqp';
 import { cassandra } from './cassandra';
 import { dns } from './dns';
 import { http } from './http';
@@ -10,4 +11,4 @@ import { pgsql } from './pgsql';
 import { redis } from './redis';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra];
+export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, amqp];
