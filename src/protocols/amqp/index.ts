@@ -90,6 +90,8 @@ class Msg {
   bodySeen = 0;
   body: Buffer | null = null;
   bodyKept = 0;
+  /** the content did not complete: the capture lost part of it */
+  partial = false;
   /** a basic.get-ok: the basic.get it answers */
   request: Msg | null = null;
 
@@ -118,6 +120,8 @@ const UNANSWERED = {
   closed: ['no_response', 'no response before the connection closed'],
   timeout: ['timeout', 'no response within the transaction timeout'],
   skipped: ['no_response', 'no response: a later request on the channel was answered'],
+  lost: ['packet_loss', 'reply lost to packet loss'],
+  unreadable: ['unreadable', 'reply lost in bytes that could not be read'],
   pending_limit: ['pending_limit', 'too many requests waiting for replies'],
   pending_limit_total: ['pending_limit_total', 'too many requests waiting for replies over all connections'],
 } as const;
@@ -127,6 +131,7 @@ const INCOMPLETE = {
   timeout: 'the content was not complete within the transaction timeout',
   next: 'content cut short by the next method on the channel',
   lost: 'content cut short by packet loss',
+  unreadable: 'content cut short by bytes that could not be read',
   pending_limit: 'content cut short: too many messages waiting',
   oversized: 'content header frame longer than maxFrameBytes: not read',
 } as const;
@@ -195,8 +200,14 @@ class AmqpConnection implements TcpAnalyzer, FrameOwner {
     this.out.anomaly?.('amqp', r, this.ep);
   }
 
-  lost(side: number): void {
-    for (const m of [...this.contents.values()]) if (m.side === side) this.incomplete(m, 'lost');
+  /**
+   * The place in `side`'s stream was lost: its messages with content in progress end
+   * there, and the other side's requests waiting may have had their replies in the
+   * lost bytes: they leave unanswered rather than take a later reply that is not theirs.
+   */
+  lost(side: number, why: 'gap' | 'violation'): void {
+    for (const m of [...this.contents.values()]) if (m.side === side) this.incomplete(m, why === 'gap' ? 'lost' : 'unreadable');
+    for (const [key, q] of [...this.waiting]) if (key >> 16 !== side) for (const m of [...q]) this.unanswered(m, why === 'gap' ? 'lost' : 'unreadable');
   }
 
   protocolHeader(side: number, a: number, b: number, c: number, d: number): void {
@@ -426,7 +437,7 @@ class AmqpConnection implements TcpAnalyzer, FrameOwner {
 
   private incomplete(m: Msg, why: keyof typeof INCOMPLETE): void {
     m.note(INCOMPLETE[why]);
-    if (why !== 'next' && why !== 'oversized') m.missing = Math.max(m.missing, 1);
+    if (why === 'lost') m.partial = true;
     this.n.unmatched.add(`content_${why}`);
     this.completeContent(m);
   }
@@ -487,7 +498,7 @@ class AmqpConnection implements TcpAnalyzer, FrameOwner {
     const e = transactionEvent('amqp', this.ep, { startSec: first.startSec, startNsec: first.startNsec, endSec: last.endSec, endNsec: last.endNsec }, error ? 'Error' : 'OK', clientBytes, serverBytes);
     e.method = method;
     const o = this.opts;
-    if (o.sendRequest && req !== null) e.request = req.body !== null && req.def.content ? bodyText(req) : req.subject !== '' ? `${method} ${req.subject}` : method;
+    if (o.sendRequest && req !== null) e.request = req.side === 0 && req.def.content && req.body !== null ? bodyText(req) : req.subject !== '' ? `${method} ${req.subject}` : method;
     if (o.sendResponse) {
       const content = resp !== null && resp.def.content ? resp : req !== null && req.side === 1 && req.def.content ? req : null;
       if (content !== null && content.body !== null) e.response = bodyText(content);
@@ -501,7 +512,7 @@ class AmqpConnection implements TcpAnalyzer, FrameOwner {
     if (req?.notes) notes.push(...req.notes);
     if (resp?.notes) notes.push(...resp.notes);
     if (note !== null && !(resp?.notes?.includes(note) ?? false)) notes.push(note);
-    if ((req?.missing ?? 0) > 0 || (resp?.missing ?? 0) > 0) n.partial++;
+    if ((req?.missing ?? 0) > 0 || (resp?.missing ?? 0) > 0 || req?.partial || resp?.partial) n.partial++;
     closeEvent(e, notes, unmatched);
     this.out.emit(e);
   }
