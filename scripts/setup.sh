@@ -23,6 +23,8 @@ packages+=(memcached libmemcached-tools)
 packages+=(zstd)
 # Redis fixtures, live test and benchmark: redis-server, redis-cli and redis-benchmark
 packages+=(redis-server redis-tools)
+# AMQP fixtures, live test and benchmark: RabbitMQ (a private node per run) and librabbitmq's amqp-tools
+packages+=(rabbitmq-server amqp-tools)
 # the Kafka broker the tests use runs on Java, fetched with Maven
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)

@@ -357,6 +357,22 @@ describe('AMQP analyzer', { timeout: 60_000 }, () => {
     assert.equal(c.stats().partial, 1);
   });
 
+  it('frames that span segments are held within a budget shared by all connections', () => {
+    const c = conn({ maxBufferedBytes: 30 });
+    c.open();
+    const decl = M.queueDeclare(1, 'a-queue-with-a-long-name-0123456789');
+    c.send(0, decl.subarray(0, 20));
+    assert.equal(c.stats().buffered_bytes, 0, 'over the budget: not held');
+    c.send(0, decl.subarray(20));
+    c.send(1, M.queueDeclareOk(1, 'x'));
+    c.send(0, M.ack(1, 1).subarray(0, 9));
+    assert.equal(c.stats().buffered_bytes, 13);
+    c.done();
+    assert.equal(c.stats().buffered_bytes, 0);
+    assert.equal(c.stats().frames.budget_exceeded, 1);
+    assert.deepEqual(c.events.map(view), [['queue.declare-ok', 'Error', 1, 'Unmatched response', ['reply without a request']]]);
+  });
+
   it('AMQP 1.0 after its protocol header is not analysed', () => {
     const c = conn();
     c.send(0, Buffer.from('AMQP\x00\x01\x00\x00', 'latin1'));
@@ -516,9 +532,10 @@ describe('AMQP fuzzing', { timeout: 900_000 }, () => {
           else chunks.splice(i, 1);
           if (chunks[i] === c) c.len = c.data!.length;
         }
-        const { stats } = analyzeChunks(chunks, (i) => cuts.map((x) => x + i), 5, small ? { maxPending: 2, maxFrameBytes: 64, maxBodyLength: 3 } : {});
+        const { stats } = analyzeChunks(chunks, (i) => cuts.map((x) => x + i), 5, small ? { maxPending: 2, maxFrameBytes: 64, maxBodyLength: 3, maxBufferedBytes: 40 } : {});
         assertAccounting({ analyze: { protocols: { amqp: stats } } } as Record<string, Stats>, 'damaged');
         assert.equal(stats.pending, 0);
+        assert.equal(stats.buffered_bytes, 0, 'every byte held is given back');
       }),
       fuzzParams(300, 2),
     );

@@ -15,7 +15,7 @@ import { methodDef } from './methods';
 import { FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEADER_BYTES, FRAME_HEARTBEAT, FRAME_METHOD } from './wire';
 
 /** a method frame longer than this is not looked for while searching */
-const SEARCH_MAX_FRAME = 64 * 1024;
+const SEARCH_MAX_FRAME = 8 * 1024;
 
 /** A frame as delivered to the owner: the payload view is valid only during the call. */
 export class FrameInfo {
@@ -54,6 +54,11 @@ export class FrameCounters {
   oversized = 0;
   /** bytes passed over while searching for a frame */
   skipped = 0;
+  /** payload bytes held for frames that span chunks, over all connections */
+  held = 0;
+  /** frames skipped because `held` would pass `maxHeld` */
+  budgetExceeded = 0;
+  constructor(readonly maxHeld = Infinity) {}
 }
 
 const enum St {
@@ -74,6 +79,8 @@ export class FrameParser {
   private seen = 0;
   /** kept payload of a method or header frame that spans chunks */
   private keep: Buffer | null = null;
+  /** bytes of `keep` counted in the shared budget */
+  private charged = 0;
   private skipping = false;
   private carry: Buffer | null = null;
 
@@ -94,8 +101,20 @@ export class FrameParser {
 
   stop(): void {
     this.st = St.stopped;
-    this.keep = null;
+    this.release();
     this.carry = null;
+  }
+
+  /** the connection is over: give back what is held */
+  close(): void {
+    this.release();
+    this.carry = null;
+  }
+
+  private release(): void {
+    this.n.held -= this.charged;
+    this.charged = 0;
+    this.keep = null;
   }
 
   feed(b: Buffer, off: number, len: number, sec: number, nsec: number): void {
@@ -140,7 +159,7 @@ export class FrameParser {
   private lose(why: 'gap' | 'violation'): void {
     this.st = St.search;
     this.hdrHave = 0;
-    this.keep = null;
+    this.release();
     this.owner.lost(this.side, why);
   }
 
@@ -181,7 +200,7 @@ export class FrameParser {
     f.missing = 0;
     f.buf = null;
     this.seen = 0;
-    this.keep = null;
+    this.release();
     this.skipping = false;
     switch (f.type) {
       case FRAME_METHOD:
@@ -198,7 +217,15 @@ export class FrameParser {
           this.seen = f.size;
           this.st = St.end;
           return p + f.size;
-        } else this.keep = Buffer.allocUnsafe(f.size);
+        } else if (this.n.held + f.size > this.n.maxHeld) {
+          // over the budget shared by all connections: read past it
+          this.skipping = true;
+          this.n.budgetExceeded++;
+        } else {
+          this.keep = Buffer.allocUnsafe(f.size);
+          this.charged = f.size;
+          this.n.held += f.size;
+        }
         break;
       case FRAME_BODY:
         break;
@@ -243,7 +270,6 @@ export class FrameParser {
     f.endSec = sec;
     f.endNsec = nsec;
     this.st = St.header;
-    this.keep = null;
     switch (f.type) {
       case FRAME_METHOD:
         this.n.method++;
@@ -260,6 +286,7 @@ export class FrameParser {
     if (this.skipping) f.buf = null;
     this.owner.frame(this.side, f);
     f.buf = null;
+    this.release();
     return p + 1;
   }
 

@@ -38,6 +38,8 @@ export interface AmqpOptions {
   hideConnectionInformation: boolean;
   /** longest method or content-header frame payload read (default 1 MiB; RabbitMQ's frame_max is 128 KiB) */
   maxFrameBytes: number;
+  /** bytes held for method and header frames that span segments, over all connections; past it such a frame is skipped (default 64 MiB) */
+  maxBufferedBytes: number;
   /** requests waiting for replies and messages waiting for their content, per connection (default 1024) */
   maxPending: number;
   /** the same over all connections (default 16384); each connection keeps its newest */
@@ -54,13 +56,16 @@ export const AMQP_DEFAULTS: AmqpOptions = {
   parseArguments: true,
   hideConnectionInformation: true,
   maxFrameBytes: 1024 * 1024,
+  maxBufferedBytes: 64 * 1024 * 1024,
   maxPending: 1024,
   maxPendingTotal: 16_384,
   transactionTimeoutSec: 10,
 };
 
 class Counters extends TransactionCounters {
-  readonly frames = new FrameCounters();
+  constructor(readonly frames: FrameCounters) {
+    super();
+  }
   /** method frames read, by method */
   readonly methods = new ReasonCounter();
   /** messages carried with content, by method */
@@ -133,7 +138,7 @@ const INCOMPLETE = {
   lost: 'content cut short by packet loss',
   unreadable: 'content cut short by bytes that could not be read',
   pending_limit: 'content cut short: too many messages waiting',
-  oversized: 'content header frame longer than maxFrameBytes: not read',
+  oversized: 'content header frame not read: longer than maxFrameBytes, or the buffer budget spent',
 } as const;
 
 class AmqpConnection implements TcpAnalyzer, FrameOwner {
@@ -170,6 +175,8 @@ class AmqpConnection implements TcpAnalyzer, FrameOwner {
   }
 
   close(): void {
+    this.parsers[0].close();
+    this.parsers[1].close();
     for (const m of [...this.contents.values()]) this.incomplete(m, 'closed');
     for (const q of [...this.waiting.values()]) for (const m of [...q]) this.unanswered(m, 'closed');
   }
@@ -186,6 +193,8 @@ class AmqpConnection implements TcpAnalyzer, FrameOwner {
   }
 
   discard(): void {
+    this.parsers[0].close();
+    this.parsers[1].close();
     this.n.pending -= this.size;
     this.size = 0;
     this.waiting.clear();
@@ -553,7 +562,7 @@ export const amqp: Protocol<AmqpOptions> = {
   probe,
   create(options, out) {
     const opts: AmqpOptions = { ...AMQP_DEFAULTS, ...options };
-    const n = new Counters();
+    const n = new Counters(new FrameCounters(opts.maxBufferedBytes));
     return {
       tcp: (ctx: TcpContext) => new AmqpConnection(ctx.endpoints, out, opts, n, ctx.midStream),
       stats: (): Stats => ({
@@ -562,7 +571,8 @@ export const amqp: Protocol<AmqpOptions> = {
         pending: n.pending,
         transactions: n.transactions,
         partial: n.partial,
-        frames: { method: n.frames.method, header: n.frames.header, body: n.frames.body, heartbeat: n.frames.heartbeat, oversized: n.frames.oversized },
+        frames: { method: n.frames.method, header: n.frames.header, body: n.frames.body, heartbeat: n.frames.heartbeat, oversized: n.frames.oversized, budget_exceeded: n.frames.budgetExceeded },
+        buffered_bytes: n.frames.held,
         methods: n.methods.toJSON(),
         contents: n.contents.toJSON(),
         answered_by_close: n.answeredByClose,
