@@ -687,6 +687,11 @@ describe('live: RabbitMQ, amqplib and amqp-tools on a port pktflow does not know
       assert.ok(tx.length > 0);
       if (process.env.DEBUG_LIVE) console.log(JSON.stringify(tx.map((e) => [e.client.port, e.method, e.amqp, e.notes])));
       expectations[name](tx, analyze);
+      if (haveTshark) {
+        // tshark sees the same method frames on this live capture
+        const all = [...tsharkMethods(file, [port]).values()].flat().map((f) => f.split(' ')[2]);
+        assert.deepEqual(analyze.protocols.amqp.methods, Object.fromEntries(Object.entries(counts(all)).sort(([a], [b]) => (a < b ? -1 : 1))), 'method frames by method, as tshark');
+      }
       // the same through the command line, as a user runs it
       const c = await cli(['read', file, '--stats-event', '-q']);
       assert.equal(c.code, 0, c.stderr);
