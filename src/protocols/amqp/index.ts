@@ -182,6 +182,7 @@ class AmqpConnection implements TcpAnalyzer, FrameOwner {
   }
 
   expire(nowSec: number): void {
+    if (this.size === 0) return;
     const limit = this.opts.transactionTimeoutSec;
     for (const m of [...this.contents.values()]) if (nowSec - m.endSec >= limit) this.incomplete(m, 'timeout');
     for (const q of [...this.waiting.values()]) {
@@ -215,6 +216,7 @@ class AmqpConnection implements TcpAnalyzer, FrameOwner {
    * lost bytes: they leave unanswered rather than take a later reply that is not theirs.
    */
   lost(side: number, why: 'gap' | 'violation'): void {
+    if (this.size === 0) return;
     for (const m of [...this.contents.values()]) if (m.side === side) this.incomplete(m, why === 'gap' ? 'lost' : 'unreadable');
     for (const [key, q] of [...this.waiting]) if (key >> 16 !== side) for (const m of [...q]) this.unanswered(m, why === 'gap' ? 'lost' : 'unreadable');
   }
