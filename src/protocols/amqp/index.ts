@@ -352,8 +352,9 @@ class AmqpConnection implements TcpAnalyzer, FrameOwner {
   private answered(m: Msg): Msg | null {
     const q = this.waiting.get((m.side ^ 1) * 65536 + m.channel);
     if (q === undefined) return null;
-    const i = q.findIndex((r) => r.def.replies.includes(m.def.key));
-    if (i < 0) return null;
+    let i = 0;
+    while (i < q.length && !q[i].def.replies.includes(m.def.key)) i++;
+    if (i === q.length) return null;
     const req = q[i];
     for (const skipped of q.slice(0, i)) this.unanswered(skipped, 'skipped');
     this.take(req);

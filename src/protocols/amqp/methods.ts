@@ -45,9 +45,7 @@ export function methodDef(classId: number, methodId: number): MethodDef | undefi
 /** bits b0..b4 of an octet */
 function bits(r: Reader, f: Record<string, unknown>, names: string[]): void {
   const v = r.u8();
-  names.forEach((n, i) => {
-    if (n !== '') f[n] = (v & (1 << i)) !== 0;
-  });
+  for (let i = 0; i < names.length; i++) f[names[i]] = (v & (1 << i)) !== 0;
 }
 
 /** a table argument, when asked for and not empty */

@@ -232,6 +232,9 @@ export function goTime(sec: number): string {
   return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} ${d.getUTCFullYear()}`;
 }
 
+/** property flag `bit` is set (no closure per header: the bundle wraps every closure it creates) */
+const has = (flags: number, bit: number) => (flags & (1 << bit)) !== 0;
+
 /**
  * A content header's payload (class-id, weight, body-size, property flags and list)
  * into `fields` with packetbeat's names. Returns the body size (-1 when the header
@@ -253,27 +256,26 @@ export function readContentHeader(b: Buffer, off: number, end: number, fields: R
   }
   const f = flags[0] ?? 0;
   if (parseHeaders && classId === 60) {
-    const has = (bit: number) => (f & (1 << bit)) !== 0;
-    if (has(15)) fields['content-type'] = r.shortstr();
-    if (has(14)) fields['content-encoding'] = r.shortstr();
-    if (has(13)) {
+    if (has(f, 15)) fields['content-type'] = r.shortstr();
+    if (has(f, 14)) fields['content-encoding'] = r.shortstr();
+    if (has(f, 13)) {
       const h = r.table();
       if (h !== null) fields.headers = h;
     }
-    if (has(12)) {
+    if (has(f, 12)) {
       const m = r.u8();
       if (m === 1) fields['delivery-mode'] = 'non-persistent';
       else if (m === 2) fields['delivery-mode'] = 'persistent';
     }
-    if (has(11)) fields.priority = r.u8();
-    if (has(10)) fields['correlation-id'] = r.shortstr();
-    if (has(9)) fields['reply-to'] = r.shortstr();
-    if (has(8)) fields.expiration = r.shortstr();
-    if (has(7)) fields['message-id'] = r.shortstr();
-    if (has(6)) fields.timestamp = goTime(r.u64());
-    if (has(5)) fields.type = r.shortstr();
-    if (has(4)) fields['user-id'] = r.shortstr();
-    if (has(3)) fields['app-id'] = r.shortstr();
+    if (has(f, 11)) fields.priority = r.u8();
+    if (has(f, 10)) fields['correlation-id'] = r.shortstr();
+    if (has(f, 9)) fields['reply-to'] = r.shortstr();
+    if (has(f, 8)) fields.expiration = r.shortstr();
+    if (has(f, 7)) fields['message-id'] = r.shortstr();
+    if (has(f, 6)) fields.timestamp = goTime(r.u64());
+    if (has(f, 5)) fields.type = r.shortstr();
+    if (has(f, 4)) fields['user-id'] = r.shortstr();
+    if (has(f, 3)) fields['app-id'] = r.shortstr();
   }
   return { bodySize, classId, partial: r.failed || r.partial };
 }
