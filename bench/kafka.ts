@@ -12,10 +12,12 @@ import * as path from 'node:path';
 import { benchCapture, flag, machine, measure, median, range, ROOT, type Measure } from './common';
 
 const runs = Number(flag('--runs', '3'));
-const brokers = '127.0.0.1:9092';
+// KAFKA_PORT (and KAFKA_CONTROLLER_PORT, KAFKA_DIR) move the broker, as for scripts/kafka.sh
+const brokers = `127.0.0.1:${process.env.KAFKA_PORT ?? '9092'}`;
 const { file, frames, bytes } = benchCapture();
 const node = process.execPath;
 const pktflow = `${node} bin/pktflow.js`;
+process.env.PKTFLOW_BENCH_BROKERS = brokers;
 const java = `java -Xmx1g -Dlog4j.configuration=file:/dev/null -cp '.kafka/libs/*'`;
 // the frames' own bytes, without the pcap record headers: what goes into the messages
 const frameBytes = bytes - 24 - 16 * frames;
@@ -34,7 +36,7 @@ function newTopic(name: string): string {
 
 // production: a topic per run, so every run writes the same volume into an empty topic
 let frameTopic = '';
-const produce = measure('pktflow read FILE --kafka-topic T (frames → Kafka)', `${pktflow} read -q ${file} --kafka-topic "$T"`, {
+const produce = measure('pktflow read FILE --kafka-topic T (frames → Kafka)', `${pktflow} read -q ${file} --kafka-topic "$T" --brokers ${brokers}`, {
   runs,
   before: () => (process.env.T = frameTopic = newTopic('frames')),
 });
@@ -52,15 +54,15 @@ const consume = measure('pktflow replay, frames only (kafka source → discard)'
 const props = path.join(ROOT, 'bench/out/consumer.properties');
 writeFileSync(props, 'fetch.max.wait.ms=10\n');
 const consumeJava = measure('Java ConsumerPerformance (same topic, fetch.max.wait.ms=10)', `${java} org.apache.kafka.tools.ConsumerPerformance --bootstrap-server ${brokers} --topic "$T" --messages ${frames} --timeout 60000 --consumer.config ${props}`, { runs });
-const replay = measure('pktflow replay --topic T → /dev/null (all stages, events)', `${pktflow} replay -q --topic "$T"`, { runs });
+const replay = measure('pktflow replay --topic T → /dev/null (all stages, events)', `${pktflow} replay -q --topic "$T" --brokers ${brokers}`, { runs });
 const read = measure('pktflow read FILE → /dev/null (the same, from the file)', `${pktflow} read -q ${file}`, { runs });
 const tshark = measure('tshark -r FILE -Y http.response -T fields', `tshark -r ${file} -Y http.response -T fields -e http.response.code`, { runs });
-const slow = measure('pktflow replay --topic T | reader at 20 MB/s', `${pktflow} replay -q --topic "$T"`, { runs: 1, after: ` | ${node} bench/throttle.js 20` });
+const slow = measure('pktflow replay --topic T | reader at 20 MB/s', `${pktflow} replay -q --topic "$T" --brokers ${brokers}`, { runs: 1, after: ` | ${node} bench/throttle.js 20` });
 
 const row = (m: Measure, ref?: Measure) => {
   const s = median(m.seconds);
   const ratio = ref ? `${(median(ref.seconds) / s).toFixed(2)}x` : '';
-  return { name: m.name, seconds: s, spread: range(m.seconds), framesPerSec: Math.round(frames / s), mbPerSec: +(frameBytes / s / 1e6).toFixed(1), peakRssMiB: Math.round(median(m.rssKiB) / 1024), ratio };
+  return { name: m.name, seconds: s, spread: range(m.seconds), cpuSeconds: +median(m.cpu).toFixed(2), framesPerSec: Math.round(frames / s), mbPerSec: +(frameBytes / s / 1e6).toFixed(1), peakRssMiB: Math.round(median(m.rssKiB) / 1024), ratio };
 };
 const rows = [
   row(produce, produceJava),
@@ -76,9 +78,13 @@ const out = { date: new Date().toISOString(), machine: machine(), file: path.rel
 mkdirSync(path.join(ROOT, 'bench/out'), { recursive: true });
 writeFileSync(path.join(ROOT, 'bench/out/kafka.json'), JSON.stringify(out, null, 2) + '\n');
 console.log(`${out.machine}; Kafka 3.9.1, one broker on 127.0.0.1, 4 partitions\n${frames} frames, ${(frameBytes / 1e6).toFixed(1)} MB of frame bytes, median of ${runs} runs (wall time includes start-up)\n`);
-console.log('| run | seconds (range) | frames/s | MB/s | peak RSS MiB | ratio |');
-console.log('|---|---|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.name} | ${r.seconds.toFixed(2)} (${r.spread}) | ${r.framesPerSec.toLocaleString('en')} | ${r.mbPerSec} | ${r.peakRssMiB} | ${r.ratio} |`);
+console.log('| run | seconds (range) | CPU s | frames/s | MB/s | peak RSS MiB | ratio |');
+console.log('|---|---|---|---|---|---|---|');
+for (const r of rows) console.log(`| ${r.name} | ${r.seconds.toFixed(2)} (${r.spread}) | ${r.cpuSeconds.toFixed(2)} | ${r.framesPerSec.toLocaleString('en')} | ${r.mbPerSec} | ${r.peakRssMiB} | ${r.ratio} |`);
 console.log('\nratio: pktflow against the Java client for production and consumption, against tshark for analysis (higher is faster)');
+// issue 10's targets, on the wall-time medians of this run
+const target = (what: string, ratio: string, want: number) => console.log(`target: ${what} ${ratio} (want >= ${want}x): ${parseFloat(ratio) >= want ? 'met' : 'NOT met'}`);
+target('production against Java ProducerPerformance', rows[0].ratio, 0.8);
+target('replay analysis against tshark', rows[4].ratio, 3.5);
 // the topics are the benchmark's own: leave the broker as it was
 execFileSync('java', ['-Dlog4j.configuration=file:/dev/null', '-cp', '.kafka/libs/*', 'org.apache.kafka.tools.TopicCommand', '--bootstrap-server', brokers, '--delete', '--topic', topics.join('|')], { cwd: ROOT, stdio: 'ignore' });

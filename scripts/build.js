@@ -10,7 +10,8 @@
  * Left out of the bundle, loaded from node_modules when used: cap (a native addon),
  * pcap-parser (it calls `new Buffer()`, which Node reports as deprecated from code outside
  * node_modules: every read of a file would print a warning),
- * kafkajs (only Kafka commands load it), typescript and tsx (only `pktflow run`).
+ * kafkajs, its internals and @node-rs/crc32 (only Kafka commands load them), typescript
+ * and tsx (only `pktflow run`).
  *   node scripts/build.js          build now
  */
 const fs = require('node:fs');
@@ -19,7 +20,7 @@ const path = require('node:path');
 const ROOT = path.join(__dirname, '..');
 const OUT = path.join(ROOT, 'dist', 'pktflow.js');
 const ENTRY = path.join(ROOT, 'src', 'cli', 'main.ts');
-const EXTERNAL = ['cap', 'pcap-parser', 'kafkajs', 'typescript', 'tsx', 'tsx/*', 'esbuild'];
+const EXTERNAL = ['cap', 'pcap-parser', 'kafkajs', 'kafkajs/*', '@node-rs/crc32', 'typescript', 'tsx', 'tsx/*', 'esbuild'];
 
 function options() {
   return {

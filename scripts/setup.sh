@@ -23,6 +23,10 @@ packages+=(memcached libmemcached-tools)
 packages+=(zstd)
 # Redis fixtures, live test and benchmark: redis-server, redis-cli and redis-benchmark
 packages+=(redis-server redis-tools)
+# NFS fixtures, live test and benchmark: NFS-Ganesha (userspace server, VFS backend), rpcbind (Ganesha registers with it), libnfs-utils (nfs-ls, nfs-cat, nfs-cp)
+packages+=(nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils)
+# DHCPv4 fixtures and live test: real clients (busybox udhcpc; dhcping for NAK and INFORM) against dnsmasq in network namespaces (iproute2)
+packages+=(udhcpc dhcping iproute2)
 # AMQP fixtures, live test and benchmark: RabbitMQ (a private node per run) and librabbitmq's amqp-tools
 packages+=(rabbitmq-server amqp-tools)
 # the Kafka broker the tests use runs on Java, fetched with Maven

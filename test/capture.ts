@@ -29,6 +29,8 @@ export interface RecordOptions {
    * Default 65536 (256 frames).
    */
   bufferKiB?: number;
+  /** a network namespace to record in: tcpdump runs there, and the sentinel is sent from there (with bash's /dev/udp) */
+  netns?: string;
 }
 
 /**
@@ -39,7 +41,8 @@ export interface RecordOptions {
  */
 export async function recordLoopback(o: RecordOptions, run: () => Promise<void>): Promise<{ sentinelPort: number }> {
   const sentinelPort = await freePort();
-  const td = spawn('tcpdump', ['-i', o.iface ?? 'lo', '-U', '--immediate-mode', '-B', String(o.bufferKiB ?? 65536), '-s', '0', '--time-stamp-precision=nano', '-w', o.file, `(${o.filter}) or udp port ${sentinelPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ns = o.netns !== undefined ? ['ip', 'netns', 'exec', o.netns] : [];
+  const td = spawn(ns.length > 0 ? 'ip' : 'tcpdump', [...ns.slice(1), ...(ns.length > 0 ? ['tcpdump'] : []), '-i', o.iface ?? 'lo', '-U', '--immediate-mode', '-B', String(o.bufferKiB ?? 65536), '-s', '0', '--time-stamp-precision=nano', '-w', o.file, `(${o.filter}) or udp port ${sentinelPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const exited = new Promise<number | null>((r) => td.on('close', (c) => r(c)));
   await new Promise<void>((resolve, reject) => {
@@ -51,10 +54,16 @@ export async function recordLoopback(o: RecordOptions, run: () => Promise<void>)
   });
   try {
     await run();
-    const mark = randomBytes(16);
-    const sock = createSocket('udp4');
-    await new Promise<void>((r) => sock.send(mark, sentinelPort, o.sentinelHost ?? '127.0.0.1', () => r()));
-    sock.close();
+    // in a namespace, a mark in hex text: the shell there sends it
+    const mark = o.netns !== undefined ? Buffer.from(randomBytes(16).toString('hex')) : randomBytes(16);
+    if (o.netns !== undefined) {
+      const sent = spawn('ip', ['netns', 'exec', o.netns, 'bash', '-c', `printf %s ${mark} > /dev/udp/${o.sentinelHost ?? '127.0.0.1'}/${sentinelPort}`], { stdio: 'ignore' });
+      await new Promise<void>((r) => sent.on('close', () => r()));
+    } else {
+      const sock = createSocket('udp4');
+      await new Promise<void>((r) => sock.send(mark, sentinelPort, o.sentinelHost ?? '127.0.0.1', () => r()));
+      sock.close();
+    }
     while (!(existsSync(o.file) && readFileSync(o.file).includes(mark))) await sleep(50);
   } finally {
     td.kill('SIGINT');

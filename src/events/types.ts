@@ -2,6 +2,7 @@ import type { Stats } from '../core/stage';
 import type { AmqpEvent } from '../protocols/amqp/event';
 import type { CassandraEvent } from '../protocols/cassandra/event';
 import type { DnsEvent } from '../protocols/dns/event';
+import type { Dhcpv4Event } from '../protocols/dhcpv4/event';
 import type { HttpEvent } from '../protocols/http/event';
 import type { IcmpEvent } from '../protocols/icmp/event';
 import type { PgsqlEvent } from '../protocols/pgsql/event';
@@ -9,6 +10,7 @@ import type { MysqlEvent } from '../protocols/mysql/event';
 import type { MemcacheEvent } from '../protocols/memcache/event';
 import type { MongodbEvent } from '../protocols/mongodb/event';
 import type { RedisEvent } from '../protocols/redis/event';
+import type { NfsEvent } from '../protocols/nfs/event';
 
 /**
  * The events pktflow emits, typed for pipeline authors: a union discriminated by
@@ -21,7 +23,7 @@ import type { RedisEvent } from '../protocols/redis/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | AmqpEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | NfsEvent | Dhcpv4Event | AmqpEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
 /** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -35,6 +37,8 @@ export type { MemcacheEvent, MemcacheRequest, MemcacheResponse } from '../protoc
 export type { MongodbEvent } from '../protocols/mongodb/event';
 export type { RedisEvent } from '../protocols/redis/event';
 export type { CassandraEvent } from '../protocols/cassandra/event';
+export type { NfsEvent } from '../protocols/nfs/event';
+export type { Dhcpv4Event, Dhcpv4OptionFields } from '../protocols/dhcpv4/event';
 export type { AmqpEvent, AmqpFields, AmqpTable } from '../protocols/amqp/event';
 
 export interface Vlan {

@@ -1,4 +1,8 @@
+// first: it replaces one of kafkajs's modules before kafkajs loads (src/kafk./kafkajs-fast.ts)
+import { installProduceEncoder } from './kafkajs-fast';
 import { Kafka, logLevel, type Admin, type KafkaConfig } from 'kafkajs';
+
+export { CompressionTypes } from 'kafkajs';
 
 export interface KafkaConnection {
   /** host:port of the bootstrap brokers (default 127.0.0.1:9092) */
@@ -24,6 +28,8 @@ const LOG_LEVELS: Record<string, logLevel> = { error: logLevel.ERROR, warn: logL
  * PKTFLOW_KAFKA_LOG=error|warn|info|debug turns kafkajs's own log on, to stderr
  */
 export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}): Kafka {
+  // produce requests encoded in one pass, with a native CRC-32C (src/kafk./kafkajs-fast.ts)
+  installProduceEncoder();
   return new Kafka({
     clientId: c.clientId ?? 'pktflow',
     brokers: c.brokers ?? ['127.0.0.1:9092'],
@@ -35,10 +41,13 @@ export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}
   });
 }
 
+/** the topic does not exist: no retry makes it appear */
+export class NoSuchTopicError extends Error {}
+
 /** fail at once, not after kafkajs's metadata retries (~20 s), when the topic does not exist */
 export async function requireTopic(admin: Admin, topic: string): Promise<void> {
   const topics = await admin.listTopics();
-  if (!topics.includes(topic)) throw new Error(`no such topic (create it first: pktflow topics create ${topic} --partitions 8)`);
+  if (!topics.includes(topic)) throw new NoSuchTopicError(`no such topic (create it first: pktflow topics create ${topic} --partitions 8)`);
 }
 
 /** A wait on Kafka that ran out of time (KafkaConnection.timeoutMs). */

@@ -93,8 +93,41 @@ function header(h: Record<string, Buffer | string | (Buffer | string)[] | undefi
   return typeof one === 'string' ? one : one.toString('latin1');
 }
 
-/** a consumed message back into a Frame; throws FrameMessageError naming what is wrong */
+/** the value of bytes [from, to) of a header of ASCII digits (at most 15 of them), or -1 */
+function digits(v: Buffer | string | (Buffer | string)[] | undefined, from = 0, to = Buffer.isBuffer(v) ? v.length : 0): number {
+  if (!Buffer.isBuffer(v) || to <= from || to - from > 15) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = v[i] - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
+}
+
+/**
+ * a consumed message back into a Frame; throws FrameMessageError naming what is wrong.
+ * Headers as pktflow writes them (one value each, of plain digits) are read from their
+ * bytes; anything else takes the general way (messageToFrameGeneral), with the same result.
+ */
 export function messageToFrame(value: Buffer | null, headers: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined): Frame {
+  if (value !== null && headers !== undefined) {
+    const ts = headers[H.ts];
+    const ltRaw = headers[H.linkType];
+    const lt = Buffer.isBuffer(ltRaw) && ltRaw.length <= 5 ? digits(ltRaw) : -1;
+    const orig = headers[H.origLen] === undefined ? value.length : digits(headers[H.origLen]);
+    const iface = headers[H.iface] === undefined ? 0 : digits(headers[H.iface]);
+    // nanoseconds since the epoch, up to 19 digits: the last 9 are the nanoseconds
+    if (Buffer.isBuffer(ts) && ts.length > 9 && ts.length <= 19 && lt >= 0 && orig >= 0 && iface >= 0) {
+      const sec = digits(ts, 0, ts.length - 9);
+      const nsec = digits(ts, ts.length - 9);
+      if (sec >= 0 && nsec >= 0) return makeFrame(sec, nsec, lt, orig, iface, value);
+    }
+  }
+  return messageToFrameGeneral(value, headers);
+}
+
+export function messageToFrameGeneral(value: Buffer | null, headers: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined): Frame {
   if (value === null) throw new FrameMessageError('message without a value');
   const ts = header(headers, H.ts);
   const lt = header(headers, H.linkType);

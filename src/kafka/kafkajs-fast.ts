@@ -1,0 +1,528 @@
+/**
+ * Faster paths inside kafkajs (2.2.4, its last release) for what pktflow does most:
+ * producing and fetching many small messages. Each produces kafkajs's own results, byte
+ * for byte and field for field (test/kafkajs-fast.test.ts compares them with kafkajs's
+ * on random input); retries, metadata, the idempotent producer's sequence numbers,
+ * group membership and everything else stay kafkajs's.
+ *
+ * - Produce requests: kafkajs encodes record by record, through an Encoder object and
+ *   zero-filled buffers grown by copying per record and per header, with a CRC-32C in
+ *   JavaScript. encodeProduce writes the same bytes in one pass into one buffer, the
+ *   CRC-32C from @node-rs/crc32 (SIMD, a prebuilt addon shipped in the npm package;
+ *   kafkajs's own CRC when it cannot load). Plugged in where kafkajs looks up the
+ *   Produce request for a broker's API version (`protocol({ version })` of its produce
+ *   request definition): versions 3 to 7 share one layout (kafkajs uses 7 with Kafka
+ *   3.9); compression, message timestamps or older versions keep kafkajs's encoder.
+ * - Grouping a send()'s messages by partition in linear time (kafkajs's is quadratic),
+ *   and a partitioner that remembers each key's partition (kafkajs's DefaultPartitioner
+ *   hashes every key with 64-bit arithmetic on objects).
+ * - Framing a request (size and header before the body) with one copy of the body,
+ *   not two into zero-filled buffers.
+ * - Decoding fetched records: kafkajs rebuilds a record's header object once per header
+ *   (spread) and computes each offset and timestamp with 64-bit objects; decodeRecord
+ *   makes the same record object in one pass.
+ *
+ * The grouping, the framing and the record decoder replace kafkajs's modules of those
+ * names in Node's module cache before the kafkajs modules that use them load, so this
+ * file must be loaded before kafkajs itself: src/kafka/client.ts imports it first, and
+ * pktflow reaches kafkajs only through client.ts. `replaced` says whether it took: a
+ * pipeline file that loads kafkajs itself before pktflow keeps kafkajs's own modules,
+ * slower with the same results.
+ */
+import type { Message } from 'kafkajs';
+
+type Encoded = { buf: Buffer; offset: number };
+interface EncoderClass {
+  new (initialSize?: number): Encoded;
+}
+
+interface PartitionData {
+  partition: number;
+  firstSequence?: number;
+  messages: Message[];
+}
+interface ProduceArgs {
+  acks: number;
+  timeout: number;
+  compression?: number;
+  transactionalId?: string | null;
+  producerId?: unknown;
+  producerEpoch?: number;
+  topicData: { topic: string; partitions: PartitionData[] }[];
+}
+interface ProduceRequest {
+  request: { apiVersion: number; encode: () => Promise<Encoded> };
+  response: unknown;
+}
+interface ProduceDefinition {
+  versions: string[];
+  protocol: (o: { version: number }) => (args: ProduceArgs) => ProduceRequest;
+}
+
+// kafkajs's internals, loaded from node_modules (kafkajs is not bundled)
+/* eslint-disable @typescript-eslint/no-require-imports */
+
+type Partitioner = (a: { topic: string; partitionMetadata: unknown[]; message: Message }) => number;
+
+/** kafkajs's groupMessagesPerPartition, in linear time (kafkajs pull request #1576, never released) */
+function groupMessagesPerPartition({ topic, partitionMetadata, messages, partitioner }: { topic: string; partitionMetadata: unknown[]; messages: Message[]; partitioner: Partitioner }): Record<number, Message[]> {
+  const result: Record<number, Message[]> = {};
+  if (partitionMetadata.length === 0) return result;
+  for (const message of messages) {
+    const p = partitioner({ topic, partitionMetadata, message });
+    (result[p] ??= []).push(message);
+  }
+  return result;
+}
+
+interface Decoder {
+  buffer: Buffer;
+  offset: number;
+  readVarLong(): { toString(): string };
+}
+interface BatchContext {
+  firstOffset: string;
+  firstTimestamp: string;
+  magicByte: number;
+  isControlBatch?: boolean;
+  timestampType: number;
+  maxTimestamp: string;
+}
+
+/** zigzag varint at the decoder's offset (kafkajs's readVarInt) */
+function readVarInt(d: Decoder): number {
+  const b = d.buffer;
+  let result = 0;
+  let shift = 0;
+  let byte: number;
+  do {
+    byte = b[d.offset++];
+    result += (byte & 0x7f) << shift;
+    shift += 7;
+  } while (byte >= 0x80);
+  return (result >>> 1) ^ -(result & 1);
+}
+
+/** kafkajs's record v0 decoder, in one pass: the same object, field for field */
+function decodeRecord(d: Decoder, batchContext: BatchContext = {} as BatchContext): object {
+  const { firstOffset, firstTimestamp, magicByte, isControlBatch = false, timestampType, maxTimestamp } = batchContext;
+  const b = d.buffer;
+  const attributes = b.readInt8(d.offset++);
+  // the timestamp delta: a varlong, read here while it fits in a double's integers
+  let timestamp: string;
+  const at = d.offset;
+  let z = 0;
+  let mul = 1;
+  let n = 0;
+  let byte: number;
+  do {
+    byte = b[d.offset++];
+    z += (byte & 0x7f) * mul;
+    mul *= 128;
+    n++;
+  } while (byte >= 0x80 && n < 7);
+  let delta: bigint | number;
+  if (byte >= 0x80) {
+    d.offset = at;
+    delta = BigInt(d.readVarLong().toString());
+  } else delta = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+  if (timestampType === 1 && maxTimestamp) timestamp = maxTimestamp;
+  else if (delta === 0) timestamp = canonical(firstTimestamp);
+  else timestamp = String(BigInt(firstTimestamp) + BigInt(delta)); // kafkajs's Long does not wrap either
+  const offsetDelta = readVarInt(d);
+  const base = Number(firstOffset);
+  const offset = Number.isSafeInteger(base) && Number.isSafeInteger(base + offsetDelta) ? String(base + offsetDelta) : String(BigInt(firstOffset) + BigInt(offsetDelta));
+  const key = readBytes(d);
+  const value = readBytes(d);
+  const headers: Record<string, Buffer | null | (Buffer | null)[]> = {};
+  const count = readVarInt(d);
+  for (let i = 0; i < count; i++) {
+    const kn = readVarInt(d);
+    let k: string;
+    if (kn === -1) k = 'null';
+    else {
+      k = headerKey(b, d.offset, kn, i);
+      d.offset += kn;
+    }
+    const v = readBytes(d);
+    // read as kafkajs does, inherited properties included (a header "constructor" comes out as kafkajs's)
+    const old = headers[k];
+    const next = old === undefined ? v : Array.isArray(old) ? old.concat([v]) : [old, v];
+    // an own property whatever the name (kafkajs's spread makes one even of "__proto__")
+    if (k === '__proto__') Object.defineProperty(headers, k, { value: next, enumerable: true, writable: true, configurable: true });
+    else headers[k] = next;
+  }
+  return { magicByte, attributes, timestamp, offset, key, value, headers, isControlRecord: isControlBatch, batchContext };
+}
+
+/**
+ * the header key at b[at, at + n), the i-th of its record: the same string as the i-th
+ * key of the record before when the bytes are the same (every frame has the same five
+ * keys, which kafkajs makes into new strings each time)
+ */
+const keyBytes: Buffer[] = [];
+const keyStrings: string[] = [];
+function headerKey(b: Buffer, at: number, n: number, i: number): string {
+  const kb = keyBytes[i];
+  if (kb !== undefined && kb.length === n) {
+    let same = true;
+    for (let j = 0; j < n; j++) {
+      if (kb[j] !== b[at + j]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return keyStrings[i];
+  }
+  const k = b.toString('utf8', at, at + n);
+  if (i < 16 && n <= 64) {
+    keyBytes[i] = Buffer.from(b.subarray(at, at + n));
+    keyStrings[i] = k;
+  }
+  return k;
+}
+
+/** a batch's first timestamp as kafkajs's Long prints it, for the batch's records one after another */
+let lastTimestamp = '';
+let lastCanonical = '';
+function canonical(ts: string): string {
+  if (ts !== lastTimestamp) {
+    lastCanonical = String(BigInt(ts));
+    lastTimestamp = ts;
+  }
+  return lastCanonical;
+}
+
+function readBytes(d: Decoder): Buffer | null {
+  const n = readVarInt(d);
+  if (n === -1) return null;
+  const v = d.buffer.slice(d.offset, d.offset + n);
+  d.offset += n;
+  return v;
+}
+
+/** kafkajs's modules as they were, by path under kafkajs/src (for the tests that compare) */
+export const originals: Record<string, unknown> = {};
+
+/**
+ * kafkajs's request framing (size, API key and version, correlation id, client id, then
+ * the request's body), into one buffer: kafkajs copies the body twice, into zero-filled
+ * buffers grown to the next power of two, which for a produce request is a megabyte each
+ */
+async function createRequest({ correlationId, clientId, request }: { correlationId: number; clientId: string | null; request: { apiKey: number; apiVersion: number; encode: () => Promise<Encoded> } }): Promise<Encoded> {
+  const payload = await request.encode();
+  const body = payload.buf.subarray(0, payload.offset);
+  const idLength = clientId == null ? 0 : Buffer.byteLength(clientId, 'utf8');
+  const size = 2 + 2 + 4 + 2 + idLength + body.length;
+  const buf = Buffer.allocUnsafe(4 + size);
+  let at = buf.writeInt32BE(size, 0);
+  at = buf.writeInt16BE(request.apiKey, at);
+  at = buf.writeInt16BE(request.apiVersion, at);
+  at = buf.writeInt32BE(correlationId, at);
+  if (clientId == null) at = buf.writeInt16BE(-1, at);
+  else {
+    at = buf.writeInt16BE(idLength, at);
+    at += buf.write(clientId, at, idLength, 'utf8');
+  }
+  body.copy(buf, at);
+  const e = new Encoder(0);
+  e.buf = buf;
+  e.offset = buf.length;
+  return e;
+}
+
+export const replaced: { grouping: boolean; recordDecoder: boolean; request: boolean } = (() => {
+  /** kafkajs's module `name` replaced by `by`, unless `user` (which requires it at load) loaded already */
+  const replace = (name: string, user: string, by: unknown): boolean => {
+    if (require.cache[require.resolve(user)] !== undefined) return false;
+    const path = require.resolve(name);
+    originals[name.slice(name.lastIndexOf('src/') + 4)] = require(path);
+    const entry = require.cache[path];
+    if (entry === undefined) return false;
+    entry.exports = by;
+    return true;
+  };
+  return {
+    grouping: replace('kafkajs/src/producer/groupMessagesPerPartition', 'kafkajs/src/producer/sendMessages', groupMessagesPerPartition),
+    recordDecoder: replace('kafkajs/src/protocol/recordBatch/record/v0/decoder', 'kafkajs/src/protocol/recordBatch/v0/decoder', decodeRecord),
+    request: replace('kafkajs/src/protocol/request', 'kafkajs/src/network/connection', createRequest),
+  };
+})();
+
+export { createRequest, decodeRecord };
+
+// kafkajs's internals that are used, not replaced (after the replacements: none of them loads those)
+const Encoder = require('kafkajs/src/protocol/encoder') as EncoderClass;
+const jsCrc32c = require('kafkajs/src/protocol/recordBatch/crc32C') as (b: Buffer) => number;
+const produceDefinition = require('kafkajs/src/protocol/requests/produce') as ProduceDefinition;
+
+/** CRC-32C of a buffer, unsigned: native when @node-rs/crc32 loads, else kafkajs's */
+export const crc32c: (b: Buffer) => number = (() => {
+  try {
+    const native = (require('@node-rs/crc32') as { crc32c: (b: Uint8Array) => number }).crc32c;
+    if (native(Buffer.from('123456789')) === 0xe3069283) return (b: Buffer) => native(b) >>> 0;
+  } catch {
+    // no prebuilt addon for this platform: kafkajs's table
+  }
+  return jsCrc32c;
+})();
+
+export const nativeCrc = crc32c !== jsCrc32c;
+
+const zigzag = (v: number) => ((v << 1) ^ (v >> 31)) >>> 0;
+
+function sizeOfUVarInt(z: number): number {
+  let n = 1;
+  while (z >= 0x80) {
+    z >>>= 7;
+    n++;
+  }
+  return n;
+}
+
+const sizeOfVarInt = (v: number) => sizeOfUVarInt(zigzag(v));
+
+function writeUVarInt(buf: Buffer, at: number, z: number): number {
+  while (z >= 0x80) {
+    buf[at++] = (z & 0x7f) | 0x80;
+    z >>>= 7;
+  }
+  buf[at++] = z;
+  return at;
+}
+
+const writeVarInt = (buf: Buffer, at: number, v: number) => writeUVarInt(buf, at, zigzag(v));
+
+type Bytes = Buffer | string | null | undefined;
+
+/**
+ * UTF-8 length of a string: short ASCII strings (header values, keys) counted here,
+ * which is cheaper than a call into Buffer.byteLength for each
+ */
+function utf8Length(s: string): number {
+  if (s.length > 64) return Buffer.byteLength(s, 'utf8');
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
+  return s.length;
+}
+
+/** writes `n` bytes of UTF-8 (n from utf8Length): an ASCII string byte by byte */
+function writeUtf8(buf: Buffer, at: number, s: string, n: number): number {
+  if (n === s.length && n <= 64) {
+    for (let i = 0; i < n; i++) buf[at + i] = s.charCodeAt(i);
+    return at + n;
+  }
+  return at + buf.write(s, at, n, 'utf8');
+}
+
+/** bytes of a varint-prefixed key, value or header value (null: length -1) */
+function sizeOfBytes(v: Bytes): number {
+  if (v == null) return 1;
+  const n = Buffer.isBuffer(v) ? v.length : utf8Length(typeof v === 'string' ? v : String(v));
+  return sizeOfUVarInt(zigzag(n)) + n;
+}
+
+function writeBytes(buf: Buffer, at: number, v: Bytes): number {
+  if (v == null) {
+    buf[at] = 1; // zigzag(-1)
+    return at + 1;
+  }
+  if (Buffer.isBuffer(v)) {
+    at = writeVarInt(buf, at, v.length);
+    v.copy(buf, at);
+    return at + v.length;
+  }
+  const s = typeof v === 'string' ? v : String(v);
+  const n = utf8Length(s);
+  at = writeVarInt(buf, at, n);
+  return writeUtf8(buf, at, s, n);
+}
+
+const sizeOfHeader = (k: string, v: Bytes) => {
+  const kn = utf8Length(k);
+  return sizeOfVarInt(kn) + kn + sizeOfBytes(v);
+};
+
+function writeHeader(buf: Buffer, at: number, k: string, v: Bytes): number {
+  const kn = utf8Length(k);
+  at = writeVarInt(buf, at, kn);
+  at = writeUtf8(buf, at, k, kn);
+  return writeBytes(buf, at, v);
+}
+
+/**
+ * a record's body (attributes to headers), for a record whose timestamp delta is 0;
+ * kafkajs writes every value of an array header as a header of its own
+ */
+function sizeOfBody(m: Message, offsetDelta: number): number {
+  let n = 1 + 1 + sizeOfVarInt(offsetDelta) + sizeOfBytes(m.key as Bytes) + sizeOfBytes(m.value as Bytes);
+  let count = 0;
+  const h = m.headers;
+  if (h != null) {
+    for (const k in h) {
+      if (!Object.prototype.hasOwnProperty.call(h, k)) continue;
+      const v = h[k];
+      if (Array.isArray(v)) {
+        for (const x of v) n += sizeOfHeader(k, x as Bytes);
+        count += v.length;
+      } else {
+        n += sizeOfHeader(k, v as Bytes);
+        count++;
+      }
+    }
+  }
+  return n + sizeOfVarInt(count);
+}
+
+function writeHeaders(buf: Buffer, at: number, h: Message['headers']): number {
+  let count = 0;
+  if (h != null) for (const k in h) if (Object.prototype.hasOwnProperty.call(h, k)) count += Array.isArray(h[k]) ? (h[k] as unknown[]).length : 1;
+  at = writeVarInt(buf, at, count);
+  if (count === 0 || h == null) return at;
+  for (const k in h) {
+    if (!Object.prototype.hasOwnProperty.call(h, k)) continue;
+    const v = h[k];
+    if (Array.isArray(v)) for (const x of v) at = writeHeader(buf, at, k, x as Bytes);
+    else at = writeHeader(buf, at, k, v as Bytes);
+  }
+  return at;
+}
+
+/** the request body kafkajs's Produce v3-v7 writes, for messages without timestamps and no compression */
+export function encodeProduce(a: ProduceArgs, now = Date.now()): Buffer {
+  const transactionalId = a.transactionalId ?? null;
+  const producerId = BigInt.asIntN(64, BigInt(String(a.producerId ?? -1)));
+  const producerEpoch = a.producerEpoch ?? 0;
+  const attributes = transactionalId ? 16 : 0;
+  // pass 1: sizes
+  const bodies: number[][] = [];
+  let total = 2 + (transactionalId === null ? 0 : Buffer.byteLength(transactionalId, 'utf8')) + 2 + 4 + 4;
+  for (const t of a.topicData) {
+    total += 2 + Buffer.byteLength(t.topic, 'utf8') + 4;
+    const tb: number[] = [];
+    for (const p of t.partitions) {
+      // partition, record set size, then the batch: first offset, length, epoch, magic, crc,
+      // attributes, last offset delta, timestamps, producer id, epoch, sequence, record count
+      total += 4 + 4 + 8 + 4 + 4 + 1 + 4 + 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4;
+      for (let i = 0; i < p.messages.length; i++) {
+        const body = sizeOfBody(p.messages[i], i);
+        tb.push(body);
+        total += sizeOfVarInt(body) + body;
+      }
+    }
+    bodies.push(tb);
+  }
+  // pass 2: the bytes
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  if (transactionalId === null) at = buf.writeInt16BE(-1, at);
+  else {
+    at = buf.writeInt16BE(Buffer.byteLength(transactionalId, 'utf8'), at);
+    at += buf.write(transactionalId, at, 'utf8');
+  }
+  at = buf.writeInt16BE(a.acks, at);
+  at = buf.writeInt32BE(a.timeout, at);
+  at = buf.writeInt32BE(a.topicData.length, at);
+  for (let ti = 0; ti < a.topicData.length; ti++) {
+    const t = a.topicData[ti];
+    const tb = bodies[ti];
+    let ri = 0;
+    at = buf.writeInt16BE(Buffer.byteLength(t.topic, 'utf8'), at);
+    at += buf.write(t.topic, at, 'utf8');
+    at = buf.writeInt32BE(t.partitions.length, at);
+    for (const p of t.partitions) {
+      at = buf.writeInt32BE(p.partition, at);
+      const sizeAt = at;
+      at += 4;
+      const batchStart = at;
+      at = buf.writeBigInt64BE(0n, at); // first offset
+      const lengthAt = at;
+      at += 4;
+      at = buf.writeInt32BE(0, at); // partition leader epoch
+      at = buf.writeInt8(2, at); // magic
+      const crcAt = at;
+      at += 4;
+      const crcFrom = at;
+      at = buf.writeInt16BE(attributes, at);
+      at = buf.writeInt32BE(p.messages.length - 1, at);
+      at = buf.writeBigInt64BE(BigInt(now), at);
+      at = buf.writeBigInt64BE(BigInt(now), at);
+      at = buf.writeBigInt64BE(producerId, at);
+      at = buf.writeInt16BE(producerEpoch, at);
+      at = buf.writeInt32BE(p.firstSequence ?? 0, at);
+      at = buf.writeInt32BE(p.messages.length, at);
+      for (let i = 0; i < p.messages.length; i++, ri++) {
+        const m = p.messages[i];
+        at = writeVarInt(buf, at, tb[ri]);
+        buf[at++] = 0; // attributes
+        buf[at++] = 0; // timestamp delta
+        at = writeVarInt(buf, at, i);
+        at = writeBytes(buf, at, m.key as Bytes);
+        at = writeBytes(buf, at, m.value as Bytes);
+        at = writeHeaders(buf, at, m.headers);
+      }
+      buf.writeInt32BE(at - batchStart, sizeAt);
+      buf.writeInt32BE(at - lengthAt - 4, lengthAt);
+      buf.writeUInt32BE(crc32c(buf.subarray(crcFrom, at)), crcAt);
+    }
+  }
+  if (at !== total) throw new Error(`produce encoder: wrote ${at} bytes of ${total}`);
+  return buf;
+}
+
+/** what this encoder writes exactly as kafkajs does (else kafkajs's own encoder runs) */
+function handles(a: ProduceArgs, version: number): boolean {
+  if (version < 3 || version > 7 || (a.compression ?? 0) !== 0) return false;
+  for (const t of a.topicData) for (const p of t.partitions) for (const m of p.messages) if (m.timestamp != null) return false;
+  return true;
+}
+
+let installed = false;
+
+/** route kafkajs's produce requests through encodeProduce (once per process) */
+export function installProduceEncoder(): void {
+  if (installed) return;
+  installed = true;
+  const protocol = produceDefinition.protocol;
+  produceDefinition.protocol = ({ version }) => {
+    const make = protocol({ version });
+    return (args) => {
+      const r = make(args);
+      if (handles(args, version)) {
+        r.request.encode = async () => {
+          const e = new Encoder(0);
+          e.buf = encodeProduce(args);
+          e.offset = e.buf.length;
+          return e;
+        };
+      }
+      return r;
+    };
+  };
+}
+
+/**
+ * kafkajs's DefaultPartitioner (murmur2 of the key, as the Java client), remembering the
+ * partition of the keys it has seen: a capture's frames repeat a few thousand flow keys,
+ * and kafkajs hashes each key with 64-bit arithmetic on objects. The same partitions.
+ */
+export function cachedPartitioner(): Partitioner {
+  /* eslint-disable-next-line @typescript-eslint/no-require-imports */
+  const { Partitioners } = require('kafkajs') as { Partitioners: { DefaultPartitioner: () => Partitioner } };
+  const partition = Partitioners.DefaultPartitioner();
+  let cache = new Map<string, number>();
+  let partitions = -1;
+  return (a) => {
+    const key = a.message.key;
+    if (typeof key !== 'string' || a.message.partition != null) return partition(a);
+    if (a.partitionMetadata.length !== partitions) {
+      partitions = a.partitionMetadata.length;
+      cache = new Map();
+    }
+    let p = cache.get(key);
+    if (p === undefined) {
+      if (cache.size >= 65536) cache = new Map();
+      cache.set(key, (p = partition(a)));
+    }
+    return p;
+  };
+}
