@@ -28,7 +28,9 @@ packages+=(nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils)
 # DHCPv4 fixtures and live test: real clients (busybox udhcpc; dhcping for NAK and INFORM) against dnsmasq in network namespaces (iproute2)
 packages+=(udhcpc dhcping iproute2)
 # SIP fixtures, live test and benchmark: SIPp (sip-tester) as user agent client and server, and registrar
+# AMQP fixtures, live test and benchmark: RabbitMQ (a private node per run) and librabbitmq's amqp-tools
 packages+=(sip-tester)
+packages+=(rabbitmq-server amqp-tools)
 # the Kafka broker the tests use runs on Java, fetched with Maven
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)

@@ -64,7 +64,9 @@ function declaredEvents(): Map<string, Node> {
       // the values' own fields are not followed: the counters of a stats event nest as deep as a stage likes;
       // lists are values of their own kind (string[])
       const list = checker.isArrayType(index.type);
-      return { kind: 'object', optional: false, values: !list && (index.type.flags & ts.TypeFlags.Object || index.type.isUnion()) ? 'object' : kindOf(index.type, `${where}.*`).kind };
+      // a union of kinds (an AMQP field table's values: string | number | boolean | null | table): each is allowed
+      const kindsOf = (u: ts.UnionType) => [...new Set(u.types.map((m) => (m.flags & ts.TypeFlags.StringLike ? 'string' : m.flags & ts.TypeFlags.NumberLike ? 'number' : m.flags & ts.TypeFlags.BooleanLike ? 'boolean' : m.flags & ts.TypeFlags.Null ? 'null' : 'object')))].join('|');
+      return { kind: 'object', optional: false, values: !list && index.type.isUnion() ? kindsOf(index.type) : !list && index.type.flags & ts.TypeFlags.Object ? 'object' : kindOf(index.type, `${where}.*`).kind };
     }
     throw new Error(`${where}: a type the document has no word for: ${checker.typeToString(t)}`);
   };

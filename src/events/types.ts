@@ -1,4 +1,5 @@
 import type { Stats } from '../core/stage';
+import type { AmqpEvent } from '../protocols/amqp/event';
 import type { CassandraEvent } from '../protocols/cassandra/event';
 import type { DnsEvent } from '../protocols/dns/event';
 import type { Dhcpv4Event } from '../protocols/dhcpv4/event';
@@ -23,7 +24,7 @@ import type { SipEvent } from '../protocols/sip/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | NfsEvent | Dhcpv4Event | SipEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | NfsEvent | Dhcpv4Event | SipEvent | AmqpEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
 /** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -40,6 +41,7 @@ export type { CassandraEvent } from '../protocols/cassandra/event';
 export type { NfsEvent } from '../protocols/nfs/event';
 export type { Dhcpv4Event, Dhcpv4OptionFields } from '../protocols/dhcpv4/event';
 export type { SipEvent } from '../protocols/sip/event';
+export type { AmqpEvent, AmqpFields, AmqpTable } from '../protocols/amqp/event';
 
 export interface Vlan {
   id: string;

@@ -1,4 +1,5 @@
 import type { Protocol } from './analyzer';
+import { amqp } from './amqp';
 import { cassandra } from './cassandra';
 import { dhcpv4 } from './dhcpv4';
 import { dns } from './dns';
@@ -13,4 +14,4 @@ import { redis } from './redis';
 import { sip } from './sip';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, nfs, dhcpv4, sip];
+export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, nfs, dhcpv4, sip, amqp];
