@@ -8,6 +8,7 @@ import type { MysqlEvent } from '../protocols/mysql/event';
 import type { MemcacheEvent } from '../protocols/memcache/event';
 import type { MongodbEvent } from '../protocols/mongodb/event';
 import type { RedisEvent } from '../protocols/redis/event';
+import type { ThriftEvent } from '../protocols/thrift/event';
 
 /**
  * The events pktflow emits, typed for pipeline authors: a union discriminated by
@@ -20,7 +21,7 @@ import type { RedisEvent } from '../protocols/redis/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | ThriftEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
 /** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -34,6 +35,7 @@ export type { MemcacheEvent, MemcacheRequest, MemcacheResponse } from '../protoc
 export type { MongodbEvent } from '../protocols/mongodb/event';
 export type { RedisEvent } from '../protocols/redis/event';
 export type { CassandraEvent } from '../protocols/cassandra/event';
+export type { ThriftEvent } from '../protocols/thrift/event';
 
 export interface Vlan {
   id: string;

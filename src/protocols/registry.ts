@@ -8,6 +8,7 @@ import { mongodb } from './mongodb';
 import { mysql } from './mysql';
 import { pgsql } from './pgsql';
 import { redis } from './redis';
+import { thrift } from './thrift';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra];
+export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, thrift];
