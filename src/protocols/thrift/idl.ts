@@ -28,17 +28,24 @@ export class ThriftIdl {
   }
 }
 
-/** the statements of one IDL file; a syntax error is thrown, naming the file, line and column */
+/**
+ * the statements of one IDL file; a syntax error is thrown, naming the file, line and
+ * column. The parser stops at the first error: its recovery, which goes on to report
+ * more, loops forever on some inputs (`service {`).
+ */
 export function parseIdl(source: string, file = 'IDL'): ThriftStatement[] {
-  const errors: string[] = [];
-  const onError = (e: { message: string; loc: { start: { line: number; column: number } } }) => {
-    errors.push(`${file}:${e.loc.start.line}:${e.loc.start.column}: ${e.message}`);
+  const stop = (e: { message: string; loc?: { start: { line: number; column: number } } }): never => {
+    throw new IdlError(`Thrift IDL: ${file}:${e.loc ? `${e.loc.start.line}:${e.loc.start.column}: ` : ' '}${e.message}`);
   };
-  const tokens = createScanner(source, onError).scan();
-  const doc = createParser(tokens, onError).parse();
-  if (errors.length > 0) throw new Error(`Thrift IDL: ${errors[0]}`);
-  return doc.body;
+  try {
+    return createParser(createScanner(source, stop).scan(), stop).parse().body;
+  } catch (e) {
+    if (e instanceof IdlError) throw e;
+    throw new IdlError(`Thrift IDL: ${file}: not readable (${(e as Error).message})`);
+  }
 }
+
+class IdlError extends Error {}
 
 /** the methods of every service of these IDL files */
 export function loadIdl(files: readonly string[]): ThriftIdl {

@@ -190,6 +190,8 @@ export class ThriftDecoder {
   private skipLeft = 0;
   /** after a loss: the bytes of the last chunk that may start a message cut by the chunk's end */
   private tail: Buffer = EMPTY;
+  /** the transport of the last message: ANY (none seen yet), UNFRAMED or FRAMED */
+  private framing = ANY;
 
   constructor(
     private readonly o: DecoderOptions,
@@ -553,6 +555,7 @@ export class ThriftDecoder {
   /** the arguments or result: the message's top-level struct */
   private body(): void {
     this.m!.protocol = this.compact ? 'compact' : 'binary';
+    this.framing = this.m!.framed ? FRAMED : UNFRAMED;
     this.open(T_STRUCT, 0, 0, 0, 0);
   }
 
@@ -960,7 +963,8 @@ export class ThriftDecoder {
     const from = this.tail.length;
     const win = from > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
     for (let i = 0; i < win.length; i++) {
-      const r = plausibleStart(win, i, win.length - i);
+      // the transport the stream used before: a frame length is not looked for in an unframed stream, nor the reverse
+      const r = plausibleStart(win, i, win.length - i, 0x1e, this.framing);
       if (r === 0) continue;
       if (r < 0) {
         // may be a start, cut by the chunk's end: looked at again with the next chunk
@@ -996,6 +1000,11 @@ export class ThriftDecoder {
   }
 }
 
+/** what a start looked for may be: either transport, unframed only, framed only */
+export const ANY = 0;
+export const UNFRAMED = 1;
+export const FRAMED = 2;
+
 /** a plausible message name: ASCII letters, digits, `_`, `.` and `:` (a multiplexed service's prefix) */
 function nameByte(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c === 0x2e || c === 0x3a;
@@ -1005,13 +1014,13 @@ function nameByte(c: number): boolean {
  * Does a Thrift message (framed or not) start at b[i]? 1 yes, 0 no, -1 cannot tell
  * yet (the bytes end first). Strict: a message type, a method name of name bytes.
  */
-export function plausibleStart(b: Buffer, i: number, len: number, types = 0x1e): number {
+export function plausibleStart(b: Buffer, i: number, len: number, types = 0x1e, framing = ANY): number {
   const at = (k: number) => (k < len ? b[i + k] : -1);
   const b0 = at(0);
   if (b0 < 0) return -1;
-  if (b0 === 0x80) return binaryStart(b, i, len, types);
-  if (b0 === 0x82) return compactStart(b, i, len, types);
-  if (b0 !== 0) return 0;
+  if (b0 === 0x80) return framing === FRAMED ? 0 : binaryStart(b, i, len, types);
+  if (b0 === 0x82) return framing === FRAMED ? 0 : compactStart(b, i, len, types);
+  if (b0 !== 0 || framing === UNFRAMED) return 0;
   // a frame length below 16 MiB, then a message
   if (len < 5) return -1;
   const n = b.readUInt32BE(i);
