@@ -295,7 +295,7 @@ class ThriftConnection implements TcpAnalyzer {
     ] as const) {
       if (m === null) continue;
       if (m.missingBytes > 0) notes.push(`packet loss: ${m.missingBytes} ${side} bytes missing`);
-      if (m.partial === 'packet loss' && m.missingBytes === 0) notes.push(`${side} cut by packet loss`);
+      if (m.partial === 'packet loss') notes.push(`${side} cut by packet loss`);
       else if (m.partial === 'unreadable') notes.push(`${side} unreadable after its header: values shown up to there`);
       else if (m.partial === 'connection closed') notes.push(`${side} cut by the connection's end`);
       if (m.cut) notes.push(`${side} values cut at ${o.maxTextBytes} bytes of text`);

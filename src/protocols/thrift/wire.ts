@@ -896,6 +896,8 @@ export class ThriftDecoder {
 
   /** the message is reported as it is (its header was read), cut short for `why` */
   private partial(why: string): void {
+    // in a frame, the message is the whole frame (what is left of it is skipped)
+    const end = this.frameEnd >= 0 && why !== 'connection closed' ? Math.max(this.frameEnd, this.offset) : this.offset;
     const m = this.m;
     this.m = null;
     if (m === null || m.protocol === '') return; // its header was not read
@@ -908,7 +910,7 @@ export class ThriftDecoder {
     }
     m.endSec = this.tsSec;
     m.endNsec = this.tsNsec;
-    m.wireBytes = this.offset - this.msgStart;
+    m.wireBytes = end - this.msgStart;
     m.missingBytes = this.missing;
     this.ev.message(m);
   }
