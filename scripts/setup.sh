@@ -23,6 +23,8 @@ packages+=(memcached libmemcached-tools)
 packages+=(zstd)
 # Redis fixtures, live test and benchmark: redis-server, redis-cli and redis-benchmark
 packages+=(redis-server redis-tools)
+# Thrift: the compiler generates the code of the thrift npm server and client of the fixtures, live test and bench/thrift.ts
+packages+=(thrift-compiler)
 # the Kafka broker the tests use runs on Java, fetched with Maven
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
