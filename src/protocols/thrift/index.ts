@@ -172,7 +172,8 @@ class ThriftConnection implements TcpAnalyzer {
     const list = this.bySeq.get(m.seqId);
     let c: Call | undefined;
     if (list !== undefined) {
-      const i = list.findIndex((x) => x.msg.method === m.method);
+      // a multiplexed server answers `Calculator:add` as `add`
+      const i = list.findIndex((x) => x.msg.method === m.method || baseName(x.msg.method) === m.method);
       if (i >= 0) {
         c = list[i];
         list.splice(i, 1);
@@ -180,7 +181,7 @@ class ThriftConnection implements TcpAnalyzer {
       }
     }
     if (c === undefined) {
-      const key = `${m.seqId}:${m.method}`;
+      const key = `${m.seqId}:${baseName(m.method)}`;
       if (this.gone.delete(key)) {
         this.n.lateReplies++;
         return;
@@ -235,7 +236,7 @@ class ThriftConnection implements TcpAnalyzer {
   private unanswered(c: Call, reason: string, note: string): void {
     this.n.unmatched.add(reason);
     if (this.gone.size >= MAX_GONE) this.gone.delete(this.gone.values().next().value!);
-    this.gone.add(`${c.msg.seqId}:${c.msg.method}`);
+    this.gone.add(`${c.msg.seqId}:${baseName(c.msg.method)}`);
     this.emit(c.msg, null, note);
   }
 
@@ -305,6 +306,12 @@ class ThriftConnection implements TcpAnalyzer {
     closeEvent(e, notes, req === null ? UNMATCHED_RESPONSE : resp === null && !oneway ? UNMATCHED_REQUEST : null);
     this.out.emit(e);
   }
+}
+
+/** a method's name without the service a TMultiplexedProtocol call puts before it */
+function baseName(name: string): string {
+  const colon = name.lastIndexOf(':');
+  return colon < 0 ? name : name.slice(colon + 1);
 }
 
 /** packetbeat's rendering of a message's top-level struct: `(1: x, 2: y)`, names for ids when known */

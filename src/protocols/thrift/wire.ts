@@ -201,9 +201,9 @@ export class ThriftDecoder {
     this.state = S_START;
   }
 
-  /** between messages, with nothing of the next one seen */
+  /** no message in progress (between messages, skipping a frame, or looking for a message start) */
   get idle(): boolean {
-    return this.state === S_START && this.carryLen === 0;
+    return this.m === null;
   }
 
   /** the stream may start inside a message: look for the next message start */
