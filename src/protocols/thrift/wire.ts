@@ -8,7 +8,7 @@
  * text (`maxTextBytes`), so a 100 MB string costs what a short one does.
  */
 import { isUtf8 } from 'node:buffer';
-import { CALL, ONEWAY, ThriftMessage } from './message';
+import { ThriftMessage } from './message';
 
 // Thrift's types (TType)
 export const T_STOP = 0;
@@ -1063,4 +1063,3 @@ function compactStart(b: Buffer, i: number, len: number, types: number): number 
   return 1;
 }
 
-export { CALL, ONEWAY };
