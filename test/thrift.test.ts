@@ -437,10 +437,13 @@ describe('Thrift analyzer', { timeout: 600_000 }, () => {
     r.send(1, message('binary', false, 'get', REPLY, 1, [str(0, 'secret')]));
     r.send(0, message('binary', false, 'bad', CALL, 2, []));
     r.send(1, message('binary', false, 'bad', EXCEPTION, 2, [str(1, 'boom')]));
+    r.send(0, message('binary', false, 'div', CALL, 3, []));
+    r.send(1, message('binary', false, 'div', REPLY, 3, [struct(1, [str(1, 'by zero')])]));
     r.done();
     assert.deepEqual(r.events.map(view), [
       ['OK', 'get()', '', null, null],
       ['Error', 'bad()', '', '(1: "boom")', null],
+      ['Error', 'div()', '', '(1: (1: "by zero"))', null],
     ]);
   });
 });

@@ -250,12 +250,12 @@ class ThriftConnection implements TcpAnalyzer {
     const method: IdlMethod | undefined = this.idl?.find(first.method);
     let exceptions = '';
     let returnValue: string | null = null;
-    if (resp !== null && (o.captureReply || resp.type === EXCEPTION)) {
+    if (resp !== null) {
+      // a TApplicationException, or a declared exception (a reply whose field is not 0): shown even without captureReply
       if (resp.type === EXCEPTION) exceptions = formatStruct(resp, o.collectionMaxSize, undefined);
-      else if (resp.fieldCount > 0 && resp.fieldIds.length > 0 && resp.fieldIds[0] !== 0) exceptions = formatStruct(resp, o.collectionMaxSize, method?.exceptions);
-      else if (resp.fieldCount > 0 && resp.fieldIds.length === 0 && resp.cut) returnValue = '';
-      else returnValue = resp.fieldCount > 0 ? resp.fieldValues[0] : '';
-    } else if (resp !== null) returnValue = '';
+      else if (resp.fieldIds.length > 0 && resp.fieldIds[0] !== 0) exceptions = formatStruct(resp, o.collectionMaxSize, method?.exceptions);
+      else returnValue = o.captureReply && resp.fieldValues.length > 0 ? resp.fieldValues[0] : '';
+    }
     const status = req === null || exceptions !== '' || (resp === null && !oneway) ? 'Error' : 'OK';
     const end = resp !== null ? { endSec: resp.startSec, endNsec: resp.startNsec } : { endSec: first.endSec, endNsec: first.endNsec };
     const e = transactionEvent('thrift', this.ep, { startSec: first.startSec, startNsec: first.startNsec, ...end }, status, req?.wireBytes ?? 0, resp?.wireBytes ?? 0);
