@@ -431,6 +431,22 @@ describe('Thrift analyzer', { timeout: 600_000 }, () => {
     );
   });
 
+  it('pktflow read --thrift-idl: names from the file; a file that is not one is a usage error naming it', async () => {
+    const ok = await cli(['read', fixture('thrift/binary-framed.pcap'), '-q', '--thrift-idl', IDL]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(ndjson(ok.stdout).some((e: any) => e.query === 'add(num1: 1, num2: 1)' && e.path === 'Calculator'));
+    const dir = mkdtempSync(path.join(tmpdir(), 'pktflow-thrift-idl-'));
+    try {
+      const bad = path.join(dir, 'bad.thrift');
+      writeFileSync(bad, 'service {');
+      const r = await cli(['read', fixture('thrift/binary-framed.pcap'), '-q', '--thrift-idl', bad]);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /^pktflow: Thrift IDL: .*bad\.thrift:1:1: Unable to find identifier for service\n/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('captureReply off: replies pair, their values are not shown (exceptions are)', () => {
     const r = conn({ captureReply: false });
     r.send(0, message('binary', false, 'get', CALL, 1, []));
