@@ -196,7 +196,8 @@ describe('Thrift decoder', { timeout: 600_000 }, () => {
       fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }).map((v) => ({ f: (id: number) => i32(id, v), text: String(v) })),
       fc.boolean().map((v) => ({ f: (id: number) => bool(id, v), text: String(v) })),
       fc.string({ maxLength: 8 }).map((v) => ({ f: (id: number) => str(id, v), text: goQuote(v) })),
-      fc.double({ noNaN: true }).map((v) => ({ f: (id: number) => field(id, T.DOUBLE, (p) => p.writeDouble(v)), text: goFloat(v) })),
+      // (the thrift library writes -0 as 0)
+      fc.double({ noNaN: true }).filter((v) => !Object.is(v, -0)).map((v) => ({ f: (id: number) => field(id, T.DOUBLE, (p) => p.writeDouble(v)), text: goFloat(v) })),
     );
     const msg = fc.record({
       proto: fc.constantFrom<Proto>('binary', 'compact'),
