@@ -121,6 +121,7 @@ describe('Thrift decoder', { timeout: 600_000 }, () => {
     const nested = decode(message('compact', false, 'n', CALL, 1, [everything[15], everything[16], everything[17]])).msgs[0];
     assert.deepEqual(nested.fieldValues, ['{}', '(1: 1, 2: (1: "nested"), 3: ())', '[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, ...]']);
     assert.deepEqual(nested.fieldIds, [16, 17, 300]);
+    assert.deepEqual([nested.stringsCut, nested.collectionsCut], [0, 1]);
   });
 
   it("Go's strconv.Quote and FormatFloat(x, 'f', -1, 64)", () => {
@@ -149,6 +150,7 @@ describe('Thrift decoder', { timeout: 600_000 }, () => {
       ['ping', undefined],
     ]);
     assert.equal(msgs[0].wireBytes, wire.length - msgs[1].wireBytes);
+    assert.equal(msgs[0].stringsCut, 1);
     const hidden = decode(message('compact', false, 'p', CALL, 1, [str(1, 'secret'), str(2, '')]), { opts: { obfuscateStrings: true } }).msgs[0];
     assert.deepEqual(hidden.fieldValues, ['"*"', '""']);
   });

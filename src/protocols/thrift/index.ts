@@ -55,8 +55,12 @@ class ThriftCounters extends TransactionCounters {
   lateReplies = 0;
   /** messages cut short: packet loss, damage, the connection's end */
   readonly cut = new ReasonCounter();
-  /** values left out of a message's text (maxTextBytes) */
+  /** messages with values left out of their text (maxTextBytes) */
   textCut = 0;
+  /** strings shown cut at stringMaxSize */
+  stringsCut = 0;
+  /** collections and structs shown cut at collectionMaxSize */
+  collectionsCut = 0;
   /** where a stream lost its place */
   readonly lost = new ReasonCounter();
 }
@@ -137,8 +141,7 @@ class ThriftConnection implements TcpAnalyzer {
 
   private request(m: ThriftMessage): void {
     this.n.messages.add(MESSAGE_TYPE_NAMES[m.type]);
-    if (m.partial !== '') this.n.cut.add(`request_${m.partial === 'packet loss' ? 'packet_loss' : m.partial === 'unreadable' ? 'unreadable' : 'closed'}`);
-    if (m.cut) this.n.textCut++;
+    this.counted(m, 'request');
     this.n.started++;
     if (m.type === ONEWAY) {
       this.emit(m, null, null);
@@ -154,6 +157,14 @@ class ThriftConnection implements TcpAnalyzer {
     this.limit();
   }
 
+  /** a message's cuts, in the counters */
+  private counted(m: ThriftMessage, side: string): void {
+    if (m.partial !== '') this.n.cut.add(`${side}_${m.partial === 'packet loss' ? 'packet_loss' : m.partial === 'unreadable' ? 'unreadable' : 'closed'}`);
+    if (m.cut) this.n.textCut++;
+    this.n.stringsCut += m.stringsCut;
+    this.n.collectionsCut += m.collectionsCut;
+  }
+
   private limit(): void {
     const o = this.opts;
     while (this.size > 1) {
@@ -167,8 +178,7 @@ class ThriftConnection implements TcpAnalyzer {
 
   private response(m: ThriftMessage): void {
     this.n.messages.add(MESSAGE_TYPE_NAMES[m.type]);
-    if (m.partial !== '') this.n.cut.add(`response_${m.partial === 'packet loss' ? 'packet_loss' : m.partial === 'unreadable' ? 'unreadable' : 'closed'}`);
-    if (m.cut) this.n.textCut++;
+    this.counted(m, 'response');
     const list = this.bySeq.get(m.seqId);
     let c: Call | undefined;
     if (list !== undefined) {
@@ -353,6 +363,8 @@ export const thrift: Protocol<ThriftOptions> = {
         partial: n.partial,
         cut: n.cut.toJSON(),
         text_cut: n.textCut,
+        strings_cut: n.stringsCut,
+        collections_cut: n.collectionsCut,
         unmatched: n.unmatched.toJSON(),
         lost: n.lost.toJSON(),
         violations: n.violations.toJSON(),

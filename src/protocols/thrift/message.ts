@@ -32,6 +32,10 @@ export class ThriftMessage {
   fieldCount = 0;
   /** a value was left out: the rendering passed the text limit */
   cut = false;
+  /** strings shown cut at stringMaxSize */
+  stringsCut = 0;
+  /** lists, sets, maps and structs shown cut at collectionMaxSize (the message's own fields included) */
+  collectionsCut = 0;
   /** the message was not read to its end (packet loss, damage): its fields are those read before */
   partial = '';
 

@@ -587,6 +587,7 @@ export class ThriftDecoder {
         while (i > 0 && i > n - 4 && (this.str[i] & 0xc0) === 0x80) i--;
         if (isUtf8(this.str.subarray(0, i)) && i < n) n = i;
       }
+      if (more) this.m!.stringsCut++;
       const bytes = this.str.subarray(0, n);
       if (isUtf8(bytes)) text = goQuote(bytes.toString('utf8') + (more ? '...' : ''));
       else text = bytes.toString('hex') + (more ? '...' : '');
@@ -629,6 +630,7 @@ export class ThriftDecoder {
     const lv = this.levels[this.depth];
     const max = this.o.collectionMaxSize;
     const more = lv.n > lv.parts.length ? ', ...' : '';
+    if (lv.n > max) this.m!.collectionsCut++;
     this.depth--;
     if (this.depth < 0) return this.messageDone(lv);
     let text: string;
