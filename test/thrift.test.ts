@@ -333,6 +333,14 @@ describe('Thrift analyzer', { timeout: 600_000 }, () => {
     assert.equal(r.events[2].thrift.seq_id, 77);
     assert.equal(r.events[2].method, undefined);
     assert.deepEqual(r.stats().unmatched, { no_response: 2, pending_limit: 1, response_without_request: 1, timeout: 1 });
+    // the argument text held over all connections is bounded: the oldest call leaves
+    const b = conn({ maxPendingBytesTotal: 100 });
+    b.send(0, Buffer.concat([1, 2].map((s) => message('binary', false, 'put', CALL, s, [str(1, 'v'.repeat(60))]))));
+    assert.deepEqual(b.events.map(view), [['Error', `put(1: "${'v'.repeat(60)}")`, null, null, 'Unmatched request']]);
+    assert.equal(b.stats().pending_bytes, 3 + 62);
+    b.done();
+    assert.equal(b.stats().pending_bytes, 0);
+    assert.deepEqual(b.stats().unmatched, { no_response: 1, pending_bytes_limit_total: 1 });
     // a connection seen from its middle (no reply yet, the server side still looking for a message start) times out too
     const m = conn({}, true);
     m.send(0, message('binary', false, 'a', CALL, 1, []), 2000);

@@ -28,6 +28,8 @@ export interface ThriftOptions extends DecoderOptions {
   maxPending: number;
   /** calls waiting over all connections (default 65536); each connection keeps its newest */
   maxPendingTotal: number;
+  /** text of their arguments kept over all connections (default 64 MiB); each connection keeps its newest */
+  maxPendingBytesTotal: number;
   /** seconds of packet time a call waits for its reply (default 10, as packetbeat) */
   transactionTimeoutSec: number;
 }
@@ -46,10 +48,13 @@ export const THRIFT_DEFAULTS: ThriftOptions = {
   maxMessageBytes: 16 * 1024 * 1024,
   maxPending: 1000,
   maxPendingTotal: 65_536,
+  maxPendingBytesTotal: 64 * 1024 * 1024,
   transactionTimeoutSec: 10,
 };
 
 class ThriftCounters extends TransactionCounters {
+  /** the argument text of the calls waiting, over all connections */
+  pendingBytes = 0;
   readonly messages = new ReasonCounter();
   /** replies that came after their call was emitted unanswered (timeout, limits): consumed */
   lateReplies = 0;
@@ -68,7 +73,13 @@ class ThriftCounters extends TransactionCounters {
 /** a call waiting for its reply */
 class Call {
   answered = false;
-  constructor(readonly msg: ThriftMessage) {}
+  /** the text it holds (its arguments) */
+  readonly bytes: number;
+  constructor(readonly msg: ThriftMessage) {
+    let n = msg.method.length;
+    for (const v of msg.fieldValues) n += v.length;
+    this.bytes = n;
+  }
 }
 
 /** calls whose replies are no longer awaited, remembered so a late reply is not taken for one without a call */
@@ -128,6 +139,7 @@ class ThriftConnection implements TcpAnalyzer {
 
   discard(): void {
     this.n.pending -= this.size;
+    for (let i = this.head; i < this.q.length; i++) if (!this.q[i].answered) this.n.pendingBytes -= this.q[i].bytes;
     this.q = [];
     this.head = 0;
     this.size = 0;
@@ -154,6 +166,7 @@ class ThriftConnection implements TcpAnalyzer {
     if (list === undefined) this.bySeq.set(m.seqId, (list = []));
     list.push(c);
     this.n.pending++;
+    this.n.pendingBytes += c.bytes;
     this.limit();
   }
 
@@ -171,6 +184,7 @@ class ThriftConnection implements TcpAnalyzer {
       let reason: string;
       if (this.size > o.maxPending) reason = 'pending_limit';
       else if (this.n.pending > o.maxPendingTotal) reason = 'pending_limit_total';
+      else if (this.n.pendingBytes > o.maxPendingBytesTotal) reason = 'pending_bytes_limit_total';
       else return;
       this.unanswered(this.shift()!, reason, 'too many calls waiting for replies');
     }
@@ -204,6 +218,7 @@ class ThriftConnection implements TcpAnalyzer {
     c.answered = true;
     this.size--;
     this.n.pending--;
+    this.n.pendingBytes -= c.bytes;
     this.compact();
     this.emit(c.msg, m, null);
   }
@@ -221,6 +236,7 @@ class ThriftConnection implements TcpAnalyzer {
     c.answered = true;
     this.size--;
     this.n.pending--;
+    this.n.pendingBytes -= c.bytes;
     const list = this.bySeq.get(c.msg.seqId);
     if (list !== undefined) {
       const i = list.indexOf(c);
@@ -357,6 +373,7 @@ export const thrift: Protocol<ThriftOptions> = {
         transactions_started: n.started,
         transactions_dropped: n.dropped.toJSON(),
         pending: n.pending,
+        pending_bytes: n.pendingBytes,
         transactions: n.transactions,
         messages: n.messages.toJSON(),
         late_replies: n.lateReplies,

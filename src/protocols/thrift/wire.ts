@@ -96,6 +96,8 @@ class Level {
   fid = 0;
   /** map: the key waiting for its value */
   key = '';
+  /** text of `parts` (already counted against the message's text budget) */
+  partsLen = 0;
 }
 
 /** Go's strconv.Quote, which packetbeat uses for strings */
@@ -611,6 +613,7 @@ export class ThriftDecoder {
     lv.ids.length = 0;
     lv.fid = 0;
     lv.key = '';
+    lv.partsLen = 0;
     this.next();
   }
 
@@ -650,11 +653,12 @@ export class ThriftDecoder {
       default:
         text = '{' + lv.parts.join(', ') + (lv.parts.length > 0 ? more : more.slice(2)) + '}';
     }
-    this.done(text);
+    // its parts were counted against the budget: the container costs its punctuation
+    this.done(text, text.length - lv.partsLen);
   }
 
   /** a value of the open level is read: kept (the first collectionMaxSize), then the next */
-  private done(text: string): void {
+  private done(text: string, cost = text.length): void {
     const lv = this.levels[this.depth];
     if (lv.kind === T_MAP) {
       if (lv.left % 2 === 0) {
@@ -662,14 +666,16 @@ export class ThriftDecoder {
         lv.left--;
         return this.next();
       }
+      cost += lv.key.length + 2;
       text = lv.key + ': ' + text;
       lv.key = '';
     }
     if (lv.kind !== T_STRUCT) lv.left--;
     if (lv.n < this.o.collectionMaxSize) {
-      if (this.textLeft >= text.length || this.depth === 0) {
-        this.textLeft -= text.length;
+      if (this.textLeft >= cost) {
+        this.textLeft -= cost;
         lv.parts.push(text);
+        lv.partsLen += text.length;
         if (lv.kind === T_STRUCT) lv.ids.push(lv.fid);
       } else this.m!.cut = true;
     }
