@@ -31,6 +31,8 @@ packages+=(udhcpc dhcping iproute2)
 # AMQP fixtures, live test and benchmark: RabbitMQ (a private node per run) and librabbitmq's amqp-tools
 packages+=(sip-tester)
 packages+=(rabbitmq-server amqp-tools)
+# Thrift: the compiler generates the code of the thrift npm server and client of the fixtures, live test and bench/thrift.ts
+packages+=(thrift-compiler)
 # the Kafka broker the tests use runs on Java, fetched with Maven
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)

@@ -64,6 +64,8 @@ const ANALYZE_HELP = `  --flows                    also report flows (type: flow
   --http-detect-mime-type          http.*.mime_type from the body's bytes
   --dns-include-authorities, --dns-include-additionals
                              the DNS authority, additional records in events (default: off)
+  --thrift-idl <file>        a Thrift IDL file: names for the arguments and exceptions
+                             of its services' methods, and thrift.service (repeatable)
   --anomalies                also emit protocol violations and decode errors as
                              {"type":"anomaly"} events (per reason a burst of 10, then
                              10 per second of packet time)`;
@@ -364,6 +366,7 @@ const ANALYZE_FLAGS = {
   'http-detect-mime-type': { type: 'boolean' },
   'dns-include-authorities': { type: 'boolean' },
   'dns-include-additionals': { type: 'boolean' },
+  'thrift-idl': { type: 'string', multiple: true },
   anomalies: { type: 'boolean' },
 } as const;
 
@@ -396,6 +399,7 @@ function stagesFrom(values: Record<string, unknown>) {
           detectMimeType: values['http-detect-mime-type'],
         }),
         dns: definedOnly({ includeAuthorities: values['dns-include-authorities'], includeAdditionals: values['dns-include-additionals'] }),
+        thrift: definedOnly({ idlFiles: values['thrift-idl'] as string[] | undefined }),
       },
     });
   } catch (err) {

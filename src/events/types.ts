@@ -12,6 +12,7 @@ import type { MongodbEvent } from '../protocols/mongodb/event';
 import type { RedisEvent } from '../protocols/redis/event';
 import type { NfsEvent } from '../protocols/nfs/event';
 import type { SipEvent } from '../protocols/sip/event';
+import type { ThriftEvent } from '../protocols/thrift/event';
 
 /**
  * The events pktflow emits, typed for pipeline authors: a union discriminated by
@@ -24,7 +25,7 @@ import type { SipEvent } from '../protocols/sip/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | NfsEvent | Dhcpv4Event | SipEvent | AmqpEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | NfsEvent | Dhcpv4Event | SipEvent | AmqpEvent | ThriftEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
 /** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -42,6 +43,7 @@ export type { NfsEvent } from '../protocols/nfs/event';
 export type { Dhcpv4Event, Dhcpv4OptionFields } from '../protocols/dhcpv4/event';
 export type { SipEvent } from '../protocols/sip/event';
 export type { AmqpEvent, AmqpFields, AmqpTable } from '../protocols/amqp/event';
+export type { ThriftEvent } from '../protocols/thrift/event';
 
 export interface Vlan {
   id: string;
