@@ -3,6 +3,8 @@
  * keep-alive traffic (wrk → nginx on loopback, captured by bench/capture.sh).
  * Reports packets/s, MB/s and peak RSS (median of --runs), and the ratio to
  *   tshark -r FILE -Y http.response -T fields -e http.response.code
+ * and pktflow's full pipeline again with --workers 2 (issue 10 §3: the speed-up
+ * over one thread, and its CPU and memory).
  * Results go to stdout (markdown) and bench/out/results.json.
  */
 import { execFileSync } from 'node:child_process';
@@ -17,8 +19,10 @@ const results = [
   measure('pktflow decode only', `${node} bin/pktflow.js run bench/decode-only.ts --no-typecheck -q --input ${file}`, { runs }),
   measure('pktflow full pipeline → /dev/null', `${node} bin/pktflow.js read -q ${file}`, { runs }),
   measure('tshark -Y http.response -T fields', `tshark -r ${file} -Y http.response -T fields -e http.response.code`, { runs }),
+  measure('pktflow full pipeline --workers 2 → /dev/null', `${node} bin/pktflow.js read -q --workers 2 ${file}`, { runs }),
 ];
 const tshark = median(results[2].seconds);
+const oneThread = results[1];
 const rows = results.map((r) => {
   const s = median(r.seconds);
   return {
@@ -28,7 +32,9 @@ const rows = results.map((r) => {
     packetsPerSec: Math.round(frames / s),
     mbPerSec: +(bytes / s / 1e6).toFixed(1),
     peakRssMiB: +(median(r.rssKiB) / 1024).toFixed(0),
+    cpuSeconds: +median(r.cpu).toFixed(2),
     vsTshark: +(tshark / s).toFixed(2),
+    vsOneThread: +(median(oneThread.seconds) / s).toFixed(2),
   };
 });
 const machine = `${host()}, ${execFileSync('tshark', ['--version'], { encoding: 'utf8' }).split('\n')[0]}`;
@@ -36,6 +42,6 @@ const out = { date: new Date().toISOString(), machine, file: path.relative(ROOT,
 mkdirSync(path.join(ROOT, 'bench/out'), { recursive: true });
 writeFileSync(path.join(ROOT, 'bench/out/results.json'), JSON.stringify(out, null, 2) + '\n');
 console.log(`${machine}\n${frames} packets, ${(bytes / 1e6).toFixed(1)} MB, median of ${runs} runs (wall time includes start-up)\n`);
-console.log('| run | seconds (range) | packets/s | MB/s | peak RSS MiB | speed vs tshark |');
-console.log('|---|---|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.name} | ${r.seconds.toFixed(2)} (${r.spread}) | ${r.packetsPerSec.toLocaleString('en')} | ${r.mbPerSec} | ${r.peakRssMiB} | ${r.vsTshark}x |`);
+console.log('| run | seconds (range) | CPU seconds | packets/s | MB/s | peak RSS MiB | speed vs tshark | vs one thread |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const r of rows) console.log(`| ${r.name} | ${r.seconds.toFixed(2)} (${r.spread}) | ${r.cpuSeconds} | ${r.packetsPerSec.toLocaleString('en')} | ${r.mbPerSec} | ${r.peakRssMiB} | ${r.vsTshark}x | ${r.vsOneThread}x |`);

@@ -31,6 +31,18 @@ const scratch = new Packet(makeFrame(0, 0, 0, 0, 0, Buffer.alloc(0)));
  * their two MAC addresses and EtherType. Malformed frames get key "0".
  */
 export function frameKey(f: Frame): string {
+  const h = flowHash(f, false);
+  return h < 0 ? '0' : h.toString(16);
+}
+
+/**
+ * The symmetric flow hash of frameKey as an unsigned 32-bit number, -1 for a
+ * malformed frame. With `udpByAddresses`, UDP is hashed by its addresses and
+ * protocol, as its fragments are, so a datagram and its fragmented neighbours meet
+ * in one place (--workers deals frames by this: the UDP analyzers pair across
+ * datagrams of one address pair).
+ */
+export function flowHash(f: Frame, udpByAddresses: boolean): number {
   const p = scratch;
   p.frame = f;
   p.data = f.data;
@@ -40,7 +52,7 @@ export function frameKey(f: Frame): string {
   p.src0 = p.src1 = p.src2 = p.src3 = p.dst0 = p.dst1 = p.dst2 = p.dst3 = 0;
   const b = f.data;
   const ip = decodeLink(p, b, f.linkType);
-  if (ip < 0) return '0';
+  if (ip < 0) return -1;
   let l4 = -1;
   let fragment = false;
   if (p.etherType === ETHERTYPE_IPV4) {
@@ -58,14 +70,14 @@ export function frameKey(f: Frame): string {
       p.dst3 = a < z ? z : a;
       p.proto = p.etherType & 0xff;
     }
-    return (tupleHash(p) >>> 0).toString(16);
+    return tupleHash(p) >>> 0;
   }
-  if (l4 < 0) return '0';
-  if (!fragment && (p.proto === IPPROTO_TCP || p.proto === IPPROTO_UDP) && l4 + 4 <= b.length) {
+  if (l4 < 0) return -1;
+  if (!fragment && (p.proto === IPPROTO_TCP || (p.proto === IPPROTO_UDP && !udpByAddresses)) && l4 + 4 <= b.length) {
     p.srcPort = b.readUInt16BE(l4);
     p.dstPort = b.readUInt16BE(l4 + 2);
   }
-  return (tupleHash(p) >>> 0).toString(16);
+  return tupleHash(p) >>> 0;
 }
 
 const HOST = hostname();
