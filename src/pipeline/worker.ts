@@ -50,7 +50,7 @@ export type ToWorker =
 
 /** worker → main */
 export type FromWorker =
-  | { t: 'out'; round: number; buf: ArrayBuffer | null; len: number; stats: Record<string, Stats> | null }
+  | { t: 'out'; round: number; buf: ArrayBuffer | null; len: number; stats: Record<string, Stats> | null; meta: Float64Array; data: ArrayBuffer }
   | { t: 'clocks'; clocks: Record<string, [number, number]>; stats: null }
   | { t: 'flushed'; buf: ArrayBuffer | null; len: number; stats: Record<string, Stats> }
   | { t: 'error'; message: string };
@@ -149,7 +149,10 @@ export function workerMain(): void {
         lastStats = now;
         s = stats();
       }
-      port.postMessage({ t: 'out', round: m.round, buf, len, stats: s } satisfies FromWorker, buf ? [buf] : []);
+      // the input buffers go back with the output, for the main thread to fill again
+      const back: ArrayBuffer[] = [m.meta.buffer as ArrayBuffer, m.data];
+      if (buf !== null) back.push(buf);
+      port.postMessage({ t: 'out', round: m.round, buf, len, stats: s, meta: m.meta, data: m.data } satisfies FromWorker, back);
     } catch (err) {
       failed = true;
       fail(err);

@@ -75,6 +75,8 @@ function statsOnly(name: string, pool: WorkerPool): Stage<Frame, Frame> {
 const FROM_SOURCE = __filename.endsWith('.ts');
 const ROOT = FROM_SOURCE ? path.join(__dirname, '..', '..') : path.join(__dirname, '..');
 
+const YOUNG_MB = 24;
+
 interface Round {
   /** per worker: its NDJSON, null when it sent none */
   bufs: (Buffer | null)[];
@@ -126,7 +128,9 @@ export class WorkerPool implements Sink<Frame> {
     const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
     for (let i = 0; i < this.n; i++) {
       const init: WorkerInit & { fromSource: boolean } = { options: this.options, index: i, fromSource: FROM_SOURCE };
-      const w = new Worker(path.join(ROOT, 'bin', 'worker.js'), { workerData: init, execArgv: [], stdout: false, stderr: false });
+      // young generation: 3 semi-spaces of 8 MiB (V8's default grows to 16 MiB each; three isolates
+      // at that size alone put 2 workers past the 256 MiB budget for no measurable gain)
+      const w = new Worker(path.join(ROOT, 'bin', 'worker.js'), { workerData: init, execArgv: [], stdout: false, stderr: false, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } });
       w.unref();
       w.on('message', (m: FromWorker) => this.onMessage(i, m));
       w.on('error', (err) => this.fail(new ExplainedError(`worker ${i + 1}: ${err.message}`)));
@@ -157,6 +161,22 @@ export class WorkerPool implements Sink<Frame> {
     for (const f of w) f();
   }
 
+  /** input buffers the workers sent back, for the next rounds: no allocation (and its collection) per round */
+  private freeMeta: Float64Array[] = [];
+  private freeData: ArrayBuffer[] = [];
+
+  private takeMeta(n: number): Float64Array {
+    const f = this.freeMeta;
+    for (let i = f.length - 1; i >= 0; i--) if (f[i].length >= n) return f.splice(i, 1)[0];
+    return new Float64Array(Math.max(n, 8192 * (META_FIELDS + 1)));
+  }
+
+  private takeData(n: number): ArrayBuffer {
+    const f = this.freeData;
+    for (let i = f.length - 1; i >= 0; i--) if (f[i].byteLength >= n) return f.splice(i, 1)[0];
+    return new ArrayBuffer(Math.max(n, 512 * 1024));
+  }
+
   private onMessage(i: number, m: FromWorker): void {
     if (m.t === 'error') {
       this.fail(new ExplainedError(m.message));
@@ -166,6 +186,10 @@ export class WorkerPool implements Sink<Frame> {
     if (m.t === 'flushed' || m.t === 'clocks') {
       this.flushed[i]?.(m);
       return;
+    }
+    if (this.freeMeta.length < 2 * WINDOW * this.n) {
+      this.freeMeta.push(m.meta);
+      this.freeData.push(m.data);
     }
     const r = this.rounds.get(m.round)!;
     r.bufs[i] = m.buf === null ? null : Buffer.from(m.buf, 0, m.len);
@@ -252,8 +276,8 @@ export class WorkerPool implements Sink<Frame> {
         continue;
       }
       const c = count[k];
-      const meta = new Float64Array(c * META_FIELDS + c + 1);
-      const data = new ArrayBuffer(bytes[k]);
+      const meta = this.takeMeta(c * META_FIELDS + c + 1);
+      const data = this.takeData(bytes[k]);
       msgs.push({ t: 'batch', round: this.sent, meta, data, n: c, marks: marks[k], idle });
       round.left++;
     }
