@@ -9,7 +9,10 @@ import { sequence } from '../src/core/stage';
 import { runPipeline } from '../src/pipeline/runner';
 import { WINDOW, workerPipeline } from '../src/pipeline/workers';
 import { captureFile } from '../src/sources/file';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { cli, ROOT } from './helpers';
+import { freePort } from './net';
 import { httpLoad, writePcap } from './gen/packets';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'i10-workers-test-'));
@@ -175,5 +178,32 @@ describe('--workers N', { timeout: 900_000 }, () => {
     assert.equal(source.stats().bytes_read, size);
     assert.equal((r.stats.sink as { events: number }).events, 20_000);
     assert.ok(bytes > 0);
+  });
+
+  it('captures live with --workers 2: every request to a real server becomes one event, and SIGINT flushes and exits 0', { skip: process.getuid?.() !== 0 ? 'needs root to capture' : false }, async () => {
+    const port = await freePort();
+    const server = createServer((_req, res) => res.end('hello from the workers test'));
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/pktflow.js'), 'capture', '-i', 'lo', '-f', `tcp port ${port}`, '--ports', `http=${port}`, '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on('close', r));
+    while (!stderr.includes('capturing on')) await new Promise((r) => setTimeout(r, 20));
+    const n = 40;
+    for (let i = 0; i < n; i++) await (await fetch(`http://127.0.0.1:${port}/item/${i}`, { headers: { connection: 'close' } })).text();
+    // the last request's packets are through the capture once the source has counted them all: a last one closes the set
+    const urls = () => new Set(stdout.split('\n').filter((l) => l.includes('"type":"http"')).map((l) => JSON.parse(l).url.path as string));
+    while (!urls().has(`/item/${n - 1}`) && !stderr.includes('error')) {
+      await (await fetch(`http://127.0.0.1:${port}/probe`, { headers: { connection: 'close' } })).text();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, stderr);
+    server.close();
+    const seen = urls();
+    for (let i = 0; i < n; i++) assert.ok(seen.has(`/item/${i}`), `/item/${i} in ${[...seen].join(' ')}`);
+    assert.match(stderr, /^pktflow: analyze: .*protocols\.http\.transactions=\d+/m);
   });
 });
