@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Live capture on lo under load: wrk against nginx for $SECONDS_LOAD seconds while
 # one capturer runs (tcpdump -w /dev/null, then pktflow capture with the default
-# pipeline to /dev/null). The true packet count is lo's rx counter over the run;
+# pipeline to /dev/null, then the same with --workers 2). The true packet count is lo's rx counter over the run;
 # the share dropped is what the capturer did not see. Needs root.
 #   bash bench/live.sh [SECONDS_LOAD] [CONNECTIONS]
 set -euo pipefail
@@ -43,3 +43,4 @@ echo "| capturer | packets on lo | packets captured | captured/s | dropped | wrk
 echo "|---|---|---|---|---|---|"
 run tcpdump tcpdump -i lo -w /dev/null 'tcp port 18080'
 run pktflow node bin/pktflow.js capture -i lo -f 'tcp port 18080' --ports http=18080
+run pktflow-workers-2 node bin/pktflow.js capture -i lo -f 'tcp port 18080' --ports http=18080 --workers 2

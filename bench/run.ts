@@ -2,9 +2,11 @@
  * npm run bench: pktflow against tshark on the same captures of real HTTP/1.1
  * keep-alive traffic (wrk → nginx on loopback, captured by bench/capture.sh): the small
  * one (a 615-byte page, wrk's own request) and the browser one (a 2 KB page, a real
- * browser's request headers). Reports packets/s, MB/s and peak RSS (median of --runs),
- * and the ratio to
+ * browser's request headers). Reports packets/s, MB/s, CPU seconds and peak RSS (median
+ * of --runs), and the ratio to
  *   tshark -r FILE -Y http.response -T fields -e http.response.code
+ * and pktflow's full pipeline again with --workers 2 (issue 10 §3: the speed-up over
+ * one thread, and its CPU and memory).
  * Results go to stdout (markdown) and bench/out/results.json.
  */
 import { execFileSync } from 'node:child_process';
@@ -22,8 +24,10 @@ const captures = (['small', 'browser'] as const).map((kind) => {
     measure('pktflow decode only', `${node} bin/pktflow.js run bench/decode-only.ts --no-typecheck -q --input ${file}`, { runs }),
     measure('pktflow full pipeline → /dev/null', `${node} bin/pktflow.js read -q ${file}`, { runs }),
     measure('tshark -Y http.response -T fields', `tshark -r ${file} -Y http.response -T fields -e http.response.code`, { runs }),
+    measure('pktflow full pipeline --workers 2 → /dev/null', `${node} bin/pktflow.js read -q --workers 2 ${file}`, { runs }),
   ];
   const tshark = median(results[2].seconds);
+  const oneThread = median(results[1].seconds);
   const rows = results.map((r) => {
     const s = median(r.seconds);
     return {
@@ -33,13 +37,17 @@ const captures = (['small', 'browser'] as const).map((kind) => {
       packetsPerSec: Math.round(frames / s),
       mbPerSec: +(bytes / s / 1e6).toFixed(1),
       peakRssMiB: +(median(r.rssKiB) / 1024).toFixed(0),
+      cpuSeconds: +median(r.cpu).toFixed(2),
       vsTshark: +(tshark / s).toFixed(2),
+      vsOneThread: +(oneThread / s).toFixed(2),
     };
   });
   console.log(`\n${path.relative(ROOT, file)}: ${frames} packets, ${(bytes / 1e6).toFixed(1)} MB\n`);
-  console.log('| run | seconds (range) | packets/s | MB/s | peak RSS MiB | speed vs tshark |');
-  console.log('|---|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.name} | ${r.seconds.toFixed(2)} (${r.spread}) | ${r.packetsPerSec.toLocaleString('en')} | ${r.mbPerSec} | ${r.peakRssMiB} | ${r.vsTshark}x |`);
+  console.log('| run | seconds (range) | CPU seconds | packets/s | MB/s | peak RSS MiB | speed vs tshark | vs one thread |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(`| ${r.name} | ${r.seconds.toFixed(2)} (${r.spread}) | ${r.cpuSeconds} | ${r.packetsPerSec.toLocaleString('en')} | ${r.mbPerSec} | ${r.peakRssMiB} | ${r.vsTshark}x | ${r.vsOneThread}x |`);
+  }
   return { kind, file: path.relative(ROOT, file), frames, bytes, rows };
 });
 mkdirSync(path.join(ROOT, 'bench/out'), { recursive: true });

@@ -102,12 +102,14 @@ function ensure() {
  * The bundle's exports, compiled with V8's code cache when there is one. `saveCache()`,
  * called once the command is done, writes the cache if there was none (or V8 turned it
  * down: another Node): it then holds the functions this run compiled. A cache that
- * cannot be written (a read-only install) is done without.
+ * cannot be written (a read-only install) is done without. `check` false: skip the
+ * freshness check (a worker thread of a run whose main thread made it).
  */
-function load() {
+function load(check = true) {
   const vm = require('node:vm');
   const Module = require('node:module');
-  const file = ensure();
+  // a worker thread (--workers) loads the bundle its main thread has just checked
+  const file = check ? ensure() : OUT;
   let cached;
   try {
     cached = fs.readFileSync(CACHE);

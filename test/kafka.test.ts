@@ -150,6 +150,12 @@ describe('Kafka', { timeout: 1_800_000 }, () => {
     // the first TCP connection: SYN (client→server) and SYN-ACK (server→client)
     assert.equal(frameKey(frames[0]), frameKey(frames[1]));
     assert.notEqual(frameKey(frames[0]), '0');
+    // DHCP's exchanges cross address pairs (0.0.0.0 → broadcast, the server's answers, a
+    // relay): all of it has one key, so a replay consumer sees whole exchanges
+    const dhcp: Frame[] = [];
+    for await (const b of captureFile({ path: fixture('dhcpv4/relay.pcap') }).batches()) dhcp.push(...b.filter((f) => f.data[23] === 17 && [67, 68].includes(f.data.readUInt16BE(36)))); // DHCP (not the relay's other datagrams)
+    assert.ok(new Set(dhcp.map((f) => `${f.data.readUInt32BE(26)} ${f.data.readUInt32BE(30)}`)).size > 2, 'several address pairs');
+    assert.equal(new Set(dhcp.map(frameKey)).size, 1);
   });
 
   it('pcap → raw-frame topic → replay gives the events pcap → events gives', async () => {

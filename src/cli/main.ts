@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { definePipeline, isPipeline, pipelineMismatch, type Pipeline, type PipelineOptions } from '../pipeline/define';
-import { eventStages } from '../pipeline/presets';
+import { eventStages, type EventStagesOptions } from '../pipeline/presets';
+import { workerPipeline } from '../pipeline/workers';
 import { runPipeline } from '../pipeline/runner';
 import { stdoutNdjson } from '../sinks/ndjson';
 import { captureFile } from '../sources/file';
@@ -66,6 +67,9 @@ const ANALYZE_HELP = `  --flows                    also report flows (type: flow
                              the DNS authority, additional records in events (default: off)
   --thrift-idl <file>        a Thrift IDL file: names for the arguments and exceptions
                              of its services' methods, and thrift.service (repeatable)
+  --workers <n>              run decode, reorderer and analyzers in n threads, the
+                             frames dealt by connection (default 1: all in one thread;
+                             docs/performance.md)
   --anomalies                also emit protocol violations and decode errors as
                              {"type":"anomaly"} events (per reason a burst of 10, then
                              10 per second of packet time)`;
@@ -308,6 +312,8 @@ function help(args: string[]): number {
 }
 
 export { CaptureError };
+/** the entry of a --workers thread (bin/worker.js), in the same bundle */
+export { workerMain } from '../pipeline/worker';
 /** for the bin: a failed capture handle must never be collected (cap crashes) */
 export { captureFailed } from '../sources/live';
 
@@ -335,11 +341,15 @@ function kafkaConnection(values: Record<string, unknown>): KafkaConnection {
  * the analyzer stages to stdout, or with --kafka-topic as raw frames to that topic,
  * not analyzed (a capture agent, or loading a file)
  */
-function framesOrEvents(source: Source, frameStages: Stage<Frame, Frame>[], stages: ReturnType<typeof stagesFrom>, values: Record<string, unknown>): Promise<number> {
+function framesOrEvents(source: Source, frameStages: Stage<Frame, Frame>[], stages: AnalysisStages, values: Record<string, unknown>): Promise<number> {
   const frames = sequence('frames', frameStages);
   const options = runOptions(values);
   const topic = values['kafka-topic'] as string | undefined;
-  if (topic === undefined) return execute(definePipeline({ source, stages: [frames, ...stages], sink: stdoutNdjson(), options }));
+  if (topic === undefined) {
+    if (stages.workers > 1) return execute(workerPipeline({ source, frames, stages: stages.options, options }, { workers: stages.workers }));
+    return execute(definePipeline({ source, stages: [frames, ...analysis(stages)], sink: stdoutNdjson(), options }));
+  }
+  if (stages.workers > 1) throw new UsageError('--workers goes with analysis, not with --kafka-topic (frames are sent as read)');
   const c = values.compression;
   if (c !== undefined && c !== 'gzip' && c !== 'none') throw new UsageError(`--compression takes gzip or none, not "${c}"`);
   const sink = kafka().kafkaFrames({ topic, ...kafkaConnection(values), compression: c as 'gzip' | 'none' | undefined });
@@ -368,16 +378,40 @@ const ANALYZE_FLAGS = {
   'dns-include-additionals': { type: 'boolean' },
   'thrift-idl': { type: 'string', multiple: true },
   anomalies: { type: 'boolean' },
+  workers: { type: 'string' },
 } as const;
 
-/** the default stages, configured by the analyzer flags */
-function stagesFrom(values: Record<string, unknown>) {
+/** the default stages, configured by the analyzer flags: made here, or (--workers) the options for the worker threads */
+interface AnalysisStages {
+  options: EventStagesOptions;
+  /** 1: the stages run here */
+  workers: number;
+}
+
+function stagesFrom(values: Record<string, unknown>): AnalysisStages {
+  const options = stageOptions(values);
+  const workers = positiveInt(values.workers, '--workers') ?? 1;
+  try {
+    // made once here in every case: options the stages refuse are a bad command line
+    eventStages(options);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return { options, workers };
+}
+
+/** the analyzer stages in this thread */
+function analysis(s: AnalysisStages) {
+  return eventStages(s.options);
+}
+
+function stageOptions(values: Record<string, unknown>): EventStagesOptions {
   const headers = values['http-headers'] === 'all' ? 'all' : list(values['http-headers']);
   try {
     const period = seconds(values['flow-period'], '--flow-period');
     const timeout = seconds(values['flow-timeout'], '--flow-timeout');
     if ((period !== undefined || timeout !== undefined) && values.flows !== true) throw new UsageError('--flow-period and --flow-timeout go with --flows');
-    return eventStages({
+    return {
       tcp: { flows: values.flows === true ? { periodSec: period, timeoutSec: timeout } : false },
       // default: every protocol in the registry
       protocols: list(values.protocols)?.map((p) => knownProtocol(p, PROTOCOL_NAMES, '--protocols')),
@@ -401,7 +435,7 @@ function stagesFrom(values: Record<string, unknown>) {
         dns: definedOnly({ includeAuthorities: values['dns-include-authorities'], includeAdditionals: values['dns-include-additionals'] }),
         thrift: definedOnly({ idlFiles: values['thrift-idl'] as string[] | undefined }),
       },
-    });
+    };
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -514,17 +548,24 @@ async function replay(args: string[]): Promise<number> {
     if (!Number.isFinite(fromTimestamp)) throw new UsageError(`--from-time takes an ISO 8601 time or milliseconds, not "${t}"`);
   }
   const stages = stagesFrom(values);
+  const source = kafka().kafkaSource({
+    topic: values.topic as string,
+    ...kafkaConnection(values),
+    groupId: values.group as string | undefined,
+    from: values['from-latest'] ? 'latest' : 'beginning',
+    fromTimestamp,
+    follow: values.follow === true,
+  });
+  const frames = sequence('frames', dumpStage(values));
+  if (stages.workers > 1) {
+    // the workers' state is not yet held against commits nor dropped on a rebalance (docs/kafka.md): a one-off replay only
+    if (values.follow === true || values.group !== undefined || values['events-topic'] !== undefined) throw new UsageError('--workers does not yet go with --follow, --group or --events-topic');
+    return execute(workerPipeline({ source, frames, stages: stages.options, options: runOptions(values) }, { workers: stages.workers }));
+  }
   return execute(
     definePipeline({
-      source: kafka().kafkaSource({
-        topic: values.topic as string,
-        ...kafkaConnection(values),
-        groupId: values.group as string | undefined,
-        from: values['from-latest'] ? 'latest' : 'beginning',
-        fromTimestamp,
-        follow: values.follow === true,
-      }),
-      stages: [sequence('frames', dumpStage(values)), ...stages],
+      source,
+      stages: [frames, ...analysis(stages)],
       sink: values['events-topic'] !== undefined ? kafka().kafkaEvents({ topic: values['events-topic'] as string, ...kafkaConnection(values) }) : stdoutNdjson(),
       options: runOptions(values),
     }),

@@ -94,6 +94,15 @@ export class DecodeStage implements Stage<Frame, Packet> {
   }
 
   /**
+   * The last valid frame time was this, in a frame another stage decoded (--workers:
+   * the main thread deals the frames, and knows the frame before a damaged one)
+   */
+  goodTime(sec: number, nsec: number): void {
+    this.goodSec = sec;
+    this.goodNsec = nsec;
+  }
+
+  /**
    * A frame whose time is impossible (a damaged timestamp in the capture) takes the time
    * of the frame before it, or before any, of the next good one in the batch: packet
    * time does not jump, so timeouts and durations stay sound. Counted.

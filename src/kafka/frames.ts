@@ -28,9 +28,24 @@ const scratch = new Packet(makeFrame(0, 0, 0, 0, 0, Buffer.alloc(0)));
  * conversation, so a connection's frames land in one partition, in order. TCP and
  * UDP hash the 5-tuple and VLANs; IP fragments, which carry no ports after the
  * first, and other IP protocols hash the addresses and protocol; non-IP frames hash
- * their two MAC addresses and EtherType. Malformed frames get key "0".
+ * their two MAC addresses and EtherType. DHCP (UDP 67 and 68) is one conversation
+ * whatever its addresses: an exchange crosses address pairs (a broadcast request, an
+ * answer from the server's address or through a relay), and only its transaction id
+ * ties it together, so all of it meets in one place. Malformed frames get key "0".
  */
 export function frameKey(f: Frame): string {
+  const h = flowHash(f, false);
+  return h < 0 ? '0' : h.toString(16);
+}
+
+/**
+ * The symmetric flow hash of frameKey as an unsigned 32-bit number, -1 for a
+ * malformed frame. With `udpByAddresses`, UDP is hashed by its addresses and
+ * protocol, as its fragments are, so a datagram and its fragmented neighbours meet
+ * in one place (--workers deals frames by this: the UDP analyzers pair across
+ * datagrams of one address pair).
+ */
+export function flowHash(f: Frame, udpByAddresses: boolean): number {
   const p = scratch;
   p.frame = f;
   p.data = f.data;
@@ -40,7 +55,7 @@ export function frameKey(f: Frame): string {
   p.src0 = p.src1 = p.src2 = p.src3 = p.dst0 = p.dst1 = p.dst2 = p.dst3 = 0;
   const b = f.data;
   const ip = decodeLink(p, b, f.linkType);
-  if (ip < 0) return '0';
+  if (ip < 0) return -1;
   let l4 = -1;
   let fragment = false;
   if (p.etherType === ETHERTYPE_IPV4) {
@@ -58,15 +73,24 @@ export function frameKey(f: Frame): string {
       p.dst3 = a < z ? z : a;
       p.proto = p.etherType & 0xff;
     }
-    return (tupleHash(p) >>> 0).toString(16);
+    return tupleHash(p) >>> 0;
   }
-  if (l4 < 0) return '0';
+  if (l4 < 0) return -1;
   if (!fragment && (p.proto === IPPROTO_TCP || p.proto === IPPROTO_UDP) && l4 + 4 <= b.length) {
-    p.srcPort = b.readUInt16BE(l4);
-    p.dstPort = b.readUInt16BE(l4 + 2);
+    const sport = b.readUInt16BE(l4);
+    const dport = b.readUInt16BE(l4 + 2);
+    if (p.proto === IPPROTO_UDP && (isDhcpPort(sport) || isDhcpPort(dport))) return DHCP_HASH;
+    if (p.proto === IPPROTO_TCP || !udpByAddresses) {
+      p.srcPort = sport;
+      p.dstPort = dport;
+    }
   }
-  return (tupleHash(p) >>> 0).toString(16);
+  return tupleHash(p) >>> 0;
 }
+
+const isDhcpPort = (port: number) => port === 67 || port === 68;
+/** the one key of all DHCP traffic (frameKey's comment says why) */
+const DHCP_HASH = 0x00430044;
 
 const HOST = hostname();
 
