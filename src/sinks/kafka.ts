@@ -1,6 +1,5 @@
 import type { CompressionTypes as Compression, Kafka, Message, PartitionMetadata, Producer } from 'kafkajs';
 import type { Frame } from '../core/frame';
-import { jsonBytes } from '../core/json';
 import type { Stats } from '../core/stage';
 import type { EventObject } from '../events/transaction';
 import type { Event } from '../events/types';
@@ -254,7 +253,7 @@ export class KafkaEventSink extends KafkaSink<Event> {
     const o = e as EventObject;
     const net = o.network as { community_id?: string } | undefined;
     const flow = o.flow as { id?: string } | undefined;
-    return { key: net?.community_id ?? flow?.id ?? null, value: jsonBytes(e) };
+    return { key: net?.community_id ?? flow?.id ?? null, value: JSON.stringify(e) };
   }
 }
 

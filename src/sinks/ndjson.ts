@@ -1,5 +1,4 @@
 import type { Writable } from 'node:stream';
-import { appendByte, appendJson, pendingBytes, takeOutput } from '../core/json';
 import type { Stats } from '../core/stage';
 import type { Event } from '../events/types';
 import type { Sink } from './sink';
@@ -35,23 +34,25 @@ export class NdjsonSink<T extends object = Event> implements Sink<T> {
 
   write(batch: T[]): boolean {
     if (this.closed || batch.length === 0) return !this.closed;
-    // writes of ~64 KiB: large enough to be few, small enough not to hold much. The JSON
-    // is written as bytes into large chunks (core/json): no string to build or encode
+    // writes of up to ~64 KiB: large enough to be few, small enough that the text stays in
+    // V8's young generation (a string past 128 KiB is allocated as an old object, and a
+    // batch of a flood's events made one per batch that only a full collection frees)
+    let text = '';
     let ok = true;
     for (let i = 0; i < batch.length; i++) {
-      appendJson(batch[i]);
-      appendByte(10);
-      if (pendingBytes() >= 65_536) ok = this.flush() && ok;
+      text += JSON.stringify(batch[i]) + '\n';
+      if (text.length >= 65_536) {
+        this.bytes += text.length;
+        ok = this.stream.write(text) && ok;
+        text = '';
+      }
     }
     this.events += batch.length;
-    if (pendingBytes() > 0) ok = this.flush() && ok;
+    if (text.length > 0) {
+      this.bytes += text.length;
+      ok = this.stream.write(text) && ok;
+    }
     return ok;
-  }
-
-  private flush(): boolean {
-    const bytes = takeOutput();
-    this.bytes += bytes.length;
-    return this.stream.write(bytes);
   }
 
   drained(): Promise<void> {
