@@ -37,6 +37,8 @@ function options() {
     alias: { rxjs: path.join(ROOT, 'node_modules', 'rxjs', 'dist', 'esm', 'index.js') },
     legalComments: 'none',
     logLevel: 'silent',
+    // the paths in the bundle's comments are relative to this, not to where a command ran
+    absWorkingDir: ROOT,
   };
 }
 
