@@ -7,13 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Stats } from '../src/core/stage';
-import { DecodeStage } from '../src/decode/stage';
 import { makeEndpoints } from '../src/events/endpoints';
 import { amqp, type AmqpOptions } from '../src/protocols/amqp';
 import { FrameCounters, FrameInfo, FrameParser } from '../src/protocols/amqp/frames';
@@ -21,13 +20,11 @@ import { methodDef } from '../src/protocols/amqp/methods';
 import { goTime, readContentHeader, Reader } from '../src/protocols/amqp/wire';
 import type { TcpAnalyzer } from '../src/protocols/analyzer';
 import { protocols } from '../src/protocols/registry';
-import { PcapReader } from '../src/sources/pcap';
-import { Connection, DirectionFrom } from '../src/tcp/connection';
+import { Connection } from '../src/tcp/connection';
 import { ItemKind } from '../src/tcp/items';
-import { TcpReorderer } from '../src/tcp/reorderer';
 import { scenarios, startRabbit, type RabbitServer } from '../scripts/fixtures/amqp';
 import { recordLoopback } from './capture';
-import { fuzzParams } from './fuzz-helpers';
+import { analyzeChunks, type Chunk, fuzzParams, streamsOf } from './fuzz-helpers';
 import { body, contentHeader, frame, heartbeat, longstr, M, method, opening, PROTOCOL_HEADER, shortstr, table } from './gen/amqp';
 import { assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
 import { freePort } from './net';
@@ -433,71 +430,26 @@ describe('AMQP probe', { timeout: 60_000 }, () => {
 // ---------------------------------------------------------------------------
 // properties over the fixtures' streams
 
-interface Chunk {
-  conn: Connection;
-  kind: number;
-  side: number;
-  data: Buffer | null;
-  len: number;
-  sec: number;
-  nsec: number;
-}
 
 const REAL = ['messaging', 'confirms', 'errors', 'tools', 'pipelined'].map((n) => `amqp/${n}.pcap`);
 const EDGE = ['gaps', 'midstream', 'interleaved', 'violations'].map((n) => `amqp/edge-${n}.pcap`);
 
-function streamsOf(file: string): Chunk[] {
-  const frames = new PcapReader(file).push(readFileSync(fixture(file)));
-  const d = new DecodeStage();
-  const r = new TcpReorderer({ isServerPort: (p) => p === 5672 });
-  const out: Chunk[] = [];
-  for (const it of [...r.push(d.push(frames)), ...r.flush()]) {
-    if (it.conn === null || (it.kind !== ItemKind.data && it.kind !== ItemKind.gap && it.kind !== ItemKind.close)) continue;
-    out.push({ conn: it.conn, kind: it.kind, side: it.side, data: it.kind === ItemKind.data ? Buffer.from(it.buf!.subarray(it.off, it.off + it.len)) : null, len: it.len, sec: it.tsSec, nsec: it.tsNsec });
-  }
-  return out;
-}
-
-function analyzeChunks(chunks: Chunk[], pieces: (i: number, len: number) => number[] = () => [], expireEvery = 0, options: Partial<AmqpOptions> = {}): { events: any[]; stats: any } {
-  const events: any[] = [];
-  const out = { emit: (e: any) => events.push(e) };
-  const inst = amqp.create({ sendRequest: true, sendResponse: true, hideConnectionInformation: false, ...options }, out);
-  const analyzers = new Map<Connection, TcpAnalyzer>();
-  const get = (c: Connection) => {
-    let a = analyzers.get(c);
-    if (a === undefined) {
-      const midStream = c.directionFrom !== DirectionFrom.syn && c.directionFrom !== DirectionFrom.synAck;
-      analyzers.set(c, (a = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream })));
-    }
-    return a;
-  };
-  chunks.forEach((ch, i) => {
-    const a = get(ch.conn);
-    if (ch.kind === ItemKind.close) {
-      a.close(ch.sec, ch.nsec);
-      analyzers.delete(ch.conn);
-    } else if (ch.kind === ItemKind.gap) a.gap(ch.side, ch.len, ch.sec, ch.nsec);
-    else {
-      const cuts = [...new Set([0, ...pieces(i, ch.len).map((c) => c % (ch.len + 1)), ch.len])].sort((x, y) => x - y);
-      for (let k = 0; k + 1 < cuts.length; k++) a.data(ch.side, ch.data!, cuts[k], cuts[k + 1] - cuts[k], ch.sec, ch.nsec);
-    }
-    if (expireEvery > 0 && i % expireEvery === 0) for (const x of analyzers.values()) x.expire(ch.sec, ch.nsec);
-  });
-  for (const a of analyzers.values()) a.close(0, 0);
-  return { events, stats: inst.stats() };
+/** the chunks through the AMQP analyzer with everything it can report on */
+function analyzeAmqp(chunks: Chunk[], pieces?: (i: number, len: number) => number[], expireEvery?: number, options: Partial<AmqpOptions> = {}) {
+  return analyzeChunks(amqp, chunks, pieces, expireEvery, { sendRequest: true, sendResponse: true, hideConnectionInformation: false, ...options });
 }
 
 describe('AMQP fuzzing', { timeout: 900_000 }, () => {
   const names = [...REAL, ...EDGE];
-  const streams = names.map(streamsOf);
-  const reference = streams.map((s) => JSON.stringify(analyzeChunks(s).events));
+  const streams = names.map((f) => streamsOf(fixture(f), 5672));
+  const reference = streams.map((s) => JSON.stringify(analyzeAmqp(s).events));
 
   it("random splits of the fixtures' streams give the same events", () => {
     fc.assert(
       fc.property(fc.nat(streams.length - 1), fc.array(fc.tuple(fc.nat(), fc.array(fc.nat(), { minLength: 1, maxLength: 6 })), { maxLength: 40 }), fc.nat(), (which, splits, every) => {
         const cuts = new Map(splits.map(([i, c]) => [i % streams[which].length, c]));
         const dense = every % 7 === 0;
-        const { events, stats } = analyzeChunks(streams[which], (i, len) => (dense ? Array.from({ length: Math.min(len, 40) }, (_, k) => k) : (cuts.get(i) ?? [])));
+        const { events, stats } = analyzeAmqp(streams[which], (i, len) => (dense ? Array.from({ length: Math.min(len, 40) }, (_, k) => k) : (cuts.get(i) ?? [])));
         assert.equal(JSON.stringify(events), reference[which]);
         assertAccounting({ analyze: { protocols: { amqp: stats } } } as Record<string, Stats>, names[which]);
       }),
@@ -532,7 +484,7 @@ describe('AMQP fuzzing', { timeout: 900_000 }, () => {
           else chunks.splice(i, 1);
           if (chunks[i] === c) c.len = c.data!.length;
         }
-        const { stats } = analyzeChunks(chunks, (i) => cuts.map((x) => x + i), 5, small ? { maxPending: 2, maxFrameBytes: 64, maxBodyLength: 3, maxBufferedBytes: 40 } : {});
+        const { stats } = analyzeAmqp(chunks, (i) => cuts.map((x) => x + i), 5, small ? { maxPending: 2, maxFrameBytes: 64, maxBodyLength: 3, maxBufferedBytes: 40 } : {});
         assertAccounting({ analyze: { protocols: { amqp: stats } } } as Record<string, Stats>, 'damaged');
         assert.equal(stats.pending, 0);
         assert.equal(stats.buffered_bytes, 0, 'every byte held is given back');

@@ -107,16 +107,17 @@ export function streamsOf(file: string, port: number): Chunk[] {
   return out;
 }
 
-/** the chunks through fresh analyzers of `protocol`; `pieces(i, len)` cuts chunk i; returns the events and the counters */
+/** the chunks through fresh analyzers of `protocol` (with `options`); `pieces(i, len)` cuts chunk i; returns the events and the counters */
 export function analyzeChunks(
   protocol: Protocol,
   chunks: Chunk[],
   pieces: (i: number, len: number) => number[] = () => [],
   expireEvery = 0,
+  options: object = {},
 ): { events: any[]; stats: any } {
   const events: any[] = [];
   const out = { emit: (e: any) => events.push(e) };
-  const inst = protocol.create({}, out);
+  const inst = protocol.create(options, out);
   const analyzers = new Map<Connection, TcpAnalyzer>();
   const get = (c: Connection) => {
     let a = analyzers.get(c);

@@ -8,26 +8,23 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Stats } from '../src/core/stage';
-import { DecodeStage } from '../src/decode/stage';
 import { makeEndpoints } from '../src/events/endpoints';
 import type { TcpAnalyzer } from '../src/protocols/analyzer';
 import { thrift, THRIFT_DEFAULTS, type ThriftOptions } from '../src/protocols/thrift';
 import { loadIdl, parseIdl } from '../src/protocols/thrift/idl';
 import type { ThriftMessage } from '../src/protocols/thrift/message';
 import { goFloat, goQuote, ThriftDecoder } from '../src/protocols/thrift/wire';
-import { PcapReader } from '../src/sources/pcap';
-import { Connection, DirectionFrom } from '../src/tcp/connection';
+import { Connection } from '../src/tcp/connection';
 import { ItemKind } from '../src/tcp/items';
-import { TcpReorderer } from '../src/tcp/reorderer';
 import { captures, generate, IDL, runClient, startServer } from '../scripts/fixtures/thrift';
 import { recordLoopback } from './capture';
-import { fuzzParams } from './fuzz-helpers';
+import { analyzeChunks, fuzzParams, streamsOf } from './fuzz-helpers';
 import { bool, CALL, EXCEPTION, i32, message, ONEWAY, REPLY, str, struct, type Field, type Proto } from './gen/thrift';
 import { assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
 import { freePort } from './net';
@@ -520,72 +517,22 @@ describe('Thrift probe', { timeout: 60_000 }, () => {
 // ---------------------------------------------------------------------------
 // properties over the fixtures' streams
 
-interface Chunk {
-  conn: Connection;
-  kind: number;
-  side: number;
-  data: Buffer | null;
-  len: number;
-  sec: number;
-  nsec: number;
-}
 
 const REAL = Object.keys(captures).map((n) => `thrift/${n}.pcap`);
 const EDGE = ['gaps', 'midstream', 'pairing', 'violations'].map((n) => `thrift/edge-${n}.pcap`);
 
-/** the reassembled streams of a capture, as the analyzer stage would get them (Thrift on 9090) */
-function streamsOf(file: string): Chunk[] {
-  const frames = new PcapReader(file).push(readFileSync(fixture(file)));
-  const d = new DecodeStage();
-  const r = new TcpReorderer({ isServerPort: (p) => p === 9090 });
-  const out: Chunk[] = [];
-  for (const it of [...r.push(d.push(frames)), ...r.flush()]) {
-    if (it.conn === null || (it.kind !== ItemKind.data && it.kind !== ItemKind.gap && it.kind !== ItemKind.close)) continue;
-    out.push({ conn: it.conn, kind: it.kind, side: it.side, data: it.kind === ItemKind.data ? Buffer.from(it.buf!.subarray(it.off, it.off + it.len)) : null, len: it.len, sec: it.tsSec, nsec: it.tsNsec });
-  }
-  return out;
-}
-
-function analyzeChunks(chunks: Chunk[], pieces: (i: number, len: number) => number[] = () => [], expireEvery = 0): { events: any[]; stats: any } {
-  const events: any[] = [];
-  const out = { emit: (e: any) => events.push(e) };
-  const inst = thrift.create({}, out);
-  const analyzers = new Map<Connection, TcpAnalyzer>();
-  const get = (c: Connection) => {
-    let a = analyzers.get(c);
-    if (a === undefined) {
-      const midStream = c.directionFrom !== DirectionFrom.syn && c.directionFrom !== DirectionFrom.synAck;
-      analyzers.set(c, (a = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream })));
-    }
-    return a;
-  };
-  chunks.forEach((ch, i) => {
-    const a = get(ch.conn);
-    if (ch.kind === ItemKind.close) {
-      a.close(ch.sec, ch.nsec);
-      analyzers.delete(ch.conn);
-    } else if (ch.kind === ItemKind.gap) a.gap(ch.side, ch.len, ch.sec, ch.nsec);
-    else {
-      const cuts = [...new Set([0, ...pieces(i, ch.len).map((c) => c % (ch.len + 1)), ch.len])].sort((x, y) => x - y);
-      for (let k = 0; k + 1 < cuts.length; k++) a.data(ch.side, ch.data!, cuts[k], cuts[k + 1] - cuts[k], ch.sec, ch.nsec);
-    }
-    if (expireEvery > 0 && i % expireEvery === 0) for (const x of analyzers.values()) x.expire(ch.sec, ch.nsec);
-  });
-  for (const a of analyzers.values()) a.close(0, 0);
-  return { events, stats: inst.stats() };
-}
 
 describe('Thrift fuzzing', { timeout: 1_200_000 }, () => {
   const files = [...REAL, ...EDGE];
-  const streams = files.map(streamsOf);
-  const reference = streams.map((s) => JSON.stringify(analyzeChunks(s).events));
+  const streams = files.map((f) => streamsOf(fixture(f), 9090));
+  const reference = streams.map((s) => JSON.stringify(analyzeChunks(thrift, s).events));
 
   it("random splits of the fixtures' streams give the same events", () => {
     fc.assert(
       fc.property(fc.nat(streams.length - 1), fc.array(fc.tuple(fc.nat(), fc.array(fc.nat(), { minLength: 1, maxLength: 6 })), { maxLength: 40 }), fc.nat(), (which, splits, every) => {
         const cuts = new Map(splits.map(([i, c]) => [i % streams[which].length, c]));
         const denseCut = every % 7 === 0; // sometimes: every chunk cut byte by byte for its first bytes
-        const { events, stats } = analyzeChunks(streams[which], (i, len) => (denseCut ? Array.from({ length: Math.min(len, 40) }, (_, k) => k) : (cuts.get(i) ?? [])));
+        const { events, stats } = analyzeChunks(thrift, streams[which], (i, len) => (denseCut ? Array.from({ length: Math.min(len, 40) }, (_, k) => k) : (cuts.get(i) ?? [])));
         assert.equal(JSON.stringify(events), reference[which]);
         assertAccounting({ analyze: { protocols: { thrift: stats } } } as Record<string, Stats>, files[which]);
       }),
@@ -620,7 +567,7 @@ describe('Thrift fuzzing', { timeout: 1_200_000 }, () => {
           else chunks.splice(i, 1);
           if (chunks[i] === c) c.len = c.data!.length;
         }
-        const { stats } = analyzeChunks(chunks, (i) => cuts.map((x) => x + i), 5);
+        const { stats } = analyzeChunks(thrift, chunks, (i) => cuts.map((x) => x + i), 5);
         assertAccounting({ analyze: { protocols: { thrift: stats } } } as Record<string, Stats>, 'damaged');
         assert.equal(stats.pending, 0);
       }),

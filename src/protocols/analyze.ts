@@ -220,15 +220,15 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
     return this.out as Event[];
   }
 
-  /**
-   * packet time reached this in frames another worker saw (--workers, before the
-   * flush, which stamps its events with it): no timer runs
-   */
   /** the packet time this stage has reached (--workers: the latest over the workers goes to setClock) */
   clock(): [number, number] {
     return [this.nowSec, this.nowNsec];
   }
 
+  /**
+   * packet time reached this in frames another worker saw (--workers, before the
+   * flush, which stamps its events with it): no timer runs
+   */
   setClock(sec: number, nsec: number): void {
     if (sec > this.nowSec || (sec === this.nowSec && nsec > this.nowNsec)) {
       this.nowSec = sec;

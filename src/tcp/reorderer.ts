@@ -144,16 +144,15 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     return out;
   }
 
-  /** end of input: every connection is closed, its held bytes released as data and gaps */
-  /**
-   * packet time reached this in frames another worker saw (--workers, before the
-   * flush, which stamps its events with it); the second's timers already ran at its tick
-   */
   /** the packet time this stage has reached (--workers: the latest over the workers goes to setClock) */
   clock(): [number, number] {
     return [this.nowSec, this.nowNsec];
   }
 
+  /**
+   * packet time reached this in frames another worker saw (--workers, before the
+   * flush, which stamps its events with it); the second's timers already ran at its tick
+   */
   setClock(sec: number, nsec: number): void {
     if (sec > this.nowSec || (sec === this.nowSec && nsec > this.nowNsec)) {
       this.nowSec = sec;
@@ -162,6 +161,7 @@ export class TcpReorderer implements Stage<Packet, StreamItem> {
     this.flows?.advance(sec, nsec);
   }
 
+  /** end of input: every connection is closed, its held bytes released as data and gaps */
   flush(): StreamItem[] {
     this.out = [];
     this.itemSec = this.nowSec;
