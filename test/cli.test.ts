@@ -72,6 +72,16 @@ describe('pktflow CLI', { timeout: 600_000 }, () => {
     assert.match(r.stdout, /^  http +tcp 80,8080/m);
   });
 
+  it("the README's protocol table lists every registered protocol with its default ports", () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const rows = new Map<string, string>();
+    for (const m of readme.matchAll(/^\| [^|]+ \| `(\w+)` \| ([^|]+) \|/gm)) rows.set(m[1], m[2].trim());
+    for (const p of protocols) {
+      const ports = [...new Set([...p.tcpPorts, ...p.udpPorts])].join(', ');
+      assert.equal(rows.get(p.name), ports === '' ? '—' : ports, p.name);
+    }
+  });
+
   it('rejects a bad flag or command in one line with exit status 2', async () => {
     for (const [args, msg] of [
       [['read', 'x.pcap', '--bogus'], /unknown option '--bogus'/],
