@@ -102,21 +102,35 @@ export function parseCertificate(der: Buffer): ParsedCertificate | null {
   } catch {
     return null;
   }
-  const key = c.publicKey;
-  const type = key.asymmetricKeyType ?? '';
-  const details = key.asymmetricKeyDetails ?? {};
-  const f: X509Fields = {
-    version_number: String(asn.tbsCertificate.version + 1),
-    serial_number: c.serialNumber.toUpperCase(),
-    issuer: name(c.issuer),
-    subject: name(c.subject),
-    not_before: iso(c.validFrom),
-    not_after: iso(c.validTo),
-    public_key_algorithm: KEY_ALGORITHMS[type] ?? type,
-    signature_algorithm: SIGNATURE_OIDS.get(asn.signatureAlgorithm.algorithm) ?? asn.signatureAlgorithm.algorithm,
-  };
-  const alt = altNames(c.subjectAltName);
-  if (alt !== undefined) f.alternative_names = alt;
+  // Node's getters parse lazily (the public key, the names): a damaged part throws on access
+  let f: X509Fields;
+  let type = '';
+  let details: { modulusLength?: number; publicExponent?: bigint; namedCurve?: string } = {};
+  try {
+    f = {
+      version_number: String(asn.tbsCertificate.version + 1),
+      serial_number: c.serialNumber.toUpperCase(),
+      issuer: name(c.issuer),
+      subject: name(c.subject),
+      not_before: iso(c.validFrom),
+      not_after: iso(c.validTo),
+      public_key_algorithm: '',
+      signature_algorithm: SIGNATURE_OIDS.get(asn.signatureAlgorithm.algorithm) ?? asn.signatureAlgorithm.algorithm,
+    };
+    const alt = altNames(c.subjectAltName);
+    if (alt !== undefined) f.alternative_names = alt;
+  } catch {
+    return null;
+  }
+  try {
+    const key = c.publicKey;
+    type = key.asymmetricKeyType ?? '';
+    details = key.asymmetricKeyDetails ?? {};
+  } catch {
+    // a key OpenSSL cannot decode: the certificate's other fields stand
+    type = 'unknown';
+  }
+  f.public_key_algorithm = KEY_ALGORITHMS[type] ?? type;
   if (details.modulusLength !== undefined) f.public_key_size = details.modulusLength;
   else if (details.namedCurve !== undefined && CURVE_BITS[details.namedCurve] !== undefined) f.public_key_size = CURVE_BITS[details.namedCurve];
   else if (type === 'ed25519') f.public_key_size = 256;
