@@ -207,7 +207,7 @@ describe('TLS analyzer over the fixtures', { timeout: 600_000 }, () => {
 
   it('alerts: the client rejecting the chain (unknown_ca), the server without a common cipher (handshake_failure)', () => {
     const { events: es, stats } = events('alert');
-    assert.deepEqual(es.map((e) => [e.status, e.tls.established, e.tls.detailed.alert_types, e.tls.detailed.alerts[0].from, e.tls.detailed.alerts[0].severity, e.error.message]), [
+    assert.deepEqual(es.map((e) => [e.status, e.tls.established, e.tls.detailed.alert_types, e.tls.detailed.alerts[0].source, e.tls.detailed.alerts[0].severity, e.error.message]), [
       ['Error', false, ['unknown_ca'], 'client', 'fatal', 'TLS alert'],
       ['Error', false, ['handshake_failure'], 'server', 'fatal', 'TLS alert'],
     ]);

@@ -19,9 +19,6 @@ export interface TlsEndpointFields {
 export interface TlsHelloDetails {
   version: string;
   session_id?: string;
-  supported_compression_methods?: string[];
-  selected_cipher?: string;
-  selected_compression_method?: string;
   extensions: {
     server_name_indication?: string[];
     supported_groups?: string[];
@@ -58,12 +55,12 @@ export interface TlsEvent extends TransactionEvent<'tls'> {
     };
     detailed?: {
       version: string;
-      client_hello?: TlsHelloDetails;
-      server_hello?: TlsHelloDetails;
+      client_hello?: TlsHelloDetails & { supported_compression_methods: string[] };
+      server_hello?: TlsHelloDetails & { selected_cipher: string; selected_compression_method: string };
       client_certificate_requested: boolean;
       hello_retry_request?: boolean;
       resumption_method?: string;
-      alerts?: { from: string; severity: string; code: number; type: string }[];
+      alerts?: { source: string; severity: string; code: number; type: string }[];
       alert_types?: string[];
       client_certificate_chain?: X509Fields[];
       server_certificate_chain?: X509Fields[];

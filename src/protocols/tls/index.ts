@@ -402,7 +402,7 @@ class TlsConnection implements TcpAnalyzer {
       if (this.hrr) d.hello_retry_request = true;
       if (method !== '') d.resumption_method = method;
       if (this.alerts.length > 0) {
-        d.alerts = this.alerts.map((a) => ({ from: a.side === 0 ? 'client' : 'server', severity: a.level === 2 ? 'fatal' : a.level === 1 ? 'warning' : String(a.level), code: a.code, type: nameOf(ALERTS, a.code) }));
+        d.alerts = this.alerts.map((a) => ({ source: a.side === 0 ? 'client' : 'server', severity: a.level === 2 ? 'fatal' : a.level === 1 ? 'warning' : String(a.level), code: a.code, type: nameOf(ALERTS, a.code) }));
         d.alert_types = this.alerts.map((a) => nameOf(ALERTS, a.code));
       }
       if (this.opts.sendCertificates) {
