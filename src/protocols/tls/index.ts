@@ -24,6 +24,8 @@ export interface TlsOptions {
   maxChainLength: number;
   /** bytes of one chain parsed (default 128 KiB) */
   maxChainBytes: number;
+  /** certificates kept parsed, by their DER, for the next handshakes that send them (default 256; servers send the same chain every time) */
+  certificateCacheSize: number;
   /** seconds of packet time a handshake may take (default 10, as packetbeat's transaction timeout) */
   transactionTimeoutSec: number;
 }
@@ -36,6 +38,7 @@ export const TLS_DEFAULTS: TlsOptions = {
   maxHandshakeBytes: 256 * 1024,
   maxChainLength: 10,
   maxChainBytes: 128 * 1024,
+  certificateCacheSize: 256,
   transactionTimeoutSec: 10,
 };
 
@@ -46,6 +49,9 @@ class TlsCounters extends TransactionCounters {
   established = 0;
   resumed = 0;
   alerts = 0;
+  certificateCacheHits = 0;
+  /** parsed certificates by DER (latin1), oldest first; null for one that does not parse */
+  readonly certificateCache = new Map<string, ParsedCertificate | null>();
   /** bounds hit: handshake_too_long, chain_too_long, chain_too_big */
   readonly limits = new ReasonCounter();
   /** connections whose bytes are not TLS records, or where analysis stopped */
@@ -314,7 +320,7 @@ class TlsConnection implements TcpAnalyzer {
         this.notes.push(`certificate chain cut at maxChainBytes (${this.opts.maxChainBytes})`);
         return;
       }
-      const c = parseCertificate(Buffer.from(b.subarray(i + 3, i + 3 + n)));
+      const c = this.parse(b, i + 3, i + 3 + n);
       if (c === null) {
         this.n.violations.add('certificate_unparseable');
         this.notes.push('a certificate that does not parse');
@@ -324,6 +330,23 @@ class TlsConnection implements TcpAnalyzer {
       }
       i += 3 + n;
     }
+  }
+
+  /** a certificate, parsed once per stage while it stays in the cache */
+  private parse(b: Buffer, from: number, to: number): ParsedCertificate | null {
+    const cache = this.n.certificateCache;
+    const key = b.toString('latin1', from, to);
+    const hit = cache.get(key);
+    if (hit !== undefined) {
+      this.n.certificateCacheHits++;
+      return hit;
+    }
+    const c = parseCertificate(Buffer.from(b.subarray(from, to)));
+    if (this.opts.certificateCacheSize > 0) {
+      if (cache.size >= this.opts.certificateCacheSize) cache.delete(cache.keys().next().value!);
+      cache.set(key, c);
+    }
+    return c;
   }
 
   /** the handshake is over when each side has sent its Finished (encrypted, after its ChangeCipherSpec; TLS 1.3: the client's) */
@@ -487,6 +510,7 @@ export const tls: Protocol<TlsOptions> = {
         established: n.established,
         resumed: n.resumed,
         alerts: n.alerts,
+        certificate_cache_hits: n.certificateCacheHits,
         partial: n.partial,
         limits: n.limits.toJSON(),
         unmatched: n.unmatched.toJSON(),
