@@ -29,7 +29,7 @@ import { freePort } from './net';
 const SECONDS = Number(process.env.PKTFLOW_FUZZ_SECONDS ?? 0);
 const runs = (n: number): fc.Parameters<unknown> => (SECONDS > 0 ? { numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: SECONDS * 1000 } : { numRuns: n });
 
-const NAMES = ['tls13', 'tls12', 'client-cert', 'resumption', 'alert', 'node'];
+const NAMES = ['tls13', 'tls12', 'client-cert', 'resumption', 'alert', 'hrr', 'node'];
 const REAL = NAMES.map((n) => `tls/${n}.pcap`);
 
 /** the server's port of a fixture: the destination of its first SYN */
@@ -71,6 +71,68 @@ function handshakeBody(chunks: Chunk[], side: number, type: number): Buffer {
   }
   throw new Error(`no handshake message ${type}`);
 }
+
+/**
+ * the chunks with each turn (a side's consecutive chunks on a connection) as one
+ * chunk, its clear handshake records (those before the side's ChangeCipherSpec or
+ * first encrypted record) joined and cut again into records of `size` bytes
+ */
+function reframe(chunks: Chunk[], size: number): Chunk[] {
+  const out: Chunk[] = [];
+  const clear = new Map<unknown, boolean[]>();
+  let turn: Chunk | null = null;
+  let parts: Buffer[] = [];
+  const flushTurn = () => {
+    if (turn === null) return;
+    const b = Buffer.concat(parts);
+    const state = clear.get(turn.conn) ?? [true, true];
+    clear.set(turn.conn, state);
+    const rebuilt: Buffer[] = [];
+    let hs: Buffer[] = [];
+    const flushHs = () => {
+      const all = Buffer.concat(hs);
+      hs = [];
+      for (let i = 0; i < all.length; i += size) {
+        const part = all.subarray(i, i + size);
+        rebuilt.push(Buffer.from([22, 3, 3, part.length >> 8, part.length & 255]), part);
+      }
+    };
+    let i = 0;
+    for (; i + 5 <= b.length; ) {
+      const len = b.readUInt16BE(i + 3);
+      if (i + 5 + len > b.length) break;
+      if (state[turn.side] && b[i] === 22) hs.push(b.subarray(i + 5, i + 5 + len));
+      else {
+        flushHs();
+        if ((b[i] === 20 && !hrr(chunks)) || b[i] === 23) state[turn.side] = false;
+        rebuilt.push(b.subarray(i, i + 5 + len));
+      }
+      i += 5 + len;
+    }
+    flushHs();
+    rebuilt.push(b.subarray(i));
+    const data = Buffer.concat(rebuilt);
+    out.push({ ...turn, data, len: data.length });
+    turn = null;
+    parts = [];
+  };
+  for (const c of chunks) {
+    if (c.kind !== ItemKind.data) {
+      flushTurn();
+      out.push(c);
+      continue;
+    }
+    if (turn !== null && (turn.conn !== c.conn || turn.side !== c.side)) flushTurn();
+    turn ??= c;
+    parts.push(c.data!);
+  }
+  flushTurn();
+  return out;
+}
+
+/** TLS 1.3 (a HelloRetryRequest's dummy ChangeCipherSpec keeps the hellos in clear): the fixture of that name */
+const hrrChunks = new WeakSet<Chunk[]>();
+const hrr = (chunks: Chunk[]) => hrrChunks.has(chunks);
 
 describe('TLS hello parser and names', { timeout: 120_000 }, () => {
   const chunks = streamsOf(fixture('tls/tls13.pcap'), serverPort(fixture('tls/tls13.pcap')));
@@ -228,7 +290,51 @@ describe('TLS analyzer over the fixtures', { timeout: 600_000 }, () => {
       assertAccounting(r.stats, f);
       total += r.events.filter((e) => e.type === 'tls').length;
     }
-    assert.equal(total, 15);
+    assert.equal(total, 16);
+  });
+
+  it('HelloRetryRequest (s_client offering a P-384 share to a server of X25519 and P-256): the second ClientHello is read', () => {
+    const { events: [e] } = events('hrr');
+    assert.equal(e.status, 'OK');
+    assert.equal(e.tls.version, '1.3');
+    assert.equal(e.tls.curve, 'x25519');
+    assert.equal(e.tls.detailed.hello_retry_request, true);
+    assert.deepEqual(e.tls.detailed.client_hello.extensions.key_share, ['x25519']);
+  });
+
+  it('a capture that starts after the hellos reports nothing (no handshake to describe), and the accounting holds', () => {
+    const f = fixture('tls/tls12.pcap');
+    const chunks = streamsOf(f, serverPort(f));
+    const seen = new Map<unknown, number>();
+    const late = chunks.filter((c) => {
+      if (c.kind !== ItemKind.data) return true;
+      const n = (seen.get(c.conn) ?? 0) + 1;
+      seen.set(c.conn, n);
+      return n > 2; // the ClientHello and the server's first flight left out
+    });
+    const { events: es, stats } = analyzeChunks(tls, late);
+    assert.equal(es.length, 0);
+    assert.equal(stats.transactions_started, 0);
+    assert.ok(stats.records > 0);
+  });
+
+  it('handshake messages split over many records give the same handshake (any record size)', () => {
+    for (const name of ['tls12', 'client-cert', 'hrr']) {
+      const f = fixture(`tls/${name}.pcap`);
+      const chunks = streamsOf(f, serverPort(f));
+      if (name === 'hrr') hrrChunks.add(chunks);
+      const { events: wanted, stats: base } = analyzeChunks(tls, chunks);
+      const want = wanted.map((e) => JSON.stringify(e.tls));
+      assert.ok(want.length > 0);
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 3000 }), (size) => {
+          const r = analyzeChunks(tls, reframe(chunks, size));
+          assert.deepEqual(r.events.map((e) => JSON.stringify(e.tls)), want);
+          if (size <= 50) assert.ok(r.stats.records > base.records * 5, `${r.stats.records} records for ${base.records}`);
+        }),
+        runs(30),
+      );
+    }
   });
 
   it('options: sendCertificates off, includeDetailedFields off, raw chains, every fingerprint', () => {

@@ -94,8 +94,11 @@ class Side {
 
 class TlsConnection implements TcpAnalyzer {
   private readonly s: [Side, Side] = [new Side(), new Side()];
+  /** a hello was seen: there is a handshake to report (a capture that starts inside a connection has none) */
   private started = false;
   private done = false;
+  private firstSec = -1;
+  private firstNsec = 0;
   private startSec = 0;
   private startNsec = 0;
   private endSec = 0;
@@ -130,7 +133,10 @@ class TlsConnection implements TcpAnalyzer {
       if (i + 5 + len > b.length) break;
       st.bytes += 5 + len;
       this.n.records++;
-      if (!this.started) this.start(tsSec, tsNsec);
+      if (this.firstSec < 0) {
+        this.firstSec = tsSec;
+        this.firstNsec = tsNsec;
+      }
       this.endSec = tsSec;
       this.endNsec = tsNsec;
       this.record(side, type, b, i + 5, i + 5 + len);
@@ -173,10 +179,11 @@ class TlsConnection implements TcpAnalyzer {
     this.done = true;
   }
 
-  private start(tsSec: number, tsNsec: number): void {
+  private start(): void {
+    if (this.started) return;
     this.started = true;
-    this.startSec = tsSec;
-    this.startNsec = tsNsec;
+    this.startSec = this.firstSec;
+    this.startNsec = this.firstNsec;
     this.n.started++;
     this.n.pending++;
   }
@@ -199,8 +206,11 @@ class TlsConnection implements TcpAnalyzer {
     const st = this.s[side];
     if (type === CCS) {
       st.ccs = true;
-      st.encrypted = true;
-      st.hs = Buffer.alloc(0);
+      // TLS 1.3's ChangeCipherSpec is a dummy (middlebox compatibility): after a HelloRetryRequest the hellos still come in clear
+      if (!this.tls13 && !this.hrr) {
+        st.encrypted = true;
+        st.hs = Buffer.alloc(0);
+      }
       return;
     }
     if (st.encrypted) {
@@ -271,6 +281,7 @@ class TlsConnection implements TcpAnalyzer {
           return;
         }
         if (st.hello === null || client) st.hello = h;
+        this.start();
         if (!client && negotiatedVersion(h) === 0x0304) {
           this.tls13 = true;
           st.encrypted = true; // the rest of the server's handshake is encrypted
@@ -364,6 +375,11 @@ class TlsConnection implements TcpAnalyzer {
   private emit(): void {
     if (this.done) return;
     this.done = true;
+    if (!this.started) {
+      // no hello: nothing to report (a connection seen from its middle, an alert alone)
+      this.n.lost.add('no_hello');
+      return;
+    }
     const n = this.n;
     n.pending--;
     n.transactions++;
