@@ -22,6 +22,7 @@ import { parseCertificate } from '../src/protocols/tls/x509';
 import { ItemKind } from '../src/tcp/items';
 import { makePki, scenarios, startNginx, type Nginx, type Pki } from '../scripts/fixtures/tls';
 import { recordLoopback } from './capture';
+import { serverPort, tlsEdgeCases } from './gen/tls';
 import { analyzeChunks, streamsOf, type Chunk } from './fuzz-helpers';
 import { assertAccounting, fixture, readFile } from './helpers';
 import { freePort } from './net';
@@ -31,27 +32,6 @@ const runs = (n: number): fc.Parameters<unknown> => (SECONDS > 0 ? { numRuns: Nu
 
 const NAMES = ['tls13', 'tls12', 'client-cert', 'resumption', 'alert', 'hrr', 'node'];
 const REAL = NAMES.map((n) => `tls/${n}.pcap`);
-
-/** the server's port of a fixture: the destination of its first SYN */
-function serverPort(file: string): number {
-  // a pcap of Ethernet (or Linux cooked) frames on lo: the first SYN without ACK
-  const b = readFileSync(file);
-  const le = b.readUInt32LE(0) === 0xa1b23c4d || b.readUInt32LE(0) === 0xa1b2c3d4;
-  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  const link = u32(20);
-  const l2 = link === 1 ? 14 : link === 113 ? 16 : 0;
-  for (let o = 24; o + 16 <= b.length; ) {
-    const caplen = u32(o + 8);
-    const p = o + 16 + l2;
-    const ihl = (b[p] & 15) * 4;
-    if (b[p] >> 4 === 4 && b[p + 9] === 6) {
-      const t = p + ihl;
-      if ((b[t + 13] & 0x12) === 0x02) return b.readUInt16BE(t + 2);
-    }
-    o += 16 + caplen;
-  }
-  throw new Error('no SYN');
-}
 
 const events = (name: string, options: Partial<TlsOptions> = {}) => analyzeChunks(tls, streamsOf(fixture(`tls/${name}.pcap`), serverPort(fixture(`tls/${name}.pcap`))), () => [], 0, options);
 
@@ -335,6 +315,24 @@ describe('TLS analyzer over the fixtures', { timeout: 600_000 }, () => {
         runs(30),
       );
     }
+  });
+
+  it('generated edge cases (test/gen/tls.ts) are what the generator writes, and give their events', async () => {
+    for (const [name, data] of Object.entries(tlsEdgeCases())) assert.ok(readFileSync(fixture(`tls/${name}`)).equals(data), `${name} is stale: npx tsx test/gen/tls.ts`);
+    const gaps = (await readFile(fixture('tls/edge-gaps.pcap'))).events as any[];
+    assert.deepEqual(gaps.map((e) => [e.status, e.tls.established, e.notes]), [
+      ['Error', false, ['packet loss: 2040 server bytes missing, handshake cut']],
+      ['Error', false, ['packet loss: 105 client bytes missing, handshake cut']],
+    ]);
+    assert.equal(gaps[1].tls.server.subject, 'CN=tls.pktflow.test,O=pktflow test,L=Paris,C=FR', 'what came before the loss is kept');
+    const mid = (await readFile(fixture('tls/edge-midstream.pcap'))).events as any[];
+    assert.deepEqual(mid.map((e) => [e.client.port, e.tls.version, e.status]), [[51012, '1.3', 'OK']]);
+    const seg = await readFile(fixture('tls/edge-segments.pcap'));
+    assertAccounting(seg.stats, 'edge-segments');
+    assert.deepEqual((seg.events as any[]).map((e) => [e.server.port, e.tls.version, e.tls.established]), [
+      [443, '1.3', true],
+      [443, '1.2', true],
+    ]);
   });
 
   it('options: sendCertificates off, includeDetailedFields off, raw chains, every fingerprint', () => {
