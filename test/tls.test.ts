@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Stats } from '../src/core/stage';
+import { makeEndpoints } from '../src/events/endpoints';
 import { tls, type TlsOptions } from '../src/protocols/tls';
 import { CIPHER_SUITES } from '../src/protocols/tls/ciphers';
 import { parseHello } from '../src/protocols/tls/hello';
@@ -333,6 +334,29 @@ describe('TLS analyzer over the fixtures', { timeout: 600_000 }, () => {
       [443, '1.3', true],
       [443, '1.2', true],
     ]);
+  });
+
+  it('a handshake that stops without a close is emitted at the transaction timeout, counted', () => {
+    const f = fixture('tls/tls12.pcap');
+    const chunks = streamsOf(f, serverPort(f));
+    const conn = chunks[0].conn;
+    // the first connection up to the server's first flight: no close, nothing after
+    const mine = chunks.filter((c) => c.conn === conn && c.kind === ItemKind.data).slice(0, 2);
+    const out: any[] = [];
+    const inst = tls.create({}, { emit: (e) => out.push(e) });
+    const a = inst.tcp!({ conn, endpoints: makeEndpoints(conn, 6), out: { emit: (e) => out.push(e) }, midStream: false });
+    for (const c of mine) a.data(c.side, c.data!, 0, c.len, c.sec, c.nsec);
+    const t = mine[1].sec;
+    a.expire(t + 9, 0);
+    assert.equal(out.length, 0);
+    a.expire(t + 10, 0);
+    assert.equal(out.length, 1);
+    assert.deepEqual([out[0].status, out[0].tls.established, out[0].notes], ['Error', false, ['handshake not completed within the transaction timeout']]);
+    const stats = inst.stats() as any;
+    assert.deepEqual(stats.unmatched, { timeout: 1 });
+    assertAccounting({ analyze: { protocols: { tls: stats } } } as Record<string, Stats>, 'timeout');
+    a.close(t + 11, 0);
+    assert.equal(out.length, 1, 'emitted once');
   });
 
   it('options: sendCertificates off, includeDetailedFields off, raw chains, every fingerprint', () => {
