@@ -486,7 +486,7 @@ const haveTshark = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).statu
 
 describe('agreement with tshark (TLS dissector)', { skip: haveTshark ? false : 'tshark not installed', timeout: 600_000 }, () => {
   for (const name of NAMES) {
-    it(`${name}: per connection, SNI, offered and chosen cipher suites, JA3, JA3S`, () => {
+    it(`${name}: per connection, SNI, offered and chosen cipher suites, JA3, JA3S, certificates and alerts in clear`, () => {
       const f = fixture(`tls/${name}.pcap`);
       const port = serverPort(f);
       const out = execFileSync('tshark', ['-r', f, '-d', `tcp.port==${port},tls`, '-Y', 'tls.handshake.type==1 || tls.handshake.type==2', '-T', 'fields', '-E', 'separator=|', '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'tls.handshake.type', '-e', 'tls.handshake.extensions_server_name', '-e', 'tls.handshake.ciphersuite', '-e', 'tls.handshake.ja3', '-e', 'tls.handshake.ja3s'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
@@ -511,6 +511,21 @@ describe('agreement with tshark (TLS dissector)', { skip: haveTshark ? false : '
           assert.equal(e.tls.cipher, CIPHER_SUITES.get(Number(t.chosen)));
           assert.equal(e.tls.server.ja3s, t.ja3s);
         } else assert.equal(e.tls.server, undefined);
+      }
+      // certificates in clear (each with its length) and alerts in clear, per connection
+      const more = execFileSync('tshark', ['-r', f, '-d', `tcp.port==${port},tls`, '-Y', 'tls.handshake.type==11 || tls.alert_message', '-T', 'fields', '-E', 'separator=|', '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'tls.handshake.certificate_length', '-e', 'tls.alert_message.desc'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      const certs = new Map<number, number[]>();
+      const alerts = new Map<number, number[]>();
+      for (const line of more.trim().split('\n').filter((l) => l !== '')) {
+        const [src, dst, lengths, desc] = line.split('|');
+        const client = Number(src) === port ? Number(dst) : Number(src);
+        if (lengths !== '') certs.set(client, [...(certs.get(client) ?? []), ...lengths.split(',').map(Number)]);
+        if (desc !== '') alerts.set(client, [...(alerts.get(client) ?? []), ...desc.split(',').map(Number)]);
+      }
+      for (const e of es) {
+        const ours = [e.tls.server, e.tls.client].filter((x) => x?.x509 !== undefined).length + (e.tls.detailed.server_certificate_chain?.length ?? 0) + (e.tls.detailed.client_certificate_chain?.length ?? 0);
+        assert.equal(ours, certs.get(e.client.port)?.length ?? 0, `certificates of connection ${e.client.port}`);
+        assert.deepEqual((e.tls.detailed.alerts ?? []).map((a: any) => a.code), alerts.get(e.client.port) ?? [], `alerts of connection ${e.client.port}`);
       }
     });
   }
