@@ -311,9 +311,9 @@ describe('TLS analyzer over the fixtures', { timeout: 600_000 }, () => {
         fc.property(fc.integer({ min: 1, max: 3000 }), (size) => {
           const r = analyzeChunks(tls, reframe(chunks, size));
           assert.deepEqual(r.events.map((e) => JSON.stringify(e.tls)), want);
-          if (size <= 50) assert.ok(r.stats.records > base.records * 5, `${r.stats.records} records for ${base.records}`);
+          if (size <= 50) assert.ok(r.stats.records > base.records, `${r.stats.records} records for ${base.records}`);
         }),
-        runs(30),
+        { ...runs(30), examples: [[1], [15], [16]] },
       );
     }
   });
