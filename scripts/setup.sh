@@ -13,6 +13,8 @@ sudo=""
 
 # libpcap for cap; tshark, tcpdump, nginx, dnsmasq, dig, curl for fixtures, tests and benchmarks
 packages=(libpcap-dev build-essential python3 tshark tcpdump nginx-light dnsmasq-base dnsutils curl jq wrk time iputils-ping)
+# openssl: the TLS fixtures' certificates and s_client (scripts/fixtures/tls.ts)
+packages+=(openssl)
 # PostgreSQL (server, psql, pgbench) for the pgsql fixtures, live test and benchmark
 packages+=(postgresql)
 # MariaDB server and clients (mariadb, mariadb-admin, mariadb-slap) for MySQL fixtures, the live test and its benchmark

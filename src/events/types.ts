@@ -13,6 +13,7 @@ import type { RedisEvent } from '../protocols/redis/event';
 import type { NfsEvent } from '../protocols/nfs/event';
 import type { SipEvent } from '../protocols/sip/event';
 import type { ThriftEvent } from '../protocols/thrift/event';
+import type { TlsEvent } from '../protocols/tls/event';
 
 /**
  * The events pktflow emits, typed for pipeline authors: a union discriminated by
@@ -25,7 +26,7 @@ import type { ThriftEvent } from '../protocols/thrift/event';
  * These are types only: analyzers build plain objects (`EventObject`), and nothing
  * is checked or copied per event.
  */
-export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | NfsEvent | Dhcpv4Event | SipEvent | AmqpEvent | ThriftEvent | FlowEvent | AnomalyEvent | StatsEvent;
+export type Event = HttpEvent | DnsEvent | IcmpEvent | PgsqlEvent | MysqlEvent | MemcacheEvent | MongodbEvent | RedisEvent | CassandraEvent | NfsEvent | Dhcpv4Event | SipEvent | AmqpEvent | ThriftEvent | TlsEvent | FlowEvent | AnomalyEvent | StatsEvent;
 
 /** `http`, `dns`, `icmp`, `pgsql`, `mysql`, `memcache`, `flow`, `anomaly`, `stats` */
 export type EventType = Event['type'];
@@ -44,6 +45,8 @@ export type { Dhcpv4Event, Dhcpv4OptionFields } from '../protocols/dhcpv4/event'
 export type { SipEvent } from '../protocols/sip/event';
 export type { AmqpEvent, AmqpFields, AmqpTable } from '../protocols/amqp/event';
 export type { ThriftEvent } from '../protocols/thrift/event';
+export type { TlsEvent, TlsEndpointFields, TlsHelloDetails } from '../protocols/tls/event';
+export type { X509Fields, X509Name } from '../protocols/tls/x509';
 
 export interface Vlan {
   id: string;

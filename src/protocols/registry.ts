@@ -13,6 +13,7 @@ import { pgsql } from './pgsql';
 import { redis } from './redis';
 import { sip } from './sip';
 import { thrift } from './thrift';
+import { tls } from './tls';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, nfs, dhcpv4, sip, amqp, thrift];
+export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, nfs, dhcpv4, sip, amqp, thrift, tls];
