@@ -21,10 +21,9 @@ import { goTime, readContentHeader, Reader } from '../src/protocols/amqp/wire';
 import type { TcpAnalyzer } from '../src/protocols/analyzer';
 import { protocols } from '../src/protocols/registry';
 import { Connection } from '../src/tcp/connection';
-import { ItemKind } from '../src/tcp/items';
 import { scenarios, startRabbit, type RabbitServer } from '../scripts/fixtures/amqp';
 import { recordLoopback } from './capture';
-import { analyzeChunks, type Chunk, fuzzParams, streamsOf } from './fuzz-helpers';
+import { analyzeChunks, type Chunk, chunkDamage, damageChunks, fuzzParams, streamsOf } from './fuzz-helpers';
 import { body, contentHeader, frame, heartbeat, longstr, M, method, opening, PROTOCOL_HEADER, shortstr, table } from './gen/amqp';
 import { assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
 import { freePort } from './net';
@@ -458,32 +457,10 @@ describe('AMQP fuzzing', { timeout: 900_000 }, () => {
   });
 
   it('damaged streams (flipped, inserted and cut bytes, gaps, lost closes) never throw, and the accounting holds', () => {
-    const damage = fc.record({
-      chunk: fc.nat(),
-      what: fc.constantFrom('flip', 'insert', 'cut', 'gap', 'drop'),
-      at: fc.nat(),
-      byte: fc.constantFrom(0x00, 0x01, 0x02, 0x03, 0x08, 0xce, 0xff, 0x41, 0x0a, 0x3c, 0x32, 0x14),
-    });
+    const damage = chunkDamage([0x00, 0x01, 0x02, 0x03, 0x08, 0xce, 0xff, 0x41, 0x0a, 0x3c, 0x32, 0x14]);
     fc.assert(
       fc.property(fc.nat(streams.length - 1), fc.array(damage, { minLength: 1, maxLength: 30 }), fc.array(fc.nat(), { maxLength: 10 }), fc.boolean(), (which, damages, cuts, small) => {
-        const chunks = streams[which].map((c) => ({ ...c }));
-        for (const d of damages) {
-          const i = d.chunk % chunks.length;
-          const c = chunks[i];
-          if (c.kind !== ItemKind.data) {
-            if (d.what === 'drop') chunks.splice(i, 1);
-            continue;
-          }
-          const at = d.at % (c.len + 1);
-          if (d.what === 'flip' && c.len > 0) {
-            c.data = Buffer.from(c.data!);
-            c.data[at % c.len] = d.byte;
-          } else if (d.what === 'insert') c.data = Buffer.concat([c.data!.subarray(0, at), Buffer.from([d.byte]), c.data!.subarray(at)]);
-          else if (d.what === 'cut') c.data = c.data!.subarray(0, at);
-          else if (d.what === 'gap') chunks[i] = { ...c, kind: ItemKind.gap, data: null, len: Math.max(1, at) };
-          else chunks.splice(i, 1);
-          if (chunks[i] === c) c.len = c.data!.length;
-        }
+        const chunks = damageChunks(streams[which], damages);
         const { stats } = analyzeAmqp(chunks, (i) => cuts.map((x) => x + i), 5, small ? { maxPending: 2, maxFrameBytes: 64, maxBodyLength: 3, maxBufferedBytes: 40 } : {});
         assertAccounting({ analyze: { protocols: { amqp: stats } } } as Record<string, Stats>, 'damaged');
         assert.equal(stats.pending, 0);

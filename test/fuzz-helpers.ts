@@ -142,3 +142,37 @@ export function analyzeChunks(
   for (const a of analyzers.values()) a.close(0, 0);
   return { events, stats: inst.stats() };
 }
+
+/** damage to a stream's chunks: a byte flipped to one of `bytes`, inserted, a chunk cut short, turned into a gap, or lost (a lost close too) */
+export function chunkDamage(bytes: number[]) {
+  return fc.record({
+    chunk: fc.nat(),
+    what: fc.constantFrom('flip', 'insert', 'cut', 'gap', 'drop'),
+    at: fc.nat(),
+    byte: fc.constantFrom(...bytes),
+  });
+}
+
+/** a copy of the chunks with the damages done */
+export function damageChunks(stream: Chunk[], damages: { chunk: number; what: string; at: number; byte: number }[]): Chunk[] {
+  const chunks = stream.map((c) => ({ ...c }));
+  for (const d of damages) {
+    if (chunks.length === 0) break;
+    const i = d.chunk % chunks.length;
+    const c = chunks[i];
+    if (c.kind !== ItemKind.data) {
+      if (d.what === 'drop') chunks.splice(i, 1);
+      continue;
+    }
+    const at = d.at % (c.len + 1);
+    if (d.what === 'flip' && c.len > 0) {
+      c.data = Buffer.from(c.data!);
+      c.data[at % c.len] = d.byte;
+    } else if (d.what === 'insert') c.data = Buffer.concat([c.data!.subarray(0, at), Buffer.from([d.byte]), c.data!.subarray(at)]);
+    else if (d.what === 'cut') c.data = c.data!.subarray(0, at);
+    else if (d.what === 'gap') chunks[i] = { ...c, kind: ItemKind.gap, data: null, len: Math.max(1, at) };
+    else chunks.splice(i, 1);
+    if (chunks[i] === c) c.len = c.data!.length;
+  }
+  return chunks;
+}

@@ -23,10 +23,9 @@ import { opName, procName, statusName } from '../src/protocols/nfs/names';
 import { XdrReader } from '../src/protocols/nfs/xdr';
 import { PcapReader } from '../src/sources/pcap';
 import { Connection } from '../src/tcp/connection';
-import { ItemKind } from '../src/tcp/items';
 import { FILES, scenarios } from '../scripts/fixtures/nfs';
 import { recordLoopback } from './capture';
-import { analyzeChunks, fuzzParams, streamsOf } from './fuzz-helpers';
+import { analyzeChunks, chunkDamage, damageChunks, fuzzParams, streamsOf } from './fuzz-helpers';
 import { record, rpcDenied, rpcReply } from './gen/nfs';
 import { assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
 import { freePort } from './net';
@@ -370,32 +369,10 @@ describe('NFS fuzzing', { timeout: 600_000 }, () => {
   });
 
   it('damaged streams (flipped, inserted and cut bytes, gaps, lost closes) never throw, and the accounting holds', () => {
-    const damage = fc.record({
-      chunk: fc.nat(),
-      what: fc.constantFrom('flip', 'insert', 'cut', 'gap', 'drop'),
-      at: fc.nat(),
-      byte: fc.constantFrom(0x00, 0x80, 0xff, 0x01, 0x7f, 0x02, 0x04),
-    });
+    const damage = chunkDamage([0x00, 0x80, 0xff, 0x01, 0x7f, 0x02, 0x04]);
     fc.assert(
       fc.property(fc.nat(streams.length - 1), fc.array(damage, { minLength: 1, maxLength: 30 }), fc.array(fc.nat(), { maxLength: 10 }), (which, damages, cuts) => {
-        const chunks = streams[which].map((c) => ({ ...c }));
-        for (const d of damages) {
-          const i = d.chunk % chunks.length;
-          const c = chunks[i];
-          if (c.kind !== ItemKind.data) {
-            if (d.what === 'drop') chunks.splice(i, 1);
-            continue;
-          }
-          const at = d.at % (c.len + 1);
-          if (d.what === 'flip' && c.len > 0) {
-            c.data = Buffer.from(c.data!);
-            c.data[at % c.len] = d.byte;
-          } else if (d.what === 'insert') c.data = Buffer.concat([c.data!.subarray(0, at), Buffer.from([d.byte]), c.data!.subarray(at)]);
-          else if (d.what === 'cut') c.data = c.data!.subarray(0, at);
-          else if (d.what === 'gap') chunks[i] = { ...c, kind: ItemKind.gap, data: null, len: Math.max(1, at) };
-          else chunks.splice(i, 1);
-          if (chunks[i] === c) c.len = c.data!.length;
-        }
+        const chunks = damageChunks(streams[which], damages);
         const { stats } = analyzeChunks(nfs, chunks, (i) => cuts.map((x) => x + i), 5);
         assertAccounting({ analyze: { protocols: { nfs: stats } } } as Record<string, Stats>, 'damaged');
         assert.equal(stats.pending, 0);

@@ -19,13 +19,12 @@ import { splitInline } from '../src/protocols/redis/commands';
 import type { RespMessage } from '../src/protocols/redis/message';
 import { MAX_DEPTH, MAX_LINE, RespParser } from '../src/protocols/redis/resp';
 import { Connection } from '../src/tcp/connection';
-import { ItemKind } from '../src/tcp/items';
 import { scenarios, startRedis, type RedisServer } from '../scripts/fixtures/redis';
 import { recordLoopback } from './capture';
 import { cmd } from './gen/redis';
 import { assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
 import { freePort } from './net';
-import { analyzeChunks, streamsOf } from './fuzz-helpers';
+import { analyzeChunks, chunkDamage, damageChunks, streamsOf } from './fuzz-helpers';
 
 const SECONDS = Number(process.env.PKTFLOW_FUZZ_SECONDS ?? 0);
 const runs = (n: number): fc.Parameters<unknown> => {
@@ -569,32 +568,10 @@ describe('Redis fuzzing', { timeout: (2 * SECONDS + 600) * 1000 }, () => {
   });
 
   it('damaged streams (flipped, inserted and cut bytes, gaps, lost closes) never throw, and the accounting holds', () => {
-    const damage = fc.record({
-      chunk: fc.nat(),
-      what: fc.constantFrom('flip', 'insert', 'cut', 'gap', 'drop'),
-      at: fc.nat(),
-      byte: fc.constantFrom(0x0d, 0x0a, 0x2a, 0x24, 0x3e, 0x25, 0x7c, 0x3f, 0x2e, 0x3b, 0x30, 0x2d, 0x00, 0xff),
-    });
+    const damage = chunkDamage([0x0d, 0x0a, 0x2a, 0x24, 0x3e, 0x25, 0x7c, 0x3f, 0x2e, 0x3b, 0x30, 0x2d, 0x00, 0xff]);
     fc.assert(
       fc.property(fc.nat(streams.length - 1), fc.array(damage, { minLength: 1, maxLength: 30 }), fc.array(fc.nat(), { maxLength: 10 }), (which, damages, cuts) => {
-        const chunks = streams[which].map((c) => ({ ...c }));
-        for (const d of damages) {
-          const i = d.chunk % chunks.length;
-          const c = chunks[i];
-          if (c.kind !== ItemKind.data) {
-            if (d.what === 'drop') chunks.splice(i, 1);
-            continue;
-          }
-          const at = d.at % (c.len + 1);
-          if (d.what === 'flip' && c.len > 0) {
-            c.data = Buffer.from(c.data!);
-            c.data[at % c.len] = d.byte;
-          } else if (d.what === 'insert') c.data = Buffer.concat([c.data!.subarray(0, at), Buffer.from([d.byte]), c.data!.subarray(at)]);
-          else if (d.what === 'cut') c.data = c.data!.subarray(0, at);
-          else if (d.what === 'gap') chunks[i] = { ...c, kind: ItemKind.gap, data: null, len: Math.max(1, at) };
-          else chunks.splice(i, 1);
-          if (chunks[i] === c) c.len = c.data!.length;
-        }
+        const chunks = damageChunks(streams[which], damages);
         const { stats } = analyzeChunks(redis, chunks, (i) => cuts.map((x) => x + i), 5);
         assertAccounting({ analyze: { protocols: { redis: stats } } } as Record<string, Stats>, 'damaged');
         assert.equal(stats.pending, 0);

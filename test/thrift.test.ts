@@ -21,10 +21,9 @@ import { loadIdl, parseIdl } from '../src/protocols/thrift/idl';
 import type { ThriftMessage } from '../src/protocols/thrift/message';
 import { goFloat, goQuote, ThriftDecoder } from '../src/protocols/thrift/wire';
 import { Connection } from '../src/tcp/connection';
-import { ItemKind } from '../src/tcp/items';
 import { captures, generate, IDL, runClient, startServer } from '../scripts/fixtures/thrift';
 import { recordLoopback } from './capture';
-import { analyzeChunks, fuzzParams, streamsOf } from './fuzz-helpers';
+import { analyzeChunks, chunkDamage, damageChunks, fuzzParams, streamsOf } from './fuzz-helpers';
 import { bool, CALL, EXCEPTION, i32, message, ONEWAY, REPLY, str, struct, type Field, type Proto } from './gen/thrift';
 import { assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
 import { freePort } from './net';
@@ -541,32 +540,10 @@ describe('Thrift fuzzing', { timeout: 1_200_000 }, () => {
   });
 
   it('damaged streams (flipped, inserted and cut bytes, gaps, lost closes) never throw, and the accounting holds', () => {
-    const damage = fc.record({
-      chunk: fc.nat(),
-      what: fc.constantFrom('flip', 'insert', 'cut', 'gap', 'drop'),
-      at: fc.nat(),
-      byte: fc.constantFrom(0x00, 0x01, 0x02, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x80, 0x82, 0x21, 0x7f, 0xff, 0x19, 0x29),
-    });
+    const damage = chunkDamage([0x00, 0x01, 0x02, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x80, 0x82, 0x21, 0x7f, 0xff, 0x19, 0x29]);
     fc.assert(
       fc.property(fc.nat(streams.length - 1), fc.array(damage, { minLength: 1, maxLength: 30 }), fc.array(fc.nat(), { maxLength: 10 }), (which, damages, cuts) => {
-        const chunks = streams[which].map((c) => ({ ...c }));
-        for (const d of damages) {
-          const i = d.chunk % chunks.length;
-          const c = chunks[i];
-          if (c.kind !== ItemKind.data) {
-            if (d.what === 'drop') chunks.splice(i, 1);
-            continue;
-          }
-          const at = d.at % (c.len + 1);
-          if (d.what === 'flip' && c.len > 0) {
-            c.data = Buffer.from(c.data!);
-            c.data[at % c.len] = d.byte;
-          } else if (d.what === 'insert') c.data = Buffer.concat([c.data!.subarray(0, at), Buffer.from([d.byte]), c.data!.subarray(at)]);
-          else if (d.what === 'cut') c.data = c.data!.subarray(0, at);
-          else if (d.what === 'gap') chunks[i] = { ...c, kind: ItemKind.gap, data: null, len: Math.max(1, at) };
-          else chunks.splice(i, 1);
-          if (chunks[i] === c) c.len = c.data!.length;
-        }
+        const chunks = damageChunks(streams[which], damages);
         const { stats } = analyzeChunks(thrift, chunks, (i) => cuts.map((x) => x + i), 5);
         assertAccounting({ analyze: { protocols: { thrift: stats } } } as Record<string, Stats>, 'damaged');
         assert.equal(stats.pending, 0);

@@ -24,7 +24,7 @@ import { ItemKind } from '../src/tcp/items';
 import { makePki, scenarios, startNginx, type Nginx, type Pki } from '../scripts/fixtures/tls';
 import { recordLoopback } from './capture';
 import { serverPort, tlsEdgeCases } from './gen/tls';
-import { analyzeChunks, streamsOf, type Chunk } from './fuzz-helpers';
+import { analyzeChunks, type Chunk, chunkDamage, damageChunks, streamsOf } from './fuzz-helpers';
 import { assertAccounting, fixture, readFile } from './helpers';
 import { freePort } from './net';
 
@@ -445,32 +445,10 @@ describe('TLS fuzzing', { timeout: (2 * SECONDS + 600) * 1000 }, () => {
   });
 
   it('damaged records, handshakes and certificates (flipped, inserted, cut bytes, gaps, lost closes) never throw, and the accounting holds', () => {
-    const damage = fc.record({
-      chunk: fc.nat(),
-      what: fc.constantFrom('flip', 'insert', 'cut', 'gap', 'drop'),
-      at: fc.nat(),
-      byte: fc.constantFrom(0x00, 0x01, 0x02, 0x03, 0x0b, 0x14, 0x15, 0x16, 0x17, 0x30, 0x80, 0x82, 0xff),
-    });
+    const damage = chunkDamage([0x00, 0x01, 0x02, 0x03, 0x0b, 0x14, 0x15, 0x16, 0x17, 0x30, 0x80, 0x82, 0xff]);
     fc.assert(
       fc.property(fc.nat(streams.length - 1), fc.array(damage, { minLength: 1, maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (which, damages, cuts) => {
-        const chunks = streams[which].map((c) => ({ ...c }));
-        for (const d of damages) {
-          const i = d.chunk % chunks.length;
-          const c = chunks[i];
-          if (c.kind !== ItemKind.data) {
-            if (d.what === 'drop') chunks.splice(i, 1);
-            continue;
-          }
-          const at = d.at % (c.len + 1);
-          if (d.what === 'flip' && c.len > 0) {
-            c.data = Buffer.from(c.data!);
-            c.data[at % c.len] = d.byte;
-          } else if (d.what === 'insert') c.data = Buffer.concat([c.data!.subarray(0, at), Buffer.from([d.byte]), c.data!.subarray(at)]);
-          else if (d.what === 'cut') c.data = c.data!.subarray(0, at);
-          else if (d.what === 'gap') chunks[i] = { ...c, kind: ItemKind.gap, data: null, len: Math.max(1, at) };
-          else chunks.splice(i, 1);
-          if (chunks[i] === c) c.len = c.data!.length;
-        }
+        const chunks = damageChunks(streams[which], damages);
         const { stats } = analyzeChunks(tls, chunks, (i) => cuts.map((x) => x + i), 5);
         assertAccounting({ analyze: { protocols: { tls: stats } } } as Record<string, Stats>, 'damaged');
       }),
