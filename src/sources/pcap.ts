@@ -12,8 +12,8 @@ const RECORD_HEADER = 16;
  * type; its errors for a file that is not pcap 2.4); the records are read here, in a
  * loop over each chunk. pcap-parser's own record path costs per record three events,
  * two header objects, three Buffer slices and four method lookups by built name, and it
- * copies every chunk into a new buffer: 9 % of a full run's profile (docs/performance.md),
- * against 2 % for this loop, whose frames are views of the chunk read and which copies
+ * copies every chunk into a new buffer: 9 % of a full run's profile, against about 1 %
+ * for this loop (docs/performance.md), whose frames are views of the chunk read and which copies
  * only a record cut by a chunk's end. Around it: the nanosecond magic (the fraction
  * then read as nanoseconds), a bound on the record length (a damaged length would make
  * a reader buffer the rest of the file), and a report of where a cut-short file ends.
