@@ -10,7 +10,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { ether, F, TcpConv, timed, writePcap, type GenFrame } from './packets';
+import { writePcap, type GenFrame, etherFrames as frames, TcpScript as Conv } from './packets';
 
 const u8 = (n: number) => Buffer.from([n]);
 const u16 = (n: number) => {
@@ -112,32 +112,6 @@ export function opening(ch = 1): [Buffer, Buffer][] {
   ];
 }
 
-class Conv {
-  readonly c: TcpConv;
-  readonly pk: Buffer[] = [];
-  constructor(client: string, cport: number, server: string, sport: number, handshake = true, isn: [number, number] = [1000, 5000]) {
-    this.c = new TcpConv([{ ip: client, port: cport }, { ip: server, port: sport }], isn);
-    if (handshake) this.pk.push(...this.c.handshake());
-  }
-  send(side: number, ...parts: Buffer[]): this {
-    for (const p of parts) this.pk.push(this.c.seg(side, F.PSH | F.ACK, p));
-    return this;
-  }
-  /** request and reply pairs, each in a segment of its own */
-  pairs(list: [Buffer, Buffer][]): this {
-    for (const [a, b] of list) this.send(0, a).send(1, b);
-    return this;
-  }
-  lose(side: number, part: Buffer): this {
-    this.c.seg(side, F.PSH | F.ACK, part);
-    return this;
-  }
-  close(): Buffer[] {
-    return [...this.pk, ...this.c.close()];
-  }
-}
-
-const frames = (pk: Buffer[]): GenFrame[] => timed(pk.map((p) => ether(0x0800, p)));
 const text = (n: number) => Buffer.from(Array.from({ length: Math.ceil(n / 10) }, (_, i) => String(i).padStart(9, '0') + '|').join('').slice(0, n));
 
 /** packet loss: inside a body (the place is kept), inside a method frame (searched for again), a reply lost whole */

@@ -10,7 +10,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { rpcCall, Xdr, type CallOptions } from '../nfs-server';
-import { ether, F, ipv4, TcpConv, timed, udp, writePcap, type GenFrame } from './packets';
+import { ipv4, udp, writePcap, type GenFrame, etherFrames as frames, TcpScript as Conv } from './packets';
 
 const ME = { machine: 'edge-client', uid: 1000, gid: 100, gids: [100, 27] };
 
@@ -60,28 +60,6 @@ function compoundRes(status: number, tag: string, ops: [number, number][]): Buff
 const putfh = (): [number, Buffer] => [22, new Xdr().opaque(fh).done()];
 const getattr = (): [number, Buffer] => [9, new Xdr().u32(2).u32(0x0010011a).u32(0x00b0a23a).done()];
 const sequence = (): [number, Buffer] => [53, Buffer.concat([Buffer.alloc(16, 7), new Xdr().u32(1).u32(0).u32(0).u32(0).done()])];
-
-class Conv {
-  readonly c: TcpConv;
-  readonly pk: Buffer[] = [];
-  constructor(client: string, cport: number, server: string, sport: number, handshake = true, isn: [number, number] = [1000, 5000]) {
-    this.c = new TcpConv([{ ip: client, port: cport }, { ip: server, port: sport }], isn);
-    if (handshake) this.pk.push(...this.c.handshake());
-  }
-  send(side: number, ...parts: Buffer[]): this {
-    for (const p of parts) this.pk.push(this.c.seg(side, F.PSH | F.ACK, p));
-    return this;
-  }
-  lose(side: number, part: Buffer): this {
-    this.c.seg(side, F.PSH | F.ACK, part);
-    return this;
-  }
-  close(): Buffer[] {
-    return [...this.pk, ...this.c.close()];
-  }
-}
-
-const frames = (pk: Buffer[]): GenFrame[] => timed(pk.map((p) => ether(0x0800, p)));
 
 /** packet loss: inside a WRITE's data (the place is kept), a whole call lost, a reply cut, then pairing goes on */
 function gaps(): GenFrame[] {

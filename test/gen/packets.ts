@@ -306,6 +306,41 @@ export class TcpConv {
   }
 }
 
+/**
+ * A scripted TCP conversation over TcpConv: the handshake (unless it is left out), the
+ * segments each side sends (strings as latin1), segments lost on the way (the sequence
+ * moves on, no packet), and the close. Side 0 is the client.
+ */
+export class TcpScript {
+  readonly c: TcpConv;
+  readonly pk: Buffer[] = [];
+  constructor(client: string, cport: number, server: string, sport: number, handshake = true, isn: [number, number] = [1000, 5000]) {
+    this.c = new TcpConv([{ ip: client, port: cport }, { ip: server, port: sport }], isn);
+    if (handshake) this.pk.push(...this.c.handshake());
+  }
+  send(side: number, ...parts: (Buffer | string)[]): this {
+    for (const p of parts) this.pk.push(this.c.seg(side, F.PSH | F.ACK, bytes(p)));
+    return this;
+  }
+  lose(side: number, part: Buffer | string): this {
+    this.c.seg(side, F.PSH | F.ACK, bytes(part));
+    return this;
+  }
+  /** request and reply pairs, each in a segment of its own */
+  pairs(list: [Buffer, Buffer][]): this {
+    for (const [a, b] of list) this.send(0, a).send(1, b);
+    return this;
+  }
+  close(): Buffer[] {
+    return [...this.pk, ...this.c.close()];
+  }
+}
+
+const bytes = (p: Buffer | string): Buffer => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p);
+
+/** IPv4 packets as Ethernet frames, one millisecond apart */
+export const etherFrames = (pk: Buffer[]): GenFrame[] => timed(pk.map((p) => ether(0x0800, p)));
+
 /** frames one millisecond apart from a fixed start: deterministic captures */
 export function timed(datas: Buffer[], start = 1_700_000_000, linkType?: number, stepNs = 1_000_000): GenFrame[] {
   return datas.map((data, i) => {

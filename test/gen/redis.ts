@@ -8,35 +8,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { ether, F, TcpConv, timed, writePcap, type GenFrame } from './packets';
+import { writePcap, type GenFrame, etherFrames as frames, TcpScript as Conv } from './packets';
 
-const b = (s: string) => Buffer.from(s, 'latin1');
 /** a command as client libraries encode it */
 export const cmd = (...words: string[]) => `*${words.length}\r\n` + words.map((w) => `$${Buffer.byteLength(w)}\r\n${w}\r\n`).join('');
 const bulk = (s: string) => `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
 
 /** a conversation on one connection; `lose` builds a segment (advancing the sequence numbers) that the capture never sees */
-class Conv {
-  readonly c: TcpConv;
-  readonly pk: Buffer[] = [];
-  constructor(client: string, cport: number, server: string, sport: number, handshake = true, isn: [number, number] = [1000, 5000]) {
-    this.c = new TcpConv([{ ip: client, port: cport }, { ip: server, port: sport }], isn);
-    if (handshake) this.pk.push(...this.c.handshake());
-  }
-  send(side: number, ...parts: string[]): this {
-    for (const p of parts) this.pk.push(this.c.seg(side, F.PSH | F.ACK, b(p)));
-    return this;
-  }
-  lose(side: number, part: string): this {
-    this.c.seg(side, F.PSH | F.ACK, b(part));
-    return this;
-  }
-  close(): Buffer[] {
-    return [...this.pk, ...this.c.close()];
-  }
-}
-
-const frames = (pk: Buffer[]): GenFrame[] => timed(pk.map((p) => ether(0x0800, p)));
 
 /** packet loss: inside a bulk string, between pipelined replies, between pipelined commands */
 function gaps(): GenFrame[] {

@@ -10,7 +10,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { ether, F, TcpConv, timed, writePcap, type GenFrame } from './packets';
+import { writePcap, type GenFrame, etherFrames as frames, TcpScript as Conv } from './packets';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const thrift = require('thrift');
@@ -57,27 +57,6 @@ export const ONEWAY = 4;
 const call = (proto: Proto, framed: boolean, name: string, seq: number, ...f: Field[]) => message(proto, framed, name, CALL, seq, f);
 const reply = (proto: Proto, framed: boolean, name: string, seq: number, ...f: Field[]) => message(proto, framed, name, REPLY, seq, f);
 
-class Conv {
-  readonly c: TcpConv;
-  readonly pk: Buffer[] = [];
-  constructor(client: string, cport: number, server: string, sport: number, handshake = true, isn: [number, number] = [1000, 5000]) {
-    this.c = new TcpConv([{ ip: client, port: cport }, { ip: server, port: sport }], isn);
-    if (handshake) this.pk.push(...this.c.handshake());
-  }
-  send(side: number, ...parts: Buffer[]): this {
-    for (const p of parts) this.pk.push(this.c.seg(side, F.PSH | F.ACK, p));
-    return this;
-  }
-  lose(side: number, part: Buffer): this {
-    this.c.seg(side, F.PSH | F.ACK, part);
-    return this;
-  }
-  close(): Buffer[] {
-    return [...this.pk, ...this.c.close()];
-  }
-}
-
-const frames = (pk: Buffer[]): GenFrame[] => timed(pk.map((p) => ether(0x0800, p)));
 const text = (n: number) => Array.from({ length: Math.ceil(n / 10) }, (_, i) => `${String(i).padStart(9, '0')}|`).join('').slice(0, n);
 
 /** packet loss: inside a long string (place kept), inside a frame (next frame read), between unframed messages (resynchronised) */

@@ -10,7 +10,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { conversations } from '../fuzz-helpers';
-import { ether, F, TcpConv, timed, writePcap, type GenFrame } from './packets';
+import { F, TcpConv, writePcap, type GenFrame, etherFrames as frames } from './packets';
 
 const FIXTURES = path.join(__dirname, '..', '..', 'fixtures', 'tls');
 
@@ -51,8 +51,6 @@ function resend(turns: [number, Buffer][], client: string, cport: number, sport:
   });
   return [...pk, ...c.close()];
 }
-
-const frames = (pk: Buffer[]): GenFrame[] => timed(pk.map((p) => ether(0x0800, p)));
 
 /** TLS 1.2 (curl): the server's first flight lost (ServerHello and certificates); the client's key exchange flight lost */
 function gaps(): GenFrame[] {
