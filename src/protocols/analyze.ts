@@ -362,7 +362,7 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       return;
     }
     const midStream = c.directionFrom !== DirectionFrom.syn && c.directionFrom !== DirectionFrom.synAck;
-    const a = this.instances[idx - 1].tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out: this, midStream });
+    const a = this.tcpAnalyzer(idx - 1, c, makeEndpoints(c, 6), this, midStream);
     st.analyzer = a;
     st.decided = true;
     this.connections.add(`${this.names[idx - 1]}_by_${how}`);
@@ -376,6 +376,17 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
       this.probeReplayed += st.held.length;
       this.release(st);
     }
+  }
+
+  /** an analyzer of instance i on connection c; its context can open another protocol's on the same connection */
+  private tcpAnalyzer(i: number, conn: Connection, endpoints: Endpoints, out: Emitter, midStream: boolean): TcpAnalyzer {
+    const open = (protocol: string, inner?: Emitter, innerMid?: boolean): TcpAnalyzer | null => {
+      const j = this.names.indexOf(protocol);
+      if (j < 0 || !this.instances[j].tcp) return null;
+      this.connections.add(`${protocol}_inside_${this.names[i]}`);
+      return this.tcpAnalyzer(j, conn, endpoints, inner ?? this, innerMid ?? midStream);
+    };
+    return this.instances[i].tcp!({ conn, endpoints, out, midStream, open });
   }
 
   /** keep a chunk (a copy: the item's buffer is the capture's) or a gap seen while probing; over the bounds, a gap */

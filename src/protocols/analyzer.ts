@@ -47,6 +47,15 @@ export interface TcpContext {
   readonly out: Emitter;
   /** the handshake was not seen: the streams may start inside a message */
   readonly midStream: boolean;
+  /**
+   * An analyzer of another protocol of this stage on the same connection, for bytes
+   * this analyzer hands on: the plaintext of a decrypted TLS connection, the rest of
+   * an HTTP/1.1 connection upgraded to HTTP/2. Its events go to `out` when given (to
+   * add fields to them), else to the stage. The caller owns it: it forwards data,
+   * gaps, close and expire. Null when the protocol is not running in this stage;
+   * absent where an analyzer runs alone (unit tests).
+   */
+  open?(protocol: string, out?: Emitter, midStream?: boolean): TcpAnalyzer | null;
 }
 
 /** A protocol as the registry knows it. `Opts` is the protocol's own option object. */
