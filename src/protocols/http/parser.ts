@@ -57,6 +57,11 @@ const FRAMING_HEADERS = ['content-length', 'transfer-encoding', 'connection', 'h
 const VERSIONS = ['1.0', '1.1', '0.9'];
 
 /** "HTTP/d.d" at text[from, to) → "d.d", or '' */
+/** what String#trim takes off in latin1 text: tab, LF, VT, FF, CR, space, no-break space */
+export function isSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || c === 160;
+}
+
 function httpVersion(text: string, from: number, to: number): string {
   if (to - from !== 8 || !text.startsWith('HTTP/', from) || text.charCodeAt(from + 6) !== 46) return '';
   const a = text.charCodeAt(from + 5) - 48;
@@ -367,7 +372,12 @@ export class HttpParser {
       // only the headers the parser needs, or the user asked for, cost a lower-cased copy
       if (wanted || this.interesting[nameLen < 255 ? nameLen : 255] === 1) {
         const name = text.slice(pos, nameEnd).toLowerCase();
-        const value = text.slice(colon + 1, next).trim();
+        // the value without the whitespace around it, as one slice (String#trim of a slice is a second string)
+        let vs = colon + 1;
+        let ve = next;
+        while (vs < ve && isSpace(text.charCodeAt(vs))) vs++;
+        while (ve > vs && isSpace(text.charCodeAt(ve - 1))) ve--;
+        const value = text.slice(vs, ve);
         if (!this.header(m, name, value)) return false;
         // Content-Length and Content-Type go into every event anyway (from the message's fields)
         if (wanted && (all ? name !== 'content-length' && name !== 'content-type' : (capture as readonly string[]).includes(name))) {
