@@ -153,7 +153,8 @@ class Http2Connection implements Http2Analyzer {
   private readonly sink = (name: string, value: string): void => this.field(name, value);
 
   constructor(
-    midStream: boolean,
+    /** the handshake was not seen: unless the client's first bytes are the preface, the connection was joined in the middle */
+    private readonly midStream: boolean,
     private readonly ep: Endpoints,
     private readonly out: Emitter,
     private readonly r: Resolved,
@@ -164,11 +165,6 @@ class Http2Connection implements Http2Analyzer {
   ) {
     this.events = new HttpEventBuilder(ep, r, n);
     this.dirs = [new Direction(0, o.maxHeaderTableBytes), new Direction(1, o.maxHeaderTableBytes)];
-    if (midStream) {
-      // frames cannot be found in a stream joined in the middle, nor headers decoded without the table
-      this.lose(0, 'mid_stream');
-      this.lose(1, 'mid_stream');
-    }
   }
 
   upgraded(req: HttpMessage, resp: HttpMessage): void {
@@ -192,8 +188,12 @@ class Http2Connection implements Http2Analyzer {
       switch (d.state) {
         case R_PREFACE: {
           const n = Math.min(end - off, PREFACE.length - d.prefaceHave);
-          if (!startsWithPreface(buf, off, n) || PREFACE.compare(buf, off, off + n, d.prefaceHave, d.prefaceHave + n) !== 0) {
-            this.lose(0, 'no_preface');
+          if (PREFACE.compare(buf, off, off + n, d.prefaceHave, d.prefaceHave + n) !== 0) {
+            if (this.midStream) {
+              // frames cannot be found in a stream joined in the middle, nor headers decoded without the table
+              this.lose(0, 'mid_stream');
+              this.lose(1, 'mid_stream');
+            } else this.lose(0, 'no_preface');
             return;
           }
           d.prefaceHave += n;
