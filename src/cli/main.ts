@@ -40,7 +40,9 @@ ${registry
       p.udpPorts.length > 0 ? `udp ${p.udpPorts.join(',')}` : '',
       p.ipProtocols !== undefined ? `IP protocols ${p.ipProtocols.join(',')}` : '',
     ];
-    return `  ${p.name.padEnd(NAME_WIDTH)}${ports.filter((x) => x !== '').join('  ')}`;
+    const named = ports.filter((x) => x !== '');
+    // a protocol without ports of its own (http2) is found by its content, or handed on by another analyzer
+    return `  ${p.name.padEnd(NAME_WIDTH)}${named.length > 0 ? named.join('  ') : 'by content'}`;
   })
   .join('\n')}`;
 
