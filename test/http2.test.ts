@@ -18,6 +18,7 @@ import { makeEndpoints } from '../src/events/endpoints';
 import type { TcpAnalyzer } from '../src/protocols/analyzer';
 import { http2, type Http2Options } from '../src/protocols/http2';
 import { HpackDecoder } from '../src/protocols/http2/hpack';
+import { HUFFMAN_CODES, HUFFMAN_LENGTHS } from '../src/protocols/http2/huffman-table';
 import { protocols } from '../src/protocols/registry';
 import { Connection } from '../src/tcp/connection';
 import { ItemKind } from '../src/tcp/items';
@@ -150,6 +151,94 @@ describe('HPACK (RFC 7541 Appendix C)', { timeout: 60_000 }, () => {
     assert.equal(err('82 3f e1 1f'), 'size_update_position');
     assert.equal(err('3f e1 1f', 1024), 'table_size_cap'); // 4096
     assert.equal(err('3fe11f 82'), null);
+  });
+});
+
+/** octets Huffman-coded with RFC 7541 Appendix B's code, padded with ones */
+function huffmanEncode(b: Buffer): Buffer {
+  const out: number[] = [];
+  let acc = 0n;
+  let bits = 0;
+  for (const x of b) {
+    acc = (acc << BigInt(HUFFMAN_LENGTHS[x])) | BigInt(HUFFMAN_CODES[x]);
+    bits += HUFFMAN_LENGTHS[x];
+    while (bits >= 8) {
+      out.push(Number((acc >> BigInt(bits - 8)) & 0xffn));
+      bits -= 8;
+    }
+    acc &= (1n << BigInt(bits)) - 1n;
+  }
+  if (bits > 0) out.push(Number(((acc << BigInt(8 - bits)) | ((1n << BigInt(8 - bits)) - 1n)) & 0xffn));
+  return Buffer.from(out);
+}
+
+describe('HPACK properties', { timeout: (2 * SECONDS + 120) * 1000 }, () => {
+  it('any octets, Huffman-coded, decode to themselves (every symbol of the code)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const b = Buffer.from(bytes);
+        const h = huffmanEncode(b);
+        const block = Buffer.concat([Buffer.from([0x00]), hpackInt(1, 7), Buffer.from('n'), hpackInt(h.length, 7, 0x80), h]);
+        const d = new HpackDecoder(4096);
+        const got: string[] = [];
+        assert.equal(d.decode(block, 0, block.length, (_n, v) => got.push(v)), null);
+        assert.equal(got[0], b.toString('latin1'));
+      }),
+      runs(300),
+    );
+  });
+
+  it("header lists encoded with a mirror of the encoder's table decode to themselves, block after block, whatever the table size", () => {
+    const field = fc.tuple(fc.constantFrom('x-a', 'x-b', 'cookie', 'user-agent', 'x-long-name-of-a-header'), fc.string({ maxLength: 40 }).map((s) => Buffer.from(s, 'utf8').toString('latin1')));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 600 }), fc.array(fc.array(field, { maxLength: 8 }), { minLength: 1, maxLength: 8 }), (size, lists) => {
+        // the encoder's table, newest first
+        const table: [string, string][] = [];
+        let used = 0;
+        const d = new HpackDecoder(4096);
+        lists.forEach((list, k) => {
+          const parts: Buffer[] = [];
+          if (k === 0) {
+            parts.push(hp.size(size));
+            while (used > size) used -= table.pop()!.reduce((n, x) => n + x.length, 32);
+          }
+          for (const [n, v] of list) {
+            const at = table.findIndex(([a, b]) => a === n && b === v);
+            if (at >= 0) parts.push(hp.idx(62 + at));
+            else {
+              parts.push(hp.lit(n, v));
+              const sz = n.length + v.length + 32;
+              while (table.length > 0 && used + sz > size) used -= table.pop()!.reduce((m, x) => m + x.length, 32);
+              if (sz <= size) {
+                table.unshift([n, v]);
+                used += sz;
+              }
+            }
+          }
+          const block = Buffer.concat(parts);
+          const got: [string, string][] = [];
+          assert.equal(d.decode(block, 0, block.length, (n, v) => got.push([n, v])), null);
+          assert.deepEqual(got, list);
+          assert.deepEqual(d.entries(), table);
+          assert.equal(d.size, used);
+        });
+      }),
+      runs(300),
+    );
+  });
+
+  it('random octets never throw, and an error leaves a decoder that still answers', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 200 }), (a, b) => {
+        const d = new HpackDecoder(8192);
+        for (const x of [Buffer.from(a), Buffer.from(b)]) {
+          const r = d.decode(x, 0, x.length, () => {});
+          assert.ok(r === null || typeof r === 'string');
+          assert.ok(d.size <= Math.max(d.maxSize, 0));
+        }
+      }),
+      runs(500),
+    );
   });
 });
 
