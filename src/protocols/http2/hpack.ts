@@ -4,10 +4,11 @@
  * the header blocks one endpoint sends share its encoder's dynamic table.
  *
  * pktflow's own rather than a package: the one npm package that decodes HPACK on its
- * own (hpack.js 2.1.6, last changed in 2017) decodes through a Readable stream per
- * decoder (allocations and callbacks per header block), throws on bad input, and can
- * neither bound the header list nor tell a size update that exceeds the peer's
- * SETTINGS from one that exceeds pktflow's cap. This decoder is tested against every
+ * own, hpack.js 2.1.6 (unchanged since 2017, kept alive only as a dependency of spdy),
+ * does decode RFC 7541's examples right (checked: C.4 and C.6), but through a
+ * readable-stream 2 Readable per decoder (a write, an execute and reads per header
+ * block), it reports bad input by throwing, and it can neither bound the header list
+ * nor tell a size update beyond the peer's SETTINGS from one beyond pktflow's cap. This decoder is tested against every
  * example of RFC 7541 Appendix C (C.2 to C.6, with and without Huffman coding) in
  * test/http2.test.ts; its Huffman code is Appendix B's (./huffman-table.ts).
  */
