@@ -22,7 +22,7 @@ import { HUFFMAN_CODES, HUFFMAN_LENGTHS } from '../src/protocols/http2/huffman-t
 import { protocols } from '../src/protocols/registry';
 import { Connection } from '../src/tcp/connection';
 import { ItemKind } from '../src/tcp/items';
-import { nginxClients, startNginxH2c, type Server } from '../scripts/fixtures/http2';
+import { nginxClients, nodeClients, startNginxH2c, startUpgradeServer, upgradeClients, type Server } from '../scripts/fixtures/http2';
 import { recordLoopback } from './capture';
 import { analyzeChunks, chunkDamage, damageChunks, streamsOf } from './fuzz-helpers';
 import { data, FL, frame, get, headers, hp, hpackInt, PREFACE, settings, settingsAck, status, T } from './gen/http2';
@@ -772,6 +772,7 @@ describe('agreement with tshark (HTTP/2 dissector)', { skip: haveTshark ? false 
 const isRoot = process.getuid?.() === 0;
 const have = (cmd: string) => spawnSync('which', [cmd], { stdio: 'ignore' }).status === 0;
 const liveSkip = !isRoot ? 'needs root (tcpdump on lo)' : !have('nginx') || !have('nghttp') || !have('curl') ? 'nginx, nghttp (nghttp2-client) or curl missing (scripts/setup.sh installs them)' : false;
+const haveH2py = spawnSync('/usr/bin/python3', ['-c', 'import h2'], { stdio: 'ignore' }).status === 0;
 
 describe('live: nginx h2c with nghttp and curl on a free port', { skip: liveSkip, timeout: 600_000 }, () => {
   let server: Server | null = null;
@@ -795,5 +796,63 @@ describe('live: nginx h2c with nghttp and curl on a free port', { skip: liveSkip
     assert.deepEqual(tx.map((e) => `${e.method} ${e.url.path} ${e.http.response.status_code}`).sort(), ['GET / 200', 'GET /big.txt 200', 'GET /bighdr 200', 'GET /index.html 200', 'GET /missing 404', 'POST /post 201', 'POST /post 201']);
     assert.ok(tx.every((e) => e.http.version === '2' && e.http2.stream_id > 0));
     assert.equal(tx.find((e) => e.url.path === '/big.txt').http.response.body.bytes, 200_000);
+  });
+});
+
+describe("live: Node's http2 server and client (push, ping, resets), found by probe", { skip: !isRoot ? 'needs root (tcpdump on lo)' : false, timeout: 600_000 }, () => {
+  it('every stream an event, resets with their codes, the pushed stream its own', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pktflow-h2-node-'));
+    try {
+      const port = await freePort();
+      const file = path.join(dir, 'node.pcap');
+      await recordLoopback({ filter: `tcp port ${port}`, file }, () => nodeClients(port));
+      const r = await readFile(file);
+      assertAccounting(r.stats, 'node');
+      const tx = r.events.filter((e) => e.type === 'http') as any[];
+      assert.deepEqual(
+        tx.map((e) => [e.http2.stream_id, e.url.path, e.http.response?.status_code ?? null, e.http2.error_code ?? null, e.http2.pushed ?? false]),
+        [
+          [1, '/a', 200, null, false],
+          [3, '/b', 200, null, false],
+          [5, '/items', 200, null, false],
+          [7, '/missing', 404, null, false],
+          [9, '/push', 200, null, false],
+          [2, '/pushed.css', 200, null, true],
+          [11, '/cancel', 200, 'CANCEL', false],
+          [13, '/refuse', null, 'REFUSED_STREAM', false],
+          [15, '/last', 200, null, false],
+        ],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('live: Upgrade: h2c from curl and nghttp to a python3-h2 server, on a port given to http', { skip: liveSkip || (!haveH2py ? 'python3-h2 missing (scripts/setup.sh installs it)' : false), timeout: 600_000 }, () => {
+  it('the upgraded request is stream 1, its response in HTTP/2; the HTTP analyzer hands both directions on', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pktflow-h2-upgrade-'));
+    const server = await startUpgradeServer(await freePort());
+    try {
+      const file = path.join(dir, 'upgrade.pcap');
+      await recordLoopback({ filter: `tcp port ${server.port}`, file }, async () => upgradeClients(server.port));
+      const r = await readFile(file, { ports: { http: [server.port] } });
+      assertAccounting(r.stats, 'upgrade');
+      const a = r.stats.analyze as any;
+      assert.deepEqual(a.protocols.http.transactions_dropped, { upgraded_to_http2: 2 });
+      assert.equal(a.connections.http2_inside_http, 2);
+      const tx = r.events.filter((e) => e.type === 'http') as any[];
+      assert.deepEqual(
+        tx.map((e) => [e.http2.stream_id, e.url.path, e.http.response.status_code, e.http.version]),
+        [
+          [1, '/index.html', 200, '2'],
+          [1, '/first', 200, '2'],
+          [13, '/missing', 404, '2'],
+        ],
+      );
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
