@@ -167,8 +167,8 @@ class Http2Connection implements Http2Analyzer {
     this.dirs = [new Direction(0, o.maxHeaderTableBytes), new Direction(1, o.maxHeaderTableBytes)];
   }
 
-  upgraded(req: HttpMessage, resp: HttpMessage): void {
-    const s = this.open(1, resp.startSec);
+  upgraded(req: HttpMessage, _resp: HttpMessage): void {
+    const s = this.open(1);
     req.version = '2';
     s.req = req;
     s.reqDone = true;
@@ -177,7 +177,7 @@ class Http2Connection implements Http2Analyzer {
     // HTTP2-Settings: the client's SETTINGS payload, base64url (RFC 7540 §3.2.1)
     if (req.http2Settings !== '') {
       const payload = Buffer.from(req.http2Settings.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
-      this.settings(0, payload, 0, payload.length, 0);
+      this.settings(0, payload, 0, payload.length);
     }
   }
 
@@ -425,7 +425,7 @@ class Http2Connection implements Http2Analyzer {
         if (d.stream !== 0 || len % 6 !== 0) return this.violation('bad_settings');
         if (d.flags & Flag.ACK) return;
         this.n.settings++;
-        this.settings(d.side, p, at, len, tsSec);
+        this.settings(d.side, p, at, len);
         return;
       case FrameType.RST_STREAM: {
         if (len !== 4 || d.stream === 0) return this.violation('bad_rst_stream');
@@ -467,7 +467,7 @@ class Http2Connection implements Http2Analyzer {
   }
 
   /** SETTINGS sent by `side`: they bound what the other side sends */
-  private settings(side: number, p: Buffer, at: number, len: number, _tsSec: number): void {
+  private settings(side: number, p: Buffer, at: number, len: number): void {
     const peer = this.dirs[1 - side];
     for (let i = at; i + 6 <= at + len; i += 6) {
       const id = p.readUInt16BE(i);
@@ -502,7 +502,7 @@ class Http2Connection implements Http2Analyzer {
       isNew = false;
     }
     if (isNew) {
-      s = this.open(id, d.blockSec);
+      s = this.open(id);
       m = s.req = new HttpMessage(true);
       if (d.blockPromised !== 0) {
         s.pushed = true;
@@ -730,7 +730,7 @@ class Http2Connection implements Http2Analyzer {
   }
 
   /** a new stream: bounded per connection and over all of them */
-  private open(id: number, _tsSec: number): H2Stream {
+  private open(id: number): H2Stream {
     this.n.started++;
     this.n.streams++;
     if (this.streams.size >= this.o.maxStreams) {
