@@ -97,8 +97,12 @@ function lostRequest(tsSec: number, tsNsec: number): HttpMessage {
 const MODE_H1 = 0;
 const MODE_FIRST = 1;
 const MODE_H2 = 2;
-/** the server's bytes held while the client's first bytes are awaited (a server that speaks first is not HTTP/1) */
-const FIRST_HOLD_BYTES = 64 * 1024;
+/**
+ * the server's bytes held while the client's first bytes are awaited: an HTTP/2 server's
+ * first flight (SETTINGS, WINDOW_UPDATE) is tens of bytes, and an HTTP/1.x server does not
+ * speak first; small, since every connection on HTTP's ports may hold it
+ */
+const FIRST_HOLD_BYTES = 4096;
 
 class HttpConnection implements TcpAnalyzer {
   private readonly req: HttpParser;
