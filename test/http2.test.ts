@@ -407,6 +407,25 @@ describe('HTTP/2 analyzer', { timeout: 120_000 }, () => {
     assert.deepEqual(t.anomalies, ['gap']);
   });
 
+  it('a gap that takes a padded DATA frame\'s pad length: the rest of that payload counts as data, the framing holds', () => {
+    const t = conn();
+    t.open();
+    t.send(0, headers(1, get('/p')));
+    const padded = frame(T.DATA, FL.PADDED | FL.END_STREAM, 1, Buffer.concat([Buffer.from([5]), Buffer.alloc(100), Buffer.alloc(5)]));
+    t.send(1, headers(1, status(200), false), padded.subarray(0, 9));
+    t.a.gap(1, 20, 1000, 5000);
+    t.send(1, padded.subarray(29));
+    t.send(0, headers(3, get('/q')));
+    t.send(1, headers(3, status(204)));
+    t.done();
+    assert.deepEqual(t.events.map(view), [
+      [1, 'OK', 'GET', '/p', 200, null],
+      [3, 'OK', 'GET', '/q', 204, null],
+    ]);
+    assert.equal(t.events[0].http.response.body.bytes, 106);
+    assert.deepEqual(t.stats().hpack_state_lost, {});
+  });
+
   it("a loss on the server's side ends the streams waiting for it, with a note", () => {
     const t = conn();
     t.open();

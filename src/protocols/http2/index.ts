@@ -293,14 +293,19 @@ class Http2Connection implements Http2Analyzer {
     // inside a DATA frame's payload or a frame passed over, the framing survives
     if ((d.state === R_DATA || d.state === R_SKIP) && n <= d.remaining) {
       if (d.state === R_DATA) {
-        const lost = d.needPad ? n : Math.min(n, d.dataLeft);
+        // the pad length lost with them: the rest of the payload counts as data
+        if (d.needPad) {
+          d.needPad = false;
+          d.dataLeft = d.remaining;
+        }
+        const lost = Math.min(n, d.dataLeft);
         const s = d.dataStream;
         const m = s === null ? null : side === 0 ? s.req : s.resp;
         if (m !== null) {
           m.missingBytes += n;
           m.bodyBytes += lost;
         }
-        if (!d.needPad) d.dataLeft -= lost;
+        d.dataLeft -= lost;
       }
       d.remaining -= n;
       if (d.remaining === 0) {
