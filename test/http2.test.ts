@@ -772,11 +772,15 @@ describe('agreement with tshark (HTTP/2 dissector)', { skip: haveTshark ? false 
         // tshark 4.0 decodes none of Node's server's header blocks (the client's SETTINGS_HEADER_TABLE_SIZE
         // 1024 and the size update that follows: "unexpected decompression state"): no status, no pushed
         // request. pktflow decodes them: the statuses the server set (checked above, by path)
-        assert.deepEqual(
-          ours.requests.filter((x) => !x.startsWith('2 ')),
-          ts.requests,
-        );
-        assert.deepEqual(ts.statuses, []);
+        // (a tshark that decodes them must agree)
+        if (ts.statuses.length > 0) {
+          assert.deepEqual(ours.requests, ts.requests);
+          assert.deepEqual(ours.statuses, ts.statuses);
+        } else
+          assert.deepEqual(
+            ours.requests.filter((x) => !x.startsWith('2 ')),
+            ts.requests,
+          );
       } else {
         assert.deepEqual(ours.requests, ts.requests);
         assert.deepEqual(ours.statuses, ts.statuses);
