@@ -36,6 +36,8 @@ export interface ParserEvents {
   message(msg: HttpMessage): void;
   /** a message could not be parsed (the reason is counted) */
   violation(reason: string): void;
+  /** bytes after the parser stopped (an upgrade or a tunnel): what the connection speaks now */
+  rest?(buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void;
 }
 
 const S_IDLE = 0;
@@ -52,8 +54,11 @@ const S_DEAD = 9;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const MAX_CHUNK_LINE = 1024;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** the headers header() reads whatever the options: content-length, transfer-encoding, connection, host, user-agent, referer, content-type, expect */
-const FRAMING_HEADERS = ['content-length', 'transfer-encoding', 'connection', 'host', 'user-agent', 'referer', 'content-type', 'expect'];
+/**
+ * the headers header() reads whatever the options: content-length, transfer-encoding, connection, host, user-agent, referer, content-type, expect,
+ * upgrade and http2-settings (an upgrade to HTTP/2; their lengths are those of referer and content-length, so they cost no other header a copy)
+ */
+const FRAMING_HEADERS = ['content-length', 'transfer-encoding', 'connection', 'host', 'user-agent', 'referer', 'content-type', 'expect', 'upgrade', 'http2-settings'];
 const VERSIONS = ['1.0', '1.1', '0.9'];
 
 /** "HTTP/d.d" at text[from, to) → "d.d", or '' */
@@ -179,6 +184,7 @@ export class HttpParser {
           off = this.sync(buf, off, end);
           break;
         default: // S_DEAD
+          if (this.on.rest !== undefined) this.on.rest(buf, off, end - off, tsSec, tsNsec);
           return;
       }
     }
@@ -454,6 +460,12 @@ export class HttpParser {
         break;
       case 'authorization':
         if (this.opts.authorization) m.authorization = value;
+        break;
+      case 'upgrade':
+        m.upgrade = value;
+        break;
+      case 'http2-settings':
+        m.http2Settings = value;
         break;
     }
     if (name === this.opts.realIpHeader) {
