@@ -247,6 +247,26 @@ export class FlowTable {
     while (this.lru.head !== null) this.final(this.lru.head);
   }
 
+  /**
+   * End of input: every flow's final report, as a function that builds it, for the
+   * caller to call when it hands the report on (the flows are out of the table: their
+   * counters no longer change)
+   */
+  flushDeferred(): (() => EventObject)[] {
+    const out: (() => EventObject)[] = [];
+    const sec = this.nowSec;
+    const nsec = this.nowNsec;
+    while (this.lru.head !== null) {
+      const f = this.lru.head;
+      this.finals++;
+      this.reports++;
+      f.fresh = 0;
+      this.remove(f);
+      out.push(() => this.event(f, true, sec, nsec));
+    }
+    return out;
+  }
+
   /** forget every flow without reporting it (its frames will be read again) */
   discard(): void {
     this.buckets.clear();
@@ -320,6 +340,11 @@ export class FlowTable {
   private report(f: Flow, final: boolean): void {
     f.fresh = 0;
     this.reports++;
+    this.out.push(this.event(f, final, this.nowSec, this.nowNsec));
+  }
+
+  /** the flow's report at packet time sec.nsec */
+  private event(f: Flow, final: boolean, sec: number, nsec: number): EventObject {
     if (f.id === '') this.describe(f);
     const network: Record<string, unknown> = {};
     if (f.ipVersion === 0) network.type = f.etherType === 0x0806 ? 'arp' : `0x${f.etherType.toString(16).padStart(4, '0')}`;
@@ -332,8 +357,8 @@ export class FlowTable {
     network.packets = f.packets0 + f.packets1;
     network.bytes = f.bytes0 + f.bytes1;
     const start = isoTime(f.startSec, f.startNsec);
-    this.out.push({
-      '@timestamp': isoTime(this.nowSec, this.nowNsec),
+    return {
+      '@timestamp': isoTime(sec, nsec),
       type: 'flow',
       event: {
         kind: 'event',
@@ -352,12 +377,17 @@ export class FlowTable {
       source: this.end(f, true),
       destination: this.end(f, false),
       network,
-    });
+    };
   }
 
   private final(f: Flow): void {
     this.finals++;
     this.report(f, true);
+    this.remove(f);
+  }
+
+  /** out of the table */
+  private remove(f: Flow): void {
     let b = this.buckets.get(f.hash)!;
     if (b === f) {
       if (f.chain === null) this.buckets.delete(f.hash);

@@ -6,7 +6,7 @@ import type { EventObject } from '../events/transaction';
 import type { Event } from '../events/types';
 import { DirectionFrom, type Connection } from '../tcp/connection';
 import { ItemKind, type StreamItem } from '../tcp/items';
-import type { Emitter, Protocol, ProtocolInstance, TcpAnalyzer } from './analyzer';
+import type { Emitter, Protocol, ProtocolInstance, TcpAnalyzer, TcpContext } from './analyzer';
 import { protocols as builtins } from './registry';
 import type { AnomalyReporter } from '../events/anomaly';
 import type { Endpoints } from '../events/endpoints';
@@ -69,6 +69,21 @@ class AppState {
   /** what the probes saw, in order, for the analyzer chosen later */
   held: Held[] | null = null;
   heldBytes = 0;
+}
+
+/** a TCP analyzer's context: an object with a method, not a closure per connection */
+class Context implements TcpContext {
+  constructor(
+    private readonly stage: AnalyzeStage,
+    private readonly instance: number,
+    readonly conn: Connection,
+    readonly endpoints: Endpoints,
+    readonly out: Emitter,
+    readonly midStream: boolean,
+  ) {}
+  open(protocol: string, out?: Emitter, midStream?: boolean): TcpAnalyzer | null {
+    return this.stage.openInside(this.instance, protocol, this.conn, this.endpoints, out ?? this.stage, midStream ?? this.midStream);
+  }
 }
 
 /**
@@ -187,9 +202,11 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
           c.app = undefined;
           break;
         }
-        case ItemKind.event:
-          this.out.push(it.event!);
+        case ItemKind.event: {
+          const e = it.event!;
+          this.out.push(typeof e === 'function' ? e() : e);
           break;
+        }
         case ItemKind.datagram: {
           const p = it.packet!;
           if (p.ipVersion === 0) break;
@@ -379,14 +396,16 @@ export class AnalyzeStage implements Stage<StreamItem, Event>, Emitter {
   }
 
   /** an analyzer of instance i on connection c; its context can open another protocol's on the same connection */
-  private tcpAnalyzer(i: number, conn: Connection, endpoints: Endpoints, out: Emitter, midStream: boolean): TcpAnalyzer {
-    const open = (protocol: string, inner?: Emitter, innerMid?: boolean): TcpAnalyzer | null => {
-      const j = this.names.indexOf(protocol);
-      if (j < 0 || !this.instances[j].tcp) return null;
-      this.connections.add(`${protocol}_inside_${this.names[i]}`);
-      return this.tcpAnalyzer(j, conn, endpoints, inner ?? this, innerMid ?? midStream);
-    };
-    return this.instances[i].tcp!({ conn, endpoints, out, midStream, open });
+  tcpAnalyzer(i: number, conn: Connection, endpoints: Endpoints, out: Emitter, midStream: boolean): TcpAnalyzer {
+    return this.instances[i].tcp!(new Context(this, i, conn, endpoints, out, midStream));
+  }
+
+  /** an analyzer of `protocol` inside one of instance i's connections (TcpContext.open) */
+  openInside(i: number, protocol: string, conn: Connection, endpoints: Endpoints, out: Emitter, midStream: boolean): TcpAnalyzer | null {
+    const j = this.names.indexOf(protocol);
+    if (j < 0 || !this.instances[j].tcp) return null;
+    this.connections.add(`${protocol}_inside_${this.names[i]}`);
+    return this.tcpAnalyzer(j, conn, endpoints, out, midStream);
   }
 
   /** keep a chunk (a copy: the item's buffer is the capture's) or a gap seen while probing; over the bounds, a gap */

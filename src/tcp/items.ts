@@ -33,6 +33,7 @@ export class StreamItem {
     readonly tsSec: number,
     readonly tsNsec: number,
     readonly reason: string,
-    readonly event: EventObject | null = null,
+    /** a flow report, or (the final flush's) what builds it when the item is handed on */
+    readonly event: EventObject | (() => EventObject) | null = null,
   ) {}
 }

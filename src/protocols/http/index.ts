@@ -104,6 +104,37 @@ const MODE_H2 = 2;
  */
 const FIRST_HOLD_BYTES = 4096;
 
+/**
+ * What a connection's parsers tell it, as small objects with methods rather than
+ * closures: a connection costs half a kilobyte less (65,536 connections are held).
+ */
+class RequestEvents implements ParserEvents {
+  constructor(private readonly c: HttpConnection) {}
+  headers(m: HttpMessage): number {
+    return this.c.requestHeaders(m);
+  }
+  message(): void {}
+  violation(reason: string): void {
+    this.c.violation('request', reason);
+  }
+}
+
+class ResponseEvents implements ParserEvents {
+  constructor(private readonly c: HttpConnection) {}
+  headers(m: HttpMessage): number {
+    return this.c.responseBody(m);
+  }
+  message(m: HttpMessage): void {
+    this.c.response(m);
+  }
+  violation(reason: string): void {
+    this.c.violation('response', reason);
+  }
+  rest(buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void {
+    this.c.afterUpgrade(buf, off, len, tsSec, tsNsec);
+  }
+}
+
 class HttpConnection implements TcpAnalyzer {
   private readonly req: HttpParser;
   private readonly resp: HttpParser;
@@ -126,50 +157,13 @@ class HttpConnection implements TcpAnalyzer {
     reqOpts: HttpParserOptions,
     respOpts: HttpParserOptions,
     private readonly n: HttpCounters,
-    private readonly open: TcpContext['open'],
+    private readonly ctx: TcpContext,
   ) {
     this.events = new HttpEventBuilder(ep, r, n);
     // HTTP/2 with prior knowledge starts with the preface: only a connection seen from its start, where another analyzer can be opened
-    this.mode = open !== undefined && !midStream ? MODE_FIRST : MODE_H1;
-    const reqEvents: ParserEvents = {
-      headers: (m) => {
-        this.n.requests++;
-        this.n.started++;
-        this.queue(m);
-        if (this.pending.length > this.r.o.maxPending) {
-          this.n.unmatched.add('pending_limit');
-          this.emit(this.take()!, null, 'too many requests waiting for responses');
-        } else if (this.n.pending > this.r.o.maxPendingTotal && this.pending.length > 1) {
-          // over all connections: each keeps at least its newest request
-          this.n.unmatched.add('pending_limit_total');
-          this.emit(this.take()!, null, 'too many requests waiting for responses over all connections');
-        }
-        return m.chunked ? BodyMode.chunked : m.contentLength > 0 ? BodyMode.length : BodyMode.none;
-      },
-      message: () => {},
-      violation: (reason) => {
-        this.n.violations.add(`request_${reason}`);
-        this.out.anomaly?.('http', `request_${reason}`, this.ep);
-        if (reason === 'gap_in_headers') {
-          this.n.started++;
-          this.queue(lostRequest(0, 0));
-        }
-      },
-    };
-    const respEvents: ParserEvents = {
-      headers: (m) => this.responseBody(m),
-      message: (m) => this.response(m),
-      violation: (reason) => {
-        this.n.violations.add(`response_${reason}`);
-        this.out.anomaly?.('http', `response_${reason}`, this.ep);
-      },
-      // what follows a 101 in its chunk: HTTP/2 after an upgrade to it
-      rest: (buf, off, len, tsSec, tsNsec) => {
-        if (this.h2 !== null) this.h2.data(1, buf, off, len, tsSec, tsNsec);
-      },
-    };
-    this.req = new HttpParser(true, reqOpts, reqEvents);
-    this.resp = new HttpParser(false, respOpts, respEvents);
+    this.mode = ctx.open !== undefined && !midStream ? MODE_FIRST : MODE_H1;
+    this.req = new HttpParser(true, reqOpts, new RequestEvents(this));
+    this.resp = new HttpParser(false, respOpts, new ResponseEvents(this));
     if (midStream) {
       this.req.resync();
       this.resp.resync();
@@ -207,7 +201,7 @@ class HttpConnection implements TcpAnalyzer {
 
   /** the connection's protocol is known: HTTP/2 (when its analyzer runs) or HTTP/1.x; what was held goes to it */
   private decide(h2: boolean): void {
-    if (h2) this.h2 = this.open!('http2') as Http2Analyzer | null;
+    if (h2) this.h2 = this.ctx.open!('http2') as Http2Analyzer | null;
     this.mode = this.h2 !== null ? MODE_H2 : MODE_H1;
     const held = this.held;
     this.held = [];
@@ -251,6 +245,36 @@ class HttpConnection implements TcpAnalyzer {
     this.pending.length = 0;
   }
 
+  /** a request's headers are parsed: it waits for its response; returns how its body is framed */
+  requestHeaders(m: HttpMessage): number {
+    this.n.requests++;
+    this.n.started++;
+    this.queue(m);
+    if (this.pending.length > this.r.o.maxPending) {
+      this.n.unmatched.add('pending_limit');
+      this.emit(this.take()!, null, 'too many requests waiting for responses');
+    } else if (this.n.pending > this.r.o.maxPendingTotal && this.pending.length > 1) {
+      // over all connections: each keeps at least its newest request
+      this.n.unmatched.add('pending_limit_total');
+      this.emit(this.take()!, null, 'too many requests waiting for responses over all connections');
+    }
+    return m.chunked ? BodyMode.chunked : m.contentLength > 0 ? BodyMode.length : BodyMode.none;
+  }
+
+  violation(side: 'request' | 'response', reason: string): void {
+    this.n.violations.add(`${side}_${reason}`);
+    this.out.anomaly?.('http', `${side}_${reason}`, this.ep);
+    if (side === 'request' && reason === 'gap_in_headers') {
+      this.n.started++;
+      this.queue(lostRequest(0, 0));
+    }
+  }
+
+  /** what follows a 101 in its chunk: HTTP/2 after an upgrade to it */
+  afterUpgrade(buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void {
+    if (this.h2 !== null) this.h2.data(1, buf, off, len, tsSec, tsNsec);
+  }
+
   private queue(m: HttpMessage): void {
     this.pending.push(m);
     this.n.pending++;
@@ -262,7 +286,7 @@ class HttpConnection implements TcpAnalyzer {
     return m;
   }
 
-  private responseBody(m: HttpMessage): number {
+  responseBody(m: HttpMessage): number {
     const code = m.statusCode;
     const req = this.pending[0];
     if (code >= 100 && code < 200 && code !== 101) return BodyMode.none;
@@ -273,7 +297,7 @@ class HttpConnection implements TcpAnalyzer {
     return BodyMode.untilClose;
   }
 
-  private response(m: HttpMessage): void {
+  response(m: HttpMessage): void {
     this.n.responses++;
     const code = m.statusCode;
     if (code >= 100 && code < 200 && code !== 101) {
@@ -309,8 +333,8 @@ class HttpConnection implements TcpAnalyzer {
    * the request is its stream 1's, answered there. False when the http2 analyzer does not run.
    */
   private upgradeToH2(req: HttpMessage, resp: HttpMessage): boolean {
-    if (this.open === undefined || !/(^|,)\s*h2c\s*(,|$)/i.test(req.upgrade)) return false;
-    const h2 = this.open('http2') as Http2Analyzer | null;
+    if (this.ctx.open === undefined || !/(^|,)\s*h2c\s*(,|$)/i.test(req.upgrade)) return false;
+    const h2 = this.ctx.open('http2') as Http2Analyzer | null;
     if (h2 === null) return false;
     this.h2 = h2;
     this.mode = MODE_H2;
@@ -581,7 +605,7 @@ export const http: Protocol<HttpOptions> = {
     const { r, reqOpts, respOpts } = resolveHttpOptions(options);
     const n = new HttpCounters();
     return {
-      tcp: (ctx: TcpContext) => new HttpConnection(ctx.midStream, ctx.endpoints, ctx.out, r, reqOpts, respOpts, n, ctx.open),
+      tcp: (ctx: TcpContext) => new HttpConnection(ctx.midStream, ctx.endpoints, ctx.out, r, reqOpts, respOpts, n, ctx),
       stats: (): Stats => ({
         transactions_started: n.started,
         transactions_dropped: n.dropped.toJSON(),
