@@ -130,6 +130,11 @@ function aead(kind: 'gcm' | 'chacha', key: Buffer, nonce: Buffer, aad: Buffer, c
 /** One direction's record protection: keys, sequence number (RFC 5246 §6.1: from 0 at each key change). */
 export class RecordCipher {
   seq = 0;
+  /**
+   * after a record that did not authenticate: the length its plaintext had, exact where
+   * the record tells (AEAD: the ciphertext's; CBC: its padding, when the damage spared it)
+   */
+  lostLength = 0;
   constructor(
     readonly suite: Suite,
     /** 0x0301-0x0303, or 0x0304 */
@@ -182,6 +187,8 @@ export class RecordCipher {
   open(type: number, b: Buffer, from: number, to: number): Opened | null {
     const seq = this.seq++;
     const body = b.subarray(from, to);
+    const s0 = this.suite;
+    this.lostLength = Math.max(0, body.length - (this.version === 0x0304 ? 17 : s0.kind === 'gcm' ? 24 : s0.kind === 'chacha' ? 16 : 16 + s0.macLen + 1));
     if (this.version === 0x0304) return this.open13(seq, body);
     const s = this.suite;
     const hdr = (len: number) => {
@@ -214,12 +221,14 @@ export class RecordCipher {
     const s = this.suite;
     const explicitIv = this.version >= 0x0302;
     let enc = body;
+    let macOk = true;
     if (this.etm) {
       // encrypt_then_mac: the MAC covers the IV and the ciphertext, and comes after them
       if (body.length < s.macLen + 16) return null;
       enc = body.subarray(0, body.length - s.macLen);
       const want = createHmac(s.mac, this.macKey).update(hdr(enc.length)).update(enc).digest();
-      if (!timingSafeEqual(want, body.subarray(enc.length))) return null;
+      // not authentic: decrypted all the same, for the plaintext's length (the padding)
+      macOk = timingSafeEqual(want, body.subarray(enc.length));
     }
     const ivLen = explicitIv ? 16 : 0;
     if (enc.length < ivLen + 16 || (enc.length - ivLen) % 16 !== 0) return null;
@@ -240,6 +249,8 @@ export class RecordCipher {
     if (pad + 1 + macLen > pt.length) return null;
     for (let i = pt.length - 1 - pad; i < pt.length - 1; i++) if (pt[i] !== pad) return null;
     const end = pt.length - 1 - pad - macLen;
+    this.lostLength = end;
+    if (!macOk) return null;
     const content = pt.subarray(0, end);
     if (!this.etm) {
       const want = createHmac(s.mac, this.macKey).update(hdr(content.length)).update(content).digest();

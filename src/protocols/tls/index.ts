@@ -478,8 +478,7 @@ class TlsConnection implements TcpAnalyzer {
       // the record is lost (damage, or keys that are not this connection's): its plaintext becomes a gap, the next record goes on
       this.n.decryptFailed.add('auth_failed');
       this.out.anomaly?.('tls', 'record_auth_failed', this.ep);
-      const overhead = cipher.suite.kind === 'gcm' && cipher.version !== 0x0304 ? 24 : cipher.suite.kind === 'cbc' ? 16 + cipher.suite.macLen + 1 : 17;
-      if (type === APP_DATA && this.inner !== null) this.inner.gap(side, Math.max(1, to - from - overhead), tsSec, tsNsec);
+      if (type === APP_DATA && this.inner !== null && cipher.lostLength > 0) this.inner.gap(side, cipher.lostLength, tsSec, tsNsec);
       return;
     }
     this.n.decryptedRecords++;
