@@ -10,7 +10,8 @@ export interface HttpEvent extends TransactionEvent<'http'> {
   method?: string;
   query?: string;
   url?: {
-    scheme: 'http';
+    /** https: the request came decrypted from a TLS connection (--tls-keylog) */
+    scheme: 'http' | 'https';
     domain: string;
     port: number;
     path: string;
@@ -26,6 +27,8 @@ export interface HttpEvent extends TransactionEvent<'http'> {
     response?: HttpMessageFields & { status_code: number; status_phrase: string; end: string };
   };
   user_agent?: { original: string };
+  /** the TLS connection a decrypted request came over (--tls-keylog): ECS tls.* as on the tls event */
+  tls?: { established: boolean; version?: string; version_protocol?: string; cipher: string; next_protocol?: string };
   /** the basic-auth user of the request (not with redactAuthorization) */
   user?: { name: string };
   /** the request as sent (sendRequest) */
