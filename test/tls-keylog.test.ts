@@ -398,6 +398,38 @@ describe('decrypted streams', { timeout: 600_000 }, () => {
     }
   });
 
+  it('bytes lost in the /big response: the inner analyzer gets the gap, the next record is found again (its start and sequence number searched), the POST after it decrypted', () => {
+    for (const name of ['tls12-aes128gcm', 'tls12-chacha20', 'tls12-cbc', 'tls13-aes256gcm']) {
+      const chunks = streamsOf(pcap(name), serverPort(pcap(name)));
+      // the server's biggest chunks carry /big: lose the third of them, or its first 1000 bytes (the rest starts inside a record)
+      const big = chunks.map((c, i) => [c, i] as const).filter(([c]) => c.kind === ItemKind.data && c.side === 1 && c.len > 2000);
+      const at = big[2][1];
+      for (const part of [false, true]) {
+        const lost = chunks.flatMap((c, i) => (i !== at ? [c] : part ? [{ ...c, kind: ItemKind.gap, data: null, len: 1000 }, { ...c, data: c.data!.subarray(1000), len: c.len - 1000 }] : [{ ...c, kind: ItemKind.gap, data: null }]));
+        const label = `${name}${part ? ' (part of a segment)' : ''}`;
+        const { events, stats } = analyzeDecrypted(lost, { tls: { keylogFile: keylogOf(name) } });
+        const d = stats.tls.decryption;
+        assert.equal(d.gaps, 1, label);
+        assert.equal(d.resynchronised, 1, label);
+        assert.equal(d.resync_skipped_bytes > 0, part, label);
+        assert.deepEqual(d.failed, {}, label);
+        const hs = events.filter((e) => e.type === 'http');
+        assert.deepEqual(
+          hs.map((e) => [e.method, e.url.path, e.http.response?.status_code]),
+          [
+            ['GET', '/', 200],
+            ['GET', '/a', 200],
+            ['GET', '/big', 200],
+            ['POST', '/form', 200],
+          ],
+          label,
+        );
+        assert.match(hs[2].notes.join(), /response bytes missing/, label);
+        accounting(stats, label);
+      }
+    }
+  });
+
   it("random splits of the decrypted fixtures' streams give the same events", () => {
     fc.assert(
       fc.property(fc.nat(streams.length - 1), fc.array(fc.tuple(fc.nat(), fc.array(fc.nat(), { minLength: 1, maxLength: 6 })), { maxLength: 40 }), fc.nat(), (which, splits, every) => {

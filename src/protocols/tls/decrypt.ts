@@ -183,12 +183,47 @@ export class RecordCipher {
     this.seq = 0;
   }
 
+  /** bytes a record's body has beyond its plaintext: exact for AEAD (TLS 1.3: without padding), the IV, MAC and an average padding for CBC */
+  overhead(): number {
+    const s = this.suite;
+    if (this.version === 0x0304) return 17;
+    if (s.kind === 'gcm') return 24;
+    if (s.kind === 'chacha') return 16;
+    return (this.version >= 0x0302 ? 16 : 0) + s.macLen + 8;
+  }
+
+  /**
+   * After a gap: is b[from, to) a record of this direction whose sequence number is at
+   * most `maxLost` past the next one expected? Yes: the sequence number is set to it (the
+   * record not consumed) and true. TLS 1.2 GCM records carry their nonce, which the
+   * usual implementations (OpenSSL, NSS, Go) make the sequence number: tried first.
+   * TLS 1.0's CBC chains its IV across records: never found again.
+   */
+  resync(type: number, b: Buffer, from: number, to: number, maxLost: number): boolean {
+    if (this.suite.kind === 'cbc' && this.version < 0x0302) return false;
+    const first = this.seq;
+    const tries: number[] = [];
+    if (this.suite.kind === 'gcm' && this.version !== 0x0304 && to - from >= 8) {
+      const hint = b.readUInt32BE(from) * 0x100000000 + b.readUInt32BE(from + 4);
+      if (hint >= first && hint - first <= 1 << 24) tries.push(hint);
+    }
+    for (let s = first; s <= first + maxLost; s++) tries.push(s);
+    for (const s of tries) {
+      this.seq = s;
+      if (this.open(type, b, from, to) !== null) {
+        this.seq = s;
+        return true;
+      }
+    }
+    this.seq = first;
+    return false;
+  }
+
   /** decrypt one record's body b[from, to) of content type `type`; the sequence number moves on either way */
   open(type: number, b: Buffer, from: number, to: number): Opened | null {
     const seq = this.seq++;
     const body = b.subarray(from, to);
-    const s0 = this.suite;
-    this.lostLength = Math.max(0, body.length - (this.version === 0x0304 ? 17 : s0.kind === 'gcm' ? 24 : s0.kind === 'chacha' ? 16 : 16 + s0.macLen + 1));
+    this.lostLength = Math.max(0, body.length - this.overhead());
     if (this.version === 0x0304) return this.open13(seq, body);
     const s = this.suite;
     const hdr = (len: number) => {

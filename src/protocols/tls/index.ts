@@ -81,7 +81,11 @@ class TlsCounters extends TransactionCounters {
   decryptedBytes = 0;
   /** connections not decrypted, by reason: no_keys, keys_incomplete, unsupported_cipher, no_hello */
   readonly notDecrypted = new ReasonCounter();
-  /** records lost by decryption: auth_failed, record_after_gap */
+  /** gaps in decrypted directions, and the times the next record was found again after one (bytes passed over to find it) */
+  decryptGaps = 0;
+  resynchronised = 0;
+  resyncSkipped = 0;
+  /** records lost by decryption: auth_failed */
   readonly decryptFailed = new ReasonCounter();
   /** plaintext handed on, by inner protocol; inner_protocol_not_running, inner_protocol_unknown */
   readonly inner = new ReasonCounter();
@@ -120,6 +124,8 @@ const APP_DATA = 23;
 const HEARTBEAT = 24;
 /** the longest record RFC 5246 allows (2^14 + 2048 of ciphertext) */
 const MAX_RECORD = 16384 + 2048;
+/** records a gap may have taken in a decrypted direction for the next one to be found again (sequence numbers tried) */
+const RECORDS_LOST_MAX = 1024;
 
 interface Alert {
   level: number;
@@ -152,8 +158,12 @@ class Side {
   next: RecordCipher | null = null;
   /** decrypted handshake bytes of an incomplete message (TLS 1.3) */
   dhs: Buffer = Buffer.alloc(0);
-  /** decryption of this side stopped (a gap: the records' sequence is lost) */
-  lostSync = false;
+  /** after a gap: the next record (its start, its sequence number) is looked for */
+  resync = false;
+  /** ciphertext bytes lost since the last record decrypted (a gap, a record it cut, bytes passed over), and when */
+  lostBytes = 0;
+  lostSec = 0;
+  lostNsec = 0;
 }
 
 /** what a decrypted connection's inner analyzer emits: its events marked as having come over TLS */
@@ -209,7 +219,6 @@ class TlsConnection implements TcpAnalyzer {
   /** the analyzer of the plaintext, once chosen; innerTried: chosen or given up */
   private inner: TcpAnalyzer | null = null;
   private innerTried = false;
-  private innerOut: OverTls | null = null;
 
   constructor(
     private readonly ep: Endpoints,
@@ -225,6 +234,10 @@ class TlsConnection implements TcpAnalyzer {
     let b = buf.subarray(off, off + len);
     if (st.rec.length > 0) b = Buffer.concat([st.rec, b]);
     let i = 0;
+    if (st.resync) {
+      i = this.resync(side, b);
+      if (i < 0) return;
+    }
     while ((!this.done || this.decrypting > 0) && !st.stopped && i + 5 <= b.length) {
       const type = b[i];
       const len = (b[i + 3] << 8) | b[i + 4];
@@ -249,13 +262,21 @@ class TlsConnection implements TcpAnalyzer {
   }
 
   gap(side: number, n: number, tsSec: number, tsNsec: number): void {
-    if (this.decrypting > 0 && !this.s[side].lostSync) {
-      // the records' boundaries and sequence are lost: this side's plaintext ends here, the inner analyzer told
+    if (this.done && this.decrypting > 0 && this.s[side].cipher !== null && !this.s[side].stopped) {
+      // the records' boundaries and sequence are lost with the bytes: the inner analyzer gets the gap
+      // (the ciphertext's length: near enough for it), and the next record is looked for
+      // (its plaintext's length is known once the next record is found: the records lost in between)
       const st = this.s[side];
-      st.lostSync = true;
+      if (!st.resync) {
+        st.lostSec = tsSec;
+        st.lostNsec = tsNsec;
+      }
+      st.resync = true;
+      st.lostBytes += st.rec.length + n;
       st.rec = Buffer.alloc(0);
-      this.n.decryptFailed.add('record_after_gap');
-      this.inner?.gap(side, n, tsSec, tsNsec);
+      st.dhs = Buffer.alloc(0);
+      this.n.decryptGaps++;
+      return;
     }
     if (this.done) return;
     const st = this.s[side];
@@ -271,6 +292,12 @@ class TlsConnection implements TcpAnalyzer {
   }
 
   close(tsSec: number, tsNsec: number): void {
+    for (let side = 0; side < 2; side++) {
+      const st = this.s[side];
+      // lost up to the end: the inner analyzer gets what was lost (ciphertext's length: no record says more)
+      if (st.resync && st.lostBytes > 0) this.inner?.gap(side, st.lostBytes + st.rec.length, st.lostSec, st.lostNsec);
+      st.resync = false;
+    }
     this.inner?.close(tsSec, tsNsec);
     if (this.done || !this.started) return;
     this.notes.push('connection closed before the handshake completed');
@@ -471,7 +498,7 @@ class TlsConnection implements TcpAnalyzer {
   private protectedRecord(side: number, type: number, b: Buffer, from: number, to: number, tsSec: number, tsNsec: number): void {
     if (this.decrypting === 0 && !this.setupKeys()) return;
     const st = this.s[side];
-    if (st.cipher === null || st.lostSync) return;
+    if (st.cipher === null) return;
     const cipher = st.cipher;
     const r: Opened | null = cipher.open(type, b, from, to);
     if (r === null) {
@@ -537,7 +564,45 @@ class TlsConnection implements TcpAnalyzer {
       st.cipher = st.next;
       st.next = null;
     } else if (keyUpdate) st.cipher?.update();
-    hs = Buffer.alloc(0);
+  }
+
+  /**
+   * After a gap: the first place in b where a record header is followed by a record that
+   * authenticates under a sequence number a little past the last one (RECORDS_LOST_MAX);
+   * its offset, or -1 when there is none yet (the bytes that may still start one held).
+   * A false header costs one decryption per sequence number tried; a true one ends it.
+   */
+  private resync(side: number, b: Buffer): number {
+    const st = this.s[side];
+    const c = st.cipher!;
+    for (let p = 0; p + 5 <= b.length; p++) {
+      const type = b[p];
+      const len = (b[p + 3] << 8) | b[p + 4];
+      if ((type !== APP_DATA && type !== ALERT && type !== HANDSHAKE) || b[p + 1] !== 3 || b[p + 2] < 1 || b[p + 2] > 4 || len > MAX_RECORD || len < 17) continue;
+      if (p + 5 + len > b.length) {
+        // a candidate not whole yet: wait for it (at most one record's bytes held)
+        this.n.resyncSkipped += p;
+        st.lostBytes += p;
+        st.rec = Buffer.from(b.subarray(p));
+        return -1;
+      }
+      const before = c.seq;
+      if (c.resync(type, b, p + 5, p + 5 + len, RECORDS_LOST_MAX)) {
+        st.resync = false;
+        this.n.resynchronised++;
+        this.n.resyncSkipped += p;
+        // the records lost were the bytes lost: their plaintext is those less each record's header and overhead
+        const lost = st.lostBytes + p - (c.seq - before) * (5 + c.overhead());
+        if (lost > 0) this.inner?.gap(side, lost, st.lostSec, st.lostNsec);
+        st.lostBytes = 0;
+        return p;
+      }
+    }
+    const keep = Math.min(4, b.length);
+    this.n.resyncSkipped += b.length - keep;
+    st.lostBytes += b.length - keep;
+    st.rec = Buffer.from(b.subarray(b.length - keep));
+    return -1;
   }
 
   /** plaintext of an application data record, to the analyzer ALPN or a probe chooses */
@@ -548,6 +613,7 @@ class TlsConnection implements TcpAnalyzer {
 
   private openInner(side: number, data: Buffer): void {
     this.innerTried = true;
+    if (this.alpn === '') this.alpn = this.s[1].hello?.alpn[0] ?? '';
     let name = '';
     if (this.alpn === 'h2' || (this.alpn === '' && data.length >= 14 && data.toString('latin1', 0, 14) === 'PRI * HTTP/2.0')) name = 'http2';
     else if (this.alpn === 'http/1.1' || this.alpn === 'http/1.0') name = 'http';
@@ -572,8 +638,7 @@ class TlsConnection implements TcpAnalyzer {
     const sh = this.s[1].hello;
     const vp = versionParts(sh !== null ? negotiatedVersion(sh) : 0);
     // ECS tls.* on the inner events: how they came (packetbeat's tls fields, as on the tls event)
-    out.tls = { established: true, ...(vp !== null ? { version: vp.version, version_protocol: vp.protocol } : {}), cipher: nameOf(CIPHER_SUITES, sh?.ciphers[0] ?? -1), ...(this.alpn !== '' || (sh?.alpn.length ?? 0) > 0 ? { next_protocol: this.alpn || sh!.alpn[0] } : {}) };
-    this.innerOut = out;
+    out.tls = { established: true, ...(vp !== null ? { version: vp.version, version_protocol: vp.protocol } : {}), cipher: nameOf(CIPHER_SUITES, sh?.ciphers[0] ?? -1), ...(this.alpn !== '' ? { next_protocol: this.alpn } : {}) };
     this.inner = inner;
     this.n.inner.add(name);
   }
@@ -829,6 +894,9 @@ export const tls: Protocol<TlsOptions> = {
           bytes: n.decryptedBytes,
           not_decrypted: n.notDecrypted.toJSON(),
           failed: n.decryptFailed.toJSON(),
+          gaps: n.decryptGaps,
+          resynchronised: n.resynchronised,
+          resync_skipped_bytes: n.resyncSkipped,
           inner: n.inner.toJSON(),
           ...(keylog !== null ? { keylog: log(keylog) } : {}),
           ...(n.captureLog.lines > 0 ? { capture_secrets: log(n.captureLog) } : {}),
