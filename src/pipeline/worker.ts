@@ -3,6 +3,7 @@ import { makeFrame, type Frame } from '../core/frame';
 import { sequence, StageError, type Stage, type Stats } from '../core/stage';
 import type { Event } from '../events/types';
 import { NdjsonSink } from '../sinks/ndjson';
+import { captureSecrets } from '../sources/secrets';
 import { eventStages, type EventStagesOptions } from './presets';
 
 /**
@@ -42,6 +43,8 @@ export type ToWorker =
       marks: number[];
       /** a live source's idle tick (wall clock: sec, nsec) after the frames */
       idle: [number, number] | null;
+      /** pcapng Decryption Secrets Blocks the source read since this worker's last batch (reset: a new capture), before its frames */
+      secrets: { reset: boolean; blocks: { type: number; data: Uint8Array }[] } | null;
     }
   /** the stages' clocks, asked before the flush */
   | { t: 'clocks' }
@@ -129,6 +132,10 @@ export function workerMain(): void {
       if (fault !== undefined && init.index === 0) {
         if (fault === 'exit') process.exit(3);
         throw new StageError('decode', new Error('test fault'));
+      }
+      if (m.secrets !== null) {
+        if (m.secrets.reset) captureSecrets.reset();
+        for (const b of m.secrets.blocks) captureSecrets.add(b.type, Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
       }
       const frames = framesOf(m.meta, m.data, m.n);
       let from = 0;

@@ -6,6 +6,7 @@ import { ExplainedError, type Stage, type Stats, type StatValue } from '../core/
 import { flowHash } from '../kafka/frames';
 import { NdjsonSink } from '../sinks/ndjson';
 import type { Sink } from '../sinks/sink';
+import { captureSecrets } from '../sources/secrets';
 import type { Source } from '../sources/source';
 import type { Pipeline, PipelineOptions } from './define';
 import { eventStages, type EventStagesOptions } from './presets';
@@ -92,6 +93,10 @@ export class WorkerPool implements Sink<Frame> {
   private readonly workerStats: Record<string, Stats>[];
   private readonly rounds = new Map<number, Round>();
   private sent = 0;
+  /** pcapng Decryption Secrets Blocks the source read (captureSecrets), as far as passed on: each worker gets them with its next frames */
+  private secretsGeneration = captureSecrets.generation;
+  private secretsSeen = 0;
+  private secretsPending: { reset: boolean; blocks: { type: number; data: Buffer }[] }[] = [];
   private written = 0;
   private waiters: (() => void)[] = [];
   private error: Error | null = null;
@@ -268,6 +273,20 @@ export class WorkerPool implements Sink<Frame> {
       count[w]++;
       bytes[w] += f.data.length;
     }
+    // secrets read since the last round, for every worker before its next frames
+    if (captureSecrets.generation !== this.secretsGeneration || captureSecrets.blocks.length > this.secretsSeen) {
+      const reset = captureSecrets.generation !== this.secretsGeneration;
+      if (reset) this.secretsSeen = 0;
+      const blocks = captureSecrets.blocks.slice(this.secretsSeen);
+      for (let k = 0; k < n; k++) {
+        const p = (this.secretsPending[k] ??= { reset: false, blocks: [] });
+        if (reset) p.blocks = [];
+        p.reset ||= reset;
+        p.blocks.push(...blocks);
+      }
+      this.secretsGeneration = captureSecrets.generation;
+      this.secretsSeen = captureSecrets.blocks.length;
+    }
     const round: Round = { bufs: new Array(n).fill(null), left: 0 };
     const msgs: (ToWorker | null)[] = [];
     for (let k = 0; k < n; k++) {
@@ -278,7 +297,9 @@ export class WorkerPool implements Sink<Frame> {
       const c = count[k];
       const meta = this.takeMeta(c * META_FIELDS + c + 1);
       const data = this.takeData(bytes[k]);
-      msgs.push({ t: 'batch', round: this.sent, meta, data, n: c, marks: marks[k], idle });
+      const sp = this.secretsPending[k];
+      this.secretsPending[k] = { reset: false, blocks: [] };
+      msgs.push({ t: 'batch', round: this.sent, meta, data, n: c, marks: marks[k], idle, secrets: sp !== undefined && (sp.reset || sp.blocks.length > 0) ? sp : null });
       round.left++;
     }
     // the frames' fields and bytes into each worker's two buffers

@@ -4,8 +4,8 @@
  * analyzers that use them (TLS: secrets type 0x544c534b, an NSS key log). Process-wide:
  * a file source clears them when it starts reading, and the reader adds a block's
  * secrets before the packets that follow it, so the analyzers of the same process see
- * them in time. Worker threads (--workers) do not: give them the key log with
- * --tls-keylog.
+ * them in time; with --workers N the main thread passes the blocks read since each
+ * worker's last batch on with its next frames (src/pipeline/workers.ts).
  */
 export const SECRETS_TLS_KEYLOG = 0x544c534b;
 
