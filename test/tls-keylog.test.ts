@@ -28,7 +28,7 @@ import { ItemKind } from '../src/tcp/items';
 import { curlSession, makePki, startNginx, type Nginx, type Pki } from '../scripts/fixtures/tls-keylog';
 import { recordLoopback } from './capture';
 import { serverPort } from './gen/tls';
-import { type Chunk, chunkDamage, damageChunks, fuzzParams, streamsOf } from './fuzz-helpers';
+import { type Chunk, chunkDamage, damageChunks, FUZZ_SECONDS, fuzzParams, streamsOf } from './fuzz-helpers';
 import { assertAccounting, cli, fixture, readFile } from './helpers';
 import { freePort } from './net';
 
@@ -352,7 +352,7 @@ function analyzeDecrypted(chunks: Chunk[], options: Record<string, object>, inne
 
 const accounting = (stats: Record<string, Stats>, label: string) => assertAccounting({ analyze: { protocols: stats } } as Record<string, Stats>, label);
 
-describe('decrypted streams', { timeout: 600_000 }, () => {
+describe('TLS decryption fuzzing: decrypted streams', { timeout: (FUZZ_SECONDS + 600) * 1000 }, () => {
   const streams = NAMES.map((n) => streamsOf(pcap(n), serverPort(pcap(n))));
   const opts = NAMES.map((n) => ({ tls: { keylogFile: keylogOf(n) } }));
   const reference = streams.map((s, i) => JSON.stringify(analyzeDecrypted(s, opts[i]).events));
