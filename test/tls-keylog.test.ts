@@ -32,7 +32,7 @@ import { type Chunk, chunkDamage, damageChunks, FUZZ_SECONDS, fuzzParams, stream
 import { assertAccounting, cli, fixture, readFile } from './helpers';
 import { freePort } from './net';
 
-const NAMES = ['tls12-aes128gcm', 'tls12-aes256gcm', 'tls12-chacha20', 'tls12-cbc', 'tls13-aes128gcm', 'tls13-aes256gcm', 'tls13-chacha20', 'key-update', 'no-alpn'];
+const NAMES = ['tls12-aes128gcm', 'tls12-aes256gcm', 'tls12-chacha20', 'tls12-cbc', 'tls12-cbc-mte', 'tls13-aes128gcm', 'tls13-aes256gcm', 'tls13-chacha20', 'key-update', 'no-alpn'];
 const pcap = (n: string) => fixture(`tls-keylog/${n}.pcap`);
 const keylogOf = (n: string) => fixture(`tls-keylog/${n}.keylog`);
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -226,7 +226,7 @@ describe('decrypted fixtures agree with tshark -o tls.keylog_file', { skip: have
     });
   }
 
-  it('the curl fixtures: GET /, /a?x=1, /big (several records), a POST with its form; s_client: a request on each side of the KeyUpdate', async () => {
+  it('the curl fixtures: GET /, /a?x=1, /big (several records), a POST with its form; s_client: MAC-then-encrypt CBC, a request on each side of the KeyUpdate', async () => {
     const r = await readFile(pcap('tls12-cbc'), { options: { tls: { keylogFile: keylogOf('tls12-cbc') } } });
     const hs = r.events.filter((e) => e.type === 'http') as any[];
     assert.deepEqual(
@@ -234,6 +234,11 @@ describe('decrypted fixtures agree with tshark -o tls.keylog_file', { skip: have
       ['https://tls.pktflow.test/', 'https://tls.pktflow.test/a?x=1', 'https://tls.pktflow.test/big', 'https://tls.pktflow.test/form?body=over+tls&name=pktflow'],
     );
     assert.equal(hs[2].http.response.body.bytes, 'pktflow over tls '.length * 2400);
+    // MAC-then-encrypt: s_client -no_etm, the server's hello without encrypt_then_mac
+    const mte = await readFile(pcap('tls12-cbc-mte'), { options: { tls: { keylogFile: keylogOf('tls12-cbc-mte') } } });
+    assert.equal((mte.events[0] as any).tls.cipher, 'TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384');
+    assert.ok(!JSON.stringify((mte.events[0] as any).tls.detailed.server_hello).includes('encrypt_then_mac'));
+    assert.equal(mte.events.filter((e) => e.type === 'http').length, 2);
     const k = await readFile(pcap('key-update'), { options: { tls: { keylogFile: keylogOf('key-update') } } });
     assert.deepEqual(
       k.events.filter((e) => e.type === 'http').map((e: any) => e.url.path),
