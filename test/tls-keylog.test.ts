@@ -436,6 +436,20 @@ describe('TLS decryption fuzzing: decrypted streams', { timeout: (FUZZ_SECONDS +
     }
   });
 
+  it('after a gap, records that never authenticate (another key, too many lost): the search gives up after 16 of them, counted, the accounting holds', () => {
+    const name = 'tls12-aes128gcm';
+    const chunks = streamsOf(pcap(name), serverPort(pcap(name)));
+    const first = chunks.findIndex((c) => c.kind === ItemKind.data && c.side === 1 && c.len > 2000);
+    const c = chunks[first];
+    const fake = Buffer.concat(Array.from({ length: 20 }, (_, i) => Buffer.concat([Buffer.from([23, 3, 3, 0, 64]), Buffer.alloc(64, i + 1)])));
+    const damaged = [...chunks.slice(0, first), { ...c, kind: ItemKind.gap, data: null }, { ...c, data: fake, len: fake.length }, ...chunks.slice(first + 1).filter((x) => x.side !== 1 || x.kind !== ItemKind.data)];
+    const { events, stats } = analyzeDecrypted(damaged, { tls: { keylogFile: keylogOf(name) } });
+    assert.deepEqual(stats.tls.decryption.failed, { resync_gave_up: 1 });
+    assert.equal(stats.tls.decryption.resynchronised, 0);
+    assert.ok(events.filter((e) => e.type === 'http').length >= 1);
+    accounting(stats, 'gave up');
+  });
+
   it("random splits of the decrypted fixtures' streams give the same events", () => {
     fc.assert(
       fc.property(fc.nat(streams.length - 1), fc.array(fc.tuple(fc.nat(), fc.array(fc.nat(), { minLength: 1, maxLength: 6 })), { maxLength: 40 }), fc.nat(), (which, splits, every) => {

@@ -98,10 +98,8 @@ class TlsCounters extends TransactionCounters {
     this.captureLog = new KeyLog(maxEntries);
   }
 
-  /** the secrets of a client random: the key log's, else a capture's Decryption Secrets Blocks' */
-  secrets(clientRandom: string, fromCapture: boolean): Secrets | undefined {
-    const s = this.keylog?.get(clientRandom);
-    if (s !== undefined || !fromCapture) return s;
+  /** the capture's Decryption Secrets Blocks read since the last lookup join captureLog (all of them again after a new capture began) */
+  private syncCapture(): void {
     if (this.captureGeneration !== captureSecrets.generation) {
       this.captureGeneration = captureSecrets.generation;
       this.captureBlocks = 0;
@@ -112,6 +110,21 @@ class TlsCounters extends TransactionCounters {
       const b = blocks[this.captureBlocks];
       if (b.type === SECRETS_TLS_KEYLOG) this.captureLog.addText(b.data.toString('utf8'));
     }
+  }
+
+  /** is there a key log to look in: a file's, a pipeline's, a capture's */
+  hasKeys(fromCapture: boolean): boolean {
+    if (this.keylog !== null) return true;
+    if (!fromCapture) return false;
+    this.syncCapture();
+    return this.captureLog.size > 0;
+  }
+
+  /** the secrets of a client random: the key log's, else a capture's Decryption Secrets Blocks' */
+  secrets(clientRandom: string, fromCapture: boolean): Secrets | undefined {
+    const s = this.keylog?.get(clientRandom);
+    if (s !== undefined || !fromCapture) return s;
+    this.syncCapture();
     return this.captureLog.get(clientRandom);
   }
 }
@@ -126,6 +139,8 @@ const HEARTBEAT = 24;
 const MAX_RECORD = 16384 + 2048;
 /** records a gap may have taken in a decrypted direction for the next one to be found again (sequence numbers tried) */
 const RECORDS_LOST_MAX = 1024;
+/** candidate records tried after a gap before that direction's decryption is given up (each costs up to RECORDS_LOST_MAX decryptions) */
+const RESYNC_CANDIDATES_MAX = 16;
 
 interface Alert {
   level: number;
@@ -160,6 +175,8 @@ class Side {
   dhs: Buffer = Buffer.alloc(0);
   /** after a gap: the next record (its start, its sequence number) is looked for */
   resync = false;
+  /** whole candidate records that did not authenticate while looking (bounded: RESYNC_CANDIDATES_MAX) */
+  resyncMisses = 0;
   /** ciphertext bytes lost since the last record decrypted (a gap, a record it cut, bytes passed over), and when */
   lostBytes = 0;
   lostSec = 0;
@@ -462,17 +479,14 @@ class TlsConnection implements TcpAnalyzer {
       this.n.notDecrypted.add(reason);
       return false;
     };
-    if (this.n.keylog === null && !this.opts.captureSecrets) return notDecrypted('no_keylog');
+    if (!this.n.hasKeys(this.opts.captureSecrets)) {
+      // no key log at all: nothing was asked, nothing to count
+      this.decrypting = -1;
+      return false;
+    }
     if (c.random === null || s.random === null || s.hello === null) return notDecrypted('no_hello');
     const secrets = this.n.secrets(c.random.toString('hex'), this.opts.captureSecrets);
-    if (secrets === undefined) {
-      // no key log at all: nothing was asked, nothing to count
-      if (this.n.keylog === null && this.n.captureLog.size === 0) {
-        this.decrypting = -1;
-        return false;
-      }
-      return notDecrypted('no_keys');
-    }
+    if (secrets === undefined) return notDecrypted('no_keys');
     const suite = suiteOf(s.hello.ciphers[0]);
     if (suite === null) return notDecrypted('unsupported_cipher');
     const version = negotiatedVersion(s.hello);
@@ -589,6 +603,7 @@ class TlsConnection implements TcpAnalyzer {
       const before = c.seq;
       if (c.resync(type, b, p + 5, p + 5 + len, RECORDS_LOST_MAX)) {
         st.resync = false;
+        st.resyncMisses = 0;
         this.n.resynchronised++;
         this.n.resyncSkipped += p;
         // the records lost were the bytes lost: their plaintext is those less each record's header and overhead
@@ -596,6 +611,16 @@ class TlsConnection implements TcpAnalyzer {
         if (lost > 0) this.inner?.gap(side, lost, st.lostSec, st.lostNsec);
         st.lostBytes = 0;
         return p;
+      }
+      if (++st.resyncMisses >= RESYNC_CANDIDATES_MAX) {
+        // too far from where it was lost (more records than RECORDS_LOST_MAX, a key change in the gap): this direction stays lost
+        this.n.decryptFailed.add('resync_gave_up');
+        this.inner?.gap(side, st.lostBytes + b.length, st.lostSec, st.lostNsec);
+        st.resync = false;
+        st.lostBytes = 0;
+        st.stopped = true;
+        st.rec = Buffer.alloc(0);
+        return -1;
       }
     }
     const keep = Math.min(4, b.length);
