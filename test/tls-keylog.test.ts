@@ -18,7 +18,12 @@ import fc from 'fast-check';
 import type { Stats } from '../src/core/stage';
 import { makeEndpoints } from '../src/events/endpoints';
 import type { Emitter, Protocol, TcpAnalyzer } from '../src/protocols/analyzer';
+import { AnalyzeStage } from '../src/protocols/analyze';
 import { http } from '../src/protocols/http';
+import { protocols } from '../src/protocols/registry';
+import { DecodeStage } from '../src/decode/stage';
+import { PcapReader } from '../src/sources/pcap';
+import { TcpReorderer } from '../src/tcp/reorderer';
 import { tls } from '../src/protocols/tls';
 import { hkdfExpandLabel, prf12, RecordCipher, suiteOf } from '../src/protocols/tls/decrypt';
 import { KeyLog, KeyLogError } from '../src/protocols/tls/keylog';
@@ -272,22 +277,41 @@ describe('decrypted fixtures agree with tshark -o tls.keylog_file', { skip: have
         stats: () => ({}),
       }),
     };
-    const { stats } = analyzeDecrypted(streamsOf(pcap('h2'), serverPort(pcap('h2'))), { tls: { keylogFile: keylogOf('h2') } }, [standIn]);
-    const c = Buffer.concat(got[0]).toString('latin1');
-    assert.ok(c.startsWith('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), c.slice(0, 30));
-    const s = Buffer.concat(got[1]);
-    assert.equal(s[3], 4, 'the server begins with SETTINGS');
-    assert.deepEqual(stats.tls.decryption.inner, { http2: 1 });
-  });
-
-  it('h2 in the default stages, while no http2 analyzer runs: the TLS event, counted as inner_protocol_not_running', async () => {
-    const r = await readFile(pcap('h2'), { options: { tls: { keylogFile: keylogOf('h2') } } });
+    // the analyzer stage over a test registry: the built-in protocols and the stand-in
+    const a = new AnalyzeStage({ options: { tls: { keylogFile: keylogOf('h2') } } }, [...protocols, standIn]);
+    const d = new DecodeStage();
+    const r = new TcpReorderer({ isServerPort: a.isServerPort });
+    const file = pcap('h2');
+    const events = [...a.push(r.push(d.push(new PcapReader(file).push(readFileSync(file))))), ...a.push(r.flush()), ...a.flush()];
     assert.deepEqual(
-      r.events.map((e) => e.type),
+      events.map((e) => e.type),
       ['tls'],
     );
+    const c = Buffer.concat(got[0]).toString('latin1');
+    assert.ok(c.startsWith('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), c.slice(0, 30));
+    const srv = Buffer.concat(got[1]);
+    assert.equal(srv[3], 4, 'the server begins with SETTINGS');
+    const stats = a.stats() as any;
+    assert.deepEqual(stats.protocols.tls.decryption.inner, { http2: 1 });
+    assert.equal(stats.connections.http2_inside_tls, 1);
+  });
+
+  it('h2 in the default stages: without an http2 analyzer the TLS event, counted as inner_protocol_not_running; with one, its events marked https', async () => {
+    const r = await readFile(pcap('h2'), { options: { tls: { keylogFile: keylogOf('h2') } } });
     const inner = (r.stats.analyze as any).protocols.tls.decryption.inner;
-    assert.ok(inner.inner_protocol_not_running === 1 || inner.http2 === 1, JSON.stringify(inner));
+    if (!protocols.some((p) => p.name === 'http2')) {
+      assert.deepEqual(
+        r.events.map((e) => e.type),
+        ['tls'],
+      );
+      assert.deepEqual(inner, { inner_protocol_not_running: 1 });
+    } else {
+      // the http2 analyzer merged: the four streams as http events over TLS
+      assert.deepEqual(inner, { http2: 1 });
+      const hs = r.events.filter((e) => e.type === 'http') as any[];
+      assert.equal(hs.length, 4);
+      assert.ok(hs.every((e) => e.url.scheme === 'https' && e.tls.next_protocol === 'h2'));
+    }
   });
 
   it('a connection whose keys are missing stays a TLS event, counted as no_keys', async () => {
