@@ -37,7 +37,7 @@ import { type Chunk, chunkDamage, damageChunks, FUZZ_SECONDS, fuzzParams, stream
 import { assertAccounting, cli, fixture, readFile } from './helpers';
 import { freePort } from './net';
 
-const NAMES = ['tls12-aes128gcm', 'tls12-aes256gcm', 'tls12-chacha20', 'tls12-cbc', 'tls12-cbc-mte', 'tls13-aes128gcm', 'tls13-aes256gcm', 'tls13-chacha20', 'key-update', 'no-alpn'];
+const NAMES = ['tls10-cbc', 'tls11-cbc', 'tls12-aes128gcm', 'tls12-aes256gcm', 'tls12-chacha20', 'tls12-cbc', 'tls12-cbc-mte', 'tls13-aes128gcm', 'tls13-aes256gcm', 'tls13-chacha20', 'key-update', 'no-alpn'];
 const pcap = (n: string) => fixture(`tls-keylog/${n}.pcap`);
 const keylogOf = (n: string) => fixture(`tls-keylog/${n}.keylog`);
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
