@@ -36,6 +36,8 @@ packages+=(sip-tester)
 packages+=(rabbitmq-server amqp-tools)
 # Thrift: the compiler generates the code of the thrift npm server and client of the fixtures, live test and bench/thrift.ts
 packages+=(thrift-compiler)
+# HTTP/2 fixtures and live test: nghttp (h2c client, multiplexed and with Upgrade), python3-h2 (the server that takes Upgrade: h2c)
+packages+=(nghttp2-client python3-h2)
 # the Kafka broker the tests use runs on Java, fetched with Maven
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)

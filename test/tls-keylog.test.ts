@@ -264,7 +264,7 @@ describe('decrypted fixtures agree with tshark -o tls.keylog_file', { skip: have
     assert.equal((plain.events[0] as any).tls.server.subject, undefined);
   });
 
-  it('h2: tshark decrypts the HTTP/2 streams; the plaintext, preface first, goes to the http2 analyzer (a stand-in here: the real one is not merged yet)', () => {
+  it('h2: tshark decrypts the HTTP/2 streams; the plaintext, preface first, is what the http2 analyzer gets (a stand-in in a test registry records it; the real analyzer: the next test)', () => {
     const out = execFileSync('tshark', ['-r', pcap('h2'), '-o', `tls.keylog_file:${keylogOf('h2')}`, '-Y', 'http2.headers.method', '-T', 'fields', '-e', 'http2.headers.method', '-e', 'http2.headers.path'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     assert.deepEqual(out.trim().split('\n'), ['GET\t/', 'GET\t/a?x=1', 'GET\t/big', 'POST\t/form']);
     const got: Buffer[][] = [[], []];
@@ -277,8 +277,8 @@ describe('decrypted fixtures agree with tshark -o tls.keylog_file', { skip: have
         stats: () => ({}),
       }),
     };
-    // the analyzer stage over a test registry: the built-in protocols and the stand-in
-    const a = new AnalyzeStage({ options: { tls: { keylogFile: keylogOf('h2') } } }, [...protocols, standIn]);
+    // the analyzer stage over a test registry: the built-in protocols with the stand-in for http2
+    const a = new AnalyzeStage({ options: { tls: { keylogFile: keylogOf('h2') } } }, [...protocols.filter((p) => p.name !== 'http2'), standIn]);
     const d = new DecodeStage();
     const r = new TcpReorderer({ isServerPort: a.isServerPort });
     const file = pcap('h2');
@@ -296,7 +296,7 @@ describe('decrypted fixtures agree with tshark -o tls.keylog_file', { skip: have
     assert.equal(stats.connections.http2_inside_tls, 1);
   });
 
-  it('h2 in the default stages: without an http2 analyzer the TLS event, counted as inner_protocol_not_running; with one, its events marked https', async () => {
+  it('h2 in the default stages: the http2 analyzer gives the streams tshark decrypts, as http events marked https (without one: the TLS event, counted as inner_protocol_not_running)', async () => {
     const r = await readFile(pcap('h2'), { options: { tls: { keylogFile: keylogOf('h2') } } });
     const inner = (r.stats.analyze as any).protocols.tls.decryption.inner;
     if (!protocols.some((p) => p.name === 'http2')) {
@@ -309,8 +309,15 @@ describe('decrypted fixtures agree with tshark -o tls.keylog_file', { skip: have
       // the http2 analyzer merged: the four streams as http events over TLS
       assert.deepEqual(inner, { http2: 1 });
       const hs = r.events.filter((e) => e.type === 'http') as any[];
-      assert.equal(hs.length, 4);
-      assert.ok(hs.every((e) => e.url.scheme === 'https' && e.tls.next_protocol === 'h2'));
+      const want = execFileSync('tshark', ['-r', pcap('h2'), '-o', `tls.keylog_file:${keylogOf('h2')}`, '-Y', 'http2.headers.method', '-T', 'fields', '-e', 'http2.headers.method', '-e', 'http2.headers.path'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      assert.deepEqual(
+        hs.map((e) => `${e.method}\t${e.url.path}`),
+        want
+          .trim()
+          .split('\n')
+          .map((l) => l.split('?')[0]),
+      );
+      assert.ok(hs.every((e) => e.http.version === '2' && e.http.response.status_code === 200 && e.url.scheme === 'https' && e.tls.next_protocol === 'h2'));
     }
   });
 

@@ -140,6 +140,32 @@ describe('--workers N', { timeout: 900_000 }, () => {
     }
   });
 
+  it('carries batches and outputs too large for the shared slots in buffers of their own, with the same events', async () => {
+    const run = async (chunkBytes: number) => {
+      let text = '';
+      const out = new Writable({
+        write(c: Buffer, _e, cb) {
+          text += c.toString();
+          cb();
+        },
+      });
+      const p = workerPipeline({ source: captureFile({ path: long, chunkBytes }), frames: sequence('frames', []), stages: {}, options: { printStats: false } }, { workers: 2, stream: out });
+      const r = await runPipeline(p).done;
+      assert.equal(r.error, null);
+      return { lines: sorted(text), sink: r.stats.sink as Record<string, number> };
+    };
+    // 256 KiB reads fit the slots; 8 MiB reads give a worker more frames and bytes than a slot holds, and more NDJSON
+    const small = await run(256 * 1024);
+    const big = await run(8 * 1024 * 1024);
+    assert.equal(small.sink.inputs_outside_slots, undefined);
+    assert.equal(small.sink.outputs_outside_slots, undefined);
+    assert.ok(big.sink.inputs_outside_slots > 0, JSON.stringify(big.sink));
+    assert.ok(big.sink.outputs_outside_slots > 0, JSON.stringify(big.sink));
+    assert.equal(big.lines.length, 20_000);
+    assert.deepEqual(big.lines, small.lines);
+    assert.deepEqual(big.lines, sorted((await cli(['read', long])).stdout));
+  });
+
   it('stops reading while the reader of the output does not read (memory bounded), and finishes when it does', async () => {
     const size = statSync(long).size;
     const chunk = 16 * 1024;

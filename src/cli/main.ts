@@ -40,7 +40,9 @@ ${registry
       p.udpPorts.length > 0 ? `udp ${p.udpPorts.join(',')}` : '',
       p.ipProtocols !== undefined ? `IP protocols ${p.ipProtocols.join(',')}` : '',
     ];
-    return `  ${p.name.padEnd(NAME_WIDTH)}${ports.filter((x) => x !== '').join('  ')}`;
+    const named = ports.filter((x) => x !== '');
+    // a protocol without ports of its own (http2) is found by its content, or handed on by another analyzer
+    return `  ${p.name.padEnd(NAME_WIDTH)}${named.length > 0 ? named.join('  ') : 'by content'}`;
   })
   .join('\n')}`;
 
@@ -415,6 +417,19 @@ function analysis(s: AnalysisStages) {
 function stageOptions(values: Record<string, unknown>): EventStagesOptions {
   const headers = values['http-headers'] === 'all' ? 'all' : list(values['http-headers']);
   try {
+    const http = definedOnly({
+      sendHeaders: headers,
+      includeBodyFor: list(values['include-body-for']),
+      sendRequest: values['http-send-request'],
+      sendResponse: values['http-send-response'],
+      maxMessageSize: positiveInt(values['http-max-message-size'], '--http-max-message-size'),
+      realIpHeader: values['http-real-ip-header'],
+      redactAuthorization: values['http-redact-authorization'],
+      redactHeaders: list(values['http-redact-headers']),
+      hideKeywords: list(values['http-hide-keywords']),
+      splitCookie: values['http-split-cookie'],
+      detectMimeType: values['http-detect-mime-type'],
+    });
     const period = seconds(values['flow-period'], '--flow-period');
     const timeout = seconds(values['flow-timeout'], '--flow-timeout');
     if ((period !== undefined || timeout !== undefined) && values.flows !== true) throw new UsageError('--flow-period and --flow-timeout go with --flows');
@@ -426,19 +441,9 @@ function stageOptions(values: Record<string, unknown>): EventStagesOptions {
       probe: values['no-probe'] !== true,
       anomalies: values.anomalies === true,
       options: {
-        http: definedOnly({
-          sendHeaders: headers,
-          includeBodyFor: list(values['include-body-for']),
-          sendRequest: values['http-send-request'],
-          sendResponse: values['http-send-response'],
-          maxMessageSize: positiveInt(values['http-max-message-size'], '--http-max-message-size'),
-          realIpHeader: values['http-real-ip-header'],
-          redactAuthorization: values['http-redact-authorization'],
-          redactHeaders: list(values['http-redact-headers']),
-          hideKeywords: list(values['http-hide-keywords']),
-          splitCookie: values['http-split-cookie'],
-          detectMimeType: values['http-detect-mime-type'],
-        }),
+        http,
+        // HTTP/2's streams are http events under the same options
+        http2: http,
         dns: definedOnly({ includeAuthorities: values['dns-include-authorities'], includeAdditionals: values['dns-include-additionals'] }),
         thrift: definedOnly({ idlFiles: values['thrift-idl'] as string[] | undefined }),
         tls: definedOnly({ keylogFile: values['tls-keylog'] }),

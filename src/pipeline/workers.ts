@@ -10,7 +10,21 @@ import { captureSecrets } from '../sources/secrets';
 import type { Source } from '../sources/source';
 import type { Pipeline, PipelineOptions } from './define';
 import { eventStages, type EventStagesOptions } from './presets';
-import { MARK_GOOD_TIME, MARK_TICK, META_FIELDS, type FromWorker, type ToWorker, type WorkerInit } from './worker';
+import {
+  inputSlots,
+  MARK_GOOD_TIME,
+  MARK_TICK,
+  META_FIELDS,
+  outputSlots,
+  sharedSlots,
+  SLOT_DATA,
+  SLOT_FRAMES,
+  type FromWorker,
+  type InputSlot,
+  type Output,
+  type ToWorker,
+  type WorkerInit,
+} from './worker';
 
 /**
  * `--workers N`: the main thread reads the frames (and runs the frame stages: filter,
@@ -81,6 +95,8 @@ const YOUNG_MB = 24;
 interface Round {
   /** per worker: its NDJSON, null when it sent none */
   bufs: (Buffer | null)[];
+  /** per worker: the output slot its NDJSON is in, -1 for none */
+  outSlots: number[];
   left: number;
 }
 
@@ -132,7 +148,12 @@ export class WorkerPool implements Sink<Frame> {
     // loaded here: a run without --workers does not load worker_threads
     const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
     for (let i = 0; i < this.n; i++) {
-      const init: WorkerInit & { fromSource: boolean } = { options: this.options, index: i, fromSource: FROM_SOURCE };
+      const shared = sharedSlots();
+      this.inSlots.push(inputSlots(shared));
+      this.inFree.push(Array.from({ length: this.inSlots[i].length }, (_, k) => k));
+      this.outSlots.push(outputSlots(shared));
+      this.freeOut.push([]);
+      const init: WorkerInit & { fromSource: boolean } = { options: this.options, index: i, shared, fromSource: FROM_SOURCE };
       // young generation: 3 semi-spaces of 8 MiB (V8's default grows to 16 MiB each; three isolates
       // at that size alone put 2 workers past the 256 MiB budget for no measurable gain)
       const w = new Worker(path.join(ROOT, 'bin', 'worker.js'), { workerData: init, execArgv: [], stdout: false, stderr: false, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } });
@@ -150,7 +171,7 @@ export class WorkerPool implements Sink<Frame> {
     this.error ??= err instanceof ExplainedError ? err : new ExplainedError(err.message);
     this.stop();
     this.wake();
-    for (const f of this.flushed) f({ t: 'flushed', buf: null, len: 0, stats: {} });
+    for (const f of this.flushed) f({ t: 'flushed', outSlot: -1, buf: null, len: 0, stats: {} });
     this.flushed = [];
   }
 
@@ -166,20 +187,17 @@ export class WorkerPool implements Sink<Frame> {
     for (const f of w) f();
   }
 
-  /** input buffers the workers sent back, for the next rounds: no allocation (and its collection) per round */
-  private freeMeta: Float64Array[] = [];
-  private freeData: ArrayBuffer[] = [];
+  /** per worker: its input slots, those free, its output slots, those written (to tell it with its next batch) */
+  private readonly inSlots: InputSlot[][] = [];
+  private readonly inFree: number[][] = [];
+  private readonly outSlots: Buffer[][] = [];
+  private readonly freeOut: number[][] = [];
+  private inputsOutsideSlots = 0;
 
-  private takeMeta(n: number): Float64Array {
-    const f = this.freeMeta;
-    for (let i = f.length - 1; i >= 0; i--) if (f[i].length >= n) return f.splice(i, 1)[0];
-    return new Float64Array(Math.max(n, 8192 * (META_FIELDS + 1)));
-  }
-
-  private takeData(n: number): ArrayBuffer {
-    const f = this.freeData;
-    for (let i = f.length - 1; i >= 0; i--) if (f[i].byteLength >= n) return f.splice(i, 1)[0];
-    return new ArrayBuffer(Math.max(n, 512 * 1024));
+  /** a worker's NDJSON as a Buffer: a view of its output slot, or the buffer it sent */
+  private output(i: number, o: Output): Buffer | null {
+    if (o.len === 0) return null;
+    return o.outSlot >= 0 ? this.outSlots[i][o.outSlot].subarray(0, o.len) : Buffer.from(o.buf!, 0, o.len);
   }
 
   private onMessage(i: number, m: FromWorker): void {
@@ -192,12 +210,10 @@ export class WorkerPool implements Sink<Frame> {
       this.flushed[i]?.(m);
       return;
     }
-    if (this.freeMeta.length < 2 * WINDOW * this.n) {
-      this.freeMeta.push(m.meta);
-      this.freeData.push(m.data);
-    }
+    if (m.slot >= 0) this.inFree[i].push(m.slot);
     const r = this.rounds.get(m.round)!;
-    r.bufs[i] = m.buf === null ? null : Buffer.from(m.buf, 0, m.len);
+    r.bufs[i] = this.output(i, m);
+    r.outSlots[i] = m.outSlot;
     r.left--;
     this.writeReady();
   }
@@ -206,7 +222,15 @@ export class WorkerPool implements Sink<Frame> {
   private writeReady(): void {
     for (let r = this.rounds.get(this.written); r !== undefined && r.left === 0; r = this.rounds.get(this.written)) {
       this.rounds.delete(this.written++);
-      for (const b of r.bufs) if (b !== null && !this.closed) this.stream.write(b);
+      for (let k = 0; k < r.bufs.length; k++) {
+        const b = r.bufs[k];
+        const slot = r.outSlots[k];
+        const free = () => {
+          if (slot >= 0) this.freeOut[k].push(slot);
+        };
+        if (b !== null && !this.closed) this.stream.write(b, free);
+        else free();
+      }
     }
     this.wake();
   }
@@ -287,47 +311,53 @@ export class WorkerPool implements Sink<Frame> {
       this.secretsGeneration = captureSecrets.generation;
       this.secretsSeen = captureSecrets.blocks.length;
     }
-    const round: Round = { bufs: new Array(n).fill(null), left: 0 };
-    const msgs: (ToWorker | null)[] = [];
+    const round: Round = { bufs: new Array(n).fill(null), outSlots: new Array(n).fill(-1), left: 0 };
+    const msgs: (ToWorker & { t: 'batch' })[] = [];
+    // each worker's frames go into a free input slot, or (too many, or none free) two new transferred buffers
+    const metas: Float64Array[] = [];
+    const views: Buffer[] = [];
     for (let k = 0; k < n; k++) {
-      if (count[k] === 0 && marks[k].length === 0 && idle === null) {
-        msgs.push(null);
-        continue;
-      }
       const c = count[k];
-      const meta = this.takeMeta(c * META_FIELDS + c + 1);
-      const data = this.takeData(bytes[k]);
-      const sp = this.secretsPending[k];
-      this.secretsPending[k] = { reset: false, blocks: [] };
-      msgs.push({ t: 'batch', round: this.sent, meta, data, n: c, marks: marks[k], idle, secrets: sp !== undefined && (sp.reset || sp.blocks.length > 0) ? sp : null });
-      round.left++;
+      const send = c > 0 || marks[k].length > 0 || idle !== null;
+      const fits = send && c <= SLOT_FRAMES && bytes[k] <= SLOT_DATA && this.inFree[k].length > 0;
+      const slot = fits ? this.inFree[k].pop()! : -1;
+      const meta = slot >= 0 ? this.inSlots[k][slot].meta : new Float64Array(send ? c * META_FIELDS + c + 1 : 0);
+      const data = slot >= 0 ? null : new ArrayBuffer(send ? bytes[k] : 0);
+      metas.push(meta);
+      views.push(slot >= 0 ? this.inSlots[k][slot].data : Buffer.from(data!));
+      // the secrets read since this worker's last batch go with it, before its frames
+      const sp = send ? this.secretsPending[k] : undefined;
+      if (send) this.secretsPending[k] = { reset: false, blocks: [] };
+      const secrets = sp !== undefined && (sp.reset || sp.blocks.length > 0) ? sp : null;
+      msgs.push({ t: 'batch', round: this.sent, slot, meta: slot >= 0 ? null : meta, data, n: c, marks: marks[k], idle, freeOut: [], secrets });
+      if (send) round.left++;
+      if (send && slot < 0) this.inputsOutsideSlots++;
     }
-    // the frames' fields and bytes into each worker's two buffers
-    const views = msgs.map((m) => (m !== null && m.t === 'batch' ? Buffer.from(m.data) : null));
+    // the frames' fields and bytes into each worker's slot
     const at = new Int32Array(n);
     const off = new Float64Array(n);
     for (let i = 0; i < batch.length; i++) {
       const w = owner[i];
-      const m = msgs[w] as ToWorker & { t: 'batch' };
       const f = batch[i];
       const j = at[w]++;
-      const meta = m.meta;
+      const meta = metas[w];
       const b = j * META_FIELDS;
       meta[b] = f.tsSec;
       meta[b + 1] = f.tsNsec;
       meta[b + 2] = f.linkType;
       meta[b + 3] = f.origLen;
       meta[b + 4] = f.iface;
-      meta[m.n * META_FIELDS + j] = off[w];
-      f.data.copy(views[w]!, off[w]);
+      meta[count[w] * META_FIELDS + j] = off[w];
+      f.data.copy(views[w], off[w]);
       off[w] += f.data.length;
     }
     this.rounds.set(this.sent, round);
     for (let k = 0; k < n; k++) {
       const m = msgs[k];
-      if (m === null || m.t !== 'batch') continue;
-      m.meta[m.n * META_FIELDS + m.n] = off[k];
-      this.workers[k].postMessage(m, [m.meta.buffer as ArrayBuffer, m.data]);
+      if (count[k] === 0 && marks[k].length === 0 && idle === null) continue;
+      metas[k][m.n * META_FIELDS + m.n] = off[k];
+      m.freeOut = this.freeOut[k].splice(0);
+      this.workers[k].postMessage(m, m.slot >= 0 ? [] : [m.meta!.buffer as ArrayBuffer, m.data!]);
     }
     this.sent++;
     if (round.left === 0) this.writeReady();
@@ -377,7 +407,12 @@ export class WorkerPool implements Sink<Frame> {
       }
       const replies = this.error === null ? await ask<FromWorker & { t: 'flushed' }>({ t: 'flush', clocks }) : [];
       this.stop();
-      if (this.error === null) for (const r of replies) if (r.buf !== null && !this.closed) this.stream.write(Buffer.from(r.buf, 0, r.len));
+      if (this.error === null) {
+        for (let i = 0; i < replies.length; i++) {
+          const b = this.output(i, replies[i]);
+          if (b !== null && !this.closed) this.stream.write(b);
+        }
+      }
     }
     this.stop();
     if (this.error !== null) throw this.error;
@@ -405,6 +440,8 @@ export class WorkerPool implements Sink<Frame> {
 
   stats(): Stats {
     const s = sumStats(this.workerStats.map((w) => w.sink).filter((x) => x !== undefined));
+    // batches too large for a slot (shown only when some were: they mean the slots are too small for the input's batches)
+    if (this.inputsOutsideSlots > 0) s.inputs_outside_slots = this.inputsOutsideSlots;
     if (this.ownSink !== null) {
       const own = this.ownSink.stats();
       return sumStats([s, own]);

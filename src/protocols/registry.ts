@@ -4,6 +4,7 @@ import { cassandra } from './cassandra';
 import { dhcpv4 } from './dhcpv4';
 import { dns } from './dns';
 import { http } from './http';
+import { http2 } from './http2';
 import { icmp } from './icmp';
 import { memcache } from './memcache';
 import { mongodb } from './mongodb';
@@ -16,4 +17,4 @@ import { thrift } from './thrift';
 import { tls } from './tls';
 
 /** Every protocol pktflow knows, by name. A new analyzer is one folder and one line here. */
-export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, nfs, dhcpv4, sip, amqp, thrift, tls];
+export const protocols: readonly Protocol[] = [http, dns, icmp, pgsql, mysql, memcache, mongodb, redis, cassandra, nfs, dhcpv4, sip, amqp, thrift, tls, http2];

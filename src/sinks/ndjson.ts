@@ -8,10 +8,31 @@ export interface NdjsonOptions {
   stream?: Writable;
 }
 
+/** bytes of one output buffer (an event longer than that gets one of its own size) */
+const ARENA_BYTES = 1 << 20;
+/** output buffers kept for reuse once written */
+const ARENAS_KEPT = 4;
+
+/** an output buffer: events are encoded at `off`, the pieces before it are written or being written */
+class Arena {
+  readonly buf: Buffer;
+  off = 0;
+  /** writes of its pieces the stream has not called back yet */
+  pending = 0;
+  /** no longer appended to: free for reuse when `pending` reaches 0 */
+  retired = false;
+  constructor(n: number) {
+    this.buf = Buffer.allocUnsafeSlow(n);
+  }
+}
+
 /**
  * One JSON object per line. A batch becomes one write (pino's lesson: few, large
  * writes); the stream's own buffer is the bound, and a full buffer pauses the
- * source. A reader that goes away (`pktflow read x | head`) ends the run quietly.
+ * source. The lines are encoded as UTF-8 straight into large output buffers that are
+ * reused once the stream has written them: no concatenated text, and no Buffer made
+ * from it for every write (which was a copy of the whole output, and as external
+ * memory a cause of V8's collections). A reader that goes away (`pktflow read x | head`) ends the run quietly.
  * It takes events; a pipeline whose last stage makes objects of its own says so:
  * `stdoutNdjson<Summary>()`.
  */
@@ -20,6 +41,8 @@ export class NdjsonSink<T extends object = Event> implements Sink<T> {
   readonly takes = 'Event';
   private readonly stream: Writable;
   private waiting: Promise<void> | null = null;
+  private arena = new Arena(ARENA_BYTES);
+  private readonly free: Arena[] = [];
   events = 0;
   bytes = 0;
   closed = false;
@@ -34,25 +57,51 @@ export class NdjsonSink<T extends object = Event> implements Sink<T> {
 
   write(batch: T[]): boolean {
     if (this.closed || batch.length === 0) return !this.closed;
-    // writes of up to ~64 KiB: large enough to be few, small enough that the text stays in
-    // V8's young generation (a string past 128 KiB is allocated as an old object, and a
-    // batch of a flood's events made one per batch that only a full collection frees)
-    let text = '';
+    let a = this.arena;
+    let from = a.off;
     let ok = true;
     for (let i = 0; i < batch.length; i++) {
-      text += JSON.stringify(batch[i]) + '\n';
-      if (text.length >= 65_536) {
-        this.bytes += text.length;
-        ok = this.stream.write(text) && ok;
-        text = '';
+      const line = JSON.stringify(batch[i]);
+      // UTF-8 is at most 3 bytes per UTF-16 unit; counted exactly only when that bound does not fit
+      if (a.off + line.length * 3 + 1 > a.buf.length) {
+        const need = Buffer.byteLength(line) + 1;
+        if (a.off + need > a.buf.length) {
+          ok = this.put(a, from) && ok;
+          a = this.next(need);
+          from = 0;
+        }
       }
+      a.off += a.buf.write(line, a.off);
+      a.buf[a.off++] = 10;
     }
     this.events += batch.length;
-    if (text.length > 0) {
-      this.bytes += text.length;
-      ok = this.stream.write(text) && ok;
-    }
-    return ok;
+    return this.put(a, from) && ok;
+  }
+
+  /** write the arena's bytes from `from` on */
+  private put(a: Arena, from: number): boolean {
+    if (a.off === from) return true;
+    this.bytes += a.off - from;
+    a.pending++;
+    return this.stream.write(a.buf.subarray(from, a.off), () => {
+      if (--a.pending === 0 && a.retired) this.reuse(a);
+    });
+  }
+
+  /** the current arena is full: a free one (or a new one) with room for `need` bytes takes its place */
+  private next(need: number): Arena {
+    const old = this.arena;
+    old.retired = true;
+    if (old.pending === 0) this.reuse(old);
+    const i = this.free.findIndex((f) => f.buf.length >= need);
+    this.arena = i >= 0 ? this.free.splice(i, 1)[0] : new Arena(Math.max(ARENA_BYTES, need));
+    return this.arena;
+  }
+
+  private reuse(a: Arena): void {
+    a.retired = false;
+    a.off = 0;
+    if (this.free.length < ARENAS_KEPT) this.free.push(a);
   }
 
   drained(): Promise<void> {

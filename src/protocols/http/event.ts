@@ -1,4 +1,5 @@
 import type { TransactionEvent } from '../../events/types';
+import type { Http2Fields } from '../http2/event';
 
 /** An HTTP transaction (docs/events.md, HTTP). */
 export interface HttpEvent extends TransactionEvent<'http'> {
@@ -10,7 +11,7 @@ export interface HttpEvent extends TransactionEvent<'http'> {
   method?: string;
   query?: string;
   url?: {
-    /** https: the request came decrypted from a TLS connection (--tls-keylog) */
+    /** `https` for HTTP/2 whose `:scheme` says so, and for a request decrypted from a TLS connection (--tls-keylog) */
     scheme: 'http' | 'https';
     domain: string;
     port: number;
@@ -35,6 +36,8 @@ export interface HttpEvent extends TransactionEvent<'http'> {
   request?: string;
   /** the response as sent (sendResponse) */
   response?: string;
+  /** HTTP/2 only: the stream (src/protocols/http2) */
+  http2?: Http2Fields;
 }
 
 /** what a request and a response have in common */

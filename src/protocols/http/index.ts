@@ -3,8 +3,10 @@ import { ReasonCounter, TransactionCounters } from '../../core/counters';
 import { isoTime } from '../../core/frame';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
-import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
+import { closeEvent, transactionEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE, type EventObject } from '../../events/transaction';
 import type { Emitter, Protocol, TcpAnalyzer, TcpContext } from '../analyzer';
+import { PREFACE } from '../http2/frames';
+import type { Http2Analyzer } from '../http2';
 import { HttpMessage } from './message';
 import { detectMimeType } from './mime';
 import { BodyMode, HttpParser, startsWithMethod, type HttpParserOptions, type ParserEvents } from './parser';
@@ -65,7 +67,7 @@ export const HTTP_DEFAULTS: HttpOptions = {
   transactionTimeoutSec: 10,
 };
 
-class HttpCounters extends TransactionCounters {
+export class HttpCounters extends TransactionCounters {
   requests = 0;
   responses = 0;
   interim = 0;
@@ -74,7 +76,7 @@ class HttpCounters extends TransactionCounters {
 }
 
 /** the options as the connections use them, resolved once */
-interface Resolved {
+export interface Resolved {
   readonly o: HttpOptions;
   readonly hide: ReadonlySet<string>;
   readonly redact: readonly string[];
@@ -91,11 +93,30 @@ function lostRequest(tsSec: number, tsNsec: number): HttpMessage {
   return m;
 }
 
+/** what a connection speaks: HTTP/1.x; not known yet (its client's first bytes may be HTTP/2's preface); HTTP/2, after a preface or an Upgrade */
+const MODE_H1 = 0;
+const MODE_FIRST = 1;
+const MODE_H2 = 2;
+/**
+ * the server's bytes held while the client's first bytes are awaited: an HTTP/2 server's
+ * first flight (SETTINGS, WINDOW_UPDATE) is tens of bytes, and an HTTP/1.x server does not
+ * speak first; small, since every connection on HTTP's ports may hold it
+ */
+const FIRST_HOLD_BYTES = 4096;
+
 class HttpConnection implements TcpAnalyzer {
   private readonly req: HttpParser;
   private readonly resp: HttpParser;
   /** requests whose responses have not completed, oldest first */
   private readonly pending: HttpMessage[] = [];
+  private readonly events: HttpEventBuilder;
+  private mode: number;
+  /** the HTTP/2 analyzer the connection was handed to */
+  private h2: Http2Analyzer | null = null;
+  /** while MODE_FIRST: the chunks seen (copies), and how many of the client's bytes matched the preface */
+  private held: { side: number; buf: Buffer; tsSec: number; tsNsec: number }[] = [];
+  private heldBytes = 0;
+  private prefaceHave = 0;
 
   constructor(
     midStream: boolean,
@@ -105,7 +126,11 @@ class HttpConnection implements TcpAnalyzer {
     reqOpts: HttpParserOptions,
     respOpts: HttpParserOptions,
     private readonly n: HttpCounters,
+    private readonly open: TcpContext['open'],
   ) {
+    this.events = new HttpEventBuilder(ep, r, n);
+    // HTTP/2 with prior knowledge starts with the preface: only a connection seen from its start, where another analyzer can be opened
+    this.mode = open !== undefined && !midStream ? MODE_FIRST : MODE_H1;
     const reqEvents: ParserEvents = {
       headers: (m) => {
         this.n.requests++;
@@ -138,6 +163,10 @@ class HttpConnection implements TcpAnalyzer {
         this.n.violations.add(`response_${reason}`);
         this.out.anomaly?.('http', `response_${reason}`, this.ep);
       },
+      // what follows a 101 in its chunk: HTTP/2 after an upgrade to it
+      rest: (buf, off, len, tsSec, tsNsec) => {
+        if (this.h2 !== null) this.h2.data(1, buf, off, len, tsSec, tsNsec);
+      },
     };
     this.req = new HttpParser(true, reqOpts, reqEvents);
     this.resp = new HttpParser(false, respOpts, respEvents);
@@ -148,14 +177,53 @@ class HttpConnection implements TcpAnalyzer {
   }
 
   data(side: number, buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void {
+    if (this.mode !== MODE_H1) return this.notH1(side, buf, off, len, tsSec, tsNsec);
     (side === 0 ? this.req : this.resp).feed(buf, off, len, tsSec, tsNsec);
   }
 
+  /** the connection's first bytes (is it HTTP/2 with prior knowledge?), or HTTP/2's */
+  private notH1(side: number, buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void {
+    if (this.mode === MODE_H2) return this.h2!.data(side, buf, off, len, tsSec, tsNsec);
+    if (side === 0) {
+      const n = Math.min(len, PREFACE.length - this.prefaceHave);
+      let match = true;
+      for (let i = 0; i < n && match; i++) match = buf[off + i] === PREFACE[this.prefaceHave + i];
+      if (!match) {
+        this.decide(false);
+        return this.data(side, buf, off, len, tsSec, tsNsec);
+      }
+      this.prefaceHave += n;
+      if (this.prefaceHave === PREFACE.length) {
+        this.decide(true);
+        return this.data(side, buf, off, len, tsSec, tsNsec);
+      }
+    } else if (this.heldBytes + len > FIRST_HOLD_BYTES) {
+      this.decide(false);
+      return this.data(side, buf, off, len, tsSec, tsNsec);
+    }
+    this.held.push({ side, buf: Buffer.from(buf.subarray(off, off + len)), tsSec, tsNsec });
+    this.heldBytes += len;
+  }
+
+  /** the connection's protocol is known: HTTP/2 (when its analyzer runs) or HTTP/1.x; what was held goes to it */
+  private decide(h2: boolean): void {
+    if (h2) this.h2 = this.open!('http2') as Http2Analyzer | null;
+    this.mode = this.h2 !== null ? MODE_H2 : MODE_H1;
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    for (const h of held) this.data(h.side, h.buf, 0, h.buf.length, h.tsSec, h.tsNsec);
+  }
+
   gap(side: number, n: number, tsSec: number, tsNsec: number): void {
+    if (this.mode === MODE_FIRST) this.decide(false);
+    if (this.mode === MODE_H2) return this.h2!.gap(side, n, tsSec, tsNsec);
     (side === 0 ? this.req : this.resp).gap(n, tsSec, tsNsec);
   }
 
   close(tsSec: number, tsNsec: number): void {
+    if (this.mode === MODE_FIRST) this.decide(false);
+    this.h2?.close(tsSec, tsNsec);
     this.req.close(tsSec, tsNsec);
     this.resp.close(tsSec, tsNsec);
     while (this.pending.length > 0) {
@@ -164,7 +232,8 @@ class HttpConnection implements TcpAnalyzer {
     }
   }
 
-  expire(nowSec: number): void {
+  expire(nowSec: number, nowNsec: number): void {
+    this.h2?.expire(nowSec, nowNsec);
     // a response in progress keeps its request alive
     while (this.pending.length > 0 && this.resp.idle) {
       const m = this.pending[0];
@@ -177,6 +246,7 @@ class HttpConnection implements TcpAnalyzer {
 
   /** the connection's state is dropped unemitted (a Kafka rebalance): its requests no longer wait */
   discard(): void {
+    this.h2?.discard?.();
     this.n.pending -= this.pending.length;
     this.pending.length = 0;
   }
@@ -229,12 +299,53 @@ class HttpConnection implements TcpAnalyzer {
       // the connection now speaks another protocol
       this.req.stop();
       this.resp.stop();
+      if (code === 101 && this.upgradeToH2(req, m)) return;
     }
     this.emit(req, m, null);
   }
 
+  /**
+   * `Upgrade: h2c` answered 101 (RFC 7540 §3.2): the rest of the connection is HTTP/2,
+   * the request is its stream 1's, answered there. False when the http2 analyzer does not run.
+   */
+  private upgradeToH2(req: HttpMessage, resp: HttpMessage): boolean {
+    if (this.open === undefined || !/(^|,)\s*h2c\s*(,|$)/i.test(req.upgrade)) return false;
+    const h2 = this.open('http2') as Http2Analyzer | null;
+    if (h2 === null) return false;
+    this.h2 = h2;
+    this.mode = MODE_H2;
+    // counted here as handed on; the http2 analyzer counts its stream 1
+    this.n.dropped.add('upgraded_to_http2');
+    req.interimBytes += resp.wireBytes;
+    h2.upgraded(req, resp);
+    return true;
+  }
+
   /** a transaction: a request with its response, or either one alone (unmatched) */
   private emit(req: HttpMessage | null, resp: HttpMessage | null, note: string | null): void {
+    const notes: string[] = [];
+    const e = this.events.event(req, resp, note, notes);
+    closeEvent(e, notes, resp === null ? UNMATCHED_REQUEST : req === null ? UNMATCHED_RESPONSE : null);
+    this.out.emit(e);
+  }
+}
+
+/**
+ * Builds the `type: http` event of a transaction from its messages: HTTP/1.x's, and
+ * HTTP/2's (src/protocols/http2), whose streams become the same events.
+ */
+export class HttpEventBuilder {
+  constructor(
+    private readonly ep: Endpoints,
+    private readonly r: Resolved,
+    private readonly n: HttpCounters,
+  ) {}
+
+  /**
+   * The event of a transaction (a request with its response, or either one alone),
+   * without its closing fields: its notes are added to `notes`, for closeEvent.
+   */
+  event(req: HttpMessage | null, resp: HttpMessage | null, note: string | null, notes: string[]): EventObject {
     this.n.transactions++;
     const o = this.r.o;
     // a placeholder for a request lost to a gap has no method
@@ -254,7 +365,6 @@ class HttpConnection implements TcpAnalyzer {
     // interim (1xx) responses are bytes the server sent in this transaction too
     const serverBytes = (resp?.wireBytes ?? 0) + (req?.interimBytes ?? 0);
     const e = transactionEvent('http', this.ep, t, status, req?.wireBytes ?? 0, serverBytes, 'http', domain);
-    const notes: string[] = [];
     if (req?.notes) notes.push(...req.notes);
     if (resp?.notes) notes.push(...resp.notes);
     const reqMissing = req?.missingBytes ?? 0;
@@ -286,8 +396,7 @@ class HttpConnection implements TcpAnalyzer {
     if (user !== '') e.user = { name: user };
     if (o.sendRequest && request !== null) e.request = this.raw(request);
     if (o.sendResponse && resp !== null) e.response = this.raw(resp);
-    closeEvent(e, notes, resp === null ? UNMATCHED_REQUEST : req === null ? UNMATCHED_RESPONSE : null);
-    this.out.emit(e);
+    return e;
   }
 
   private url(req: HttpMessage, path: string, query: string): Url {
@@ -313,12 +422,13 @@ class HttpConnection implements TcpAnalyzer {
     const form = req.body !== null && req.contentType.toLowerCase().includes('urlencoded') ? Buffer.concat(req.body).toString('latin1') : '';
     const q = renderQuery(query, form, this.r.hide);
     const host = domain.includes(':') ? `[${domain}]` : domain;
+    const scheme = req.scheme;
     const u: Url = {
-      scheme: 'http',
+      scheme,
       domain,
       port,
       path: p,
-      full: `http://${host}${port !== 80 ? `:${port}` : ''}${p}${q !== '' ? `?${q}` : ''}`,
+      full: `${scheme}://${host}${port !== (scheme === 'https' ? 443 : 80) ? `:${port}` : ''}${p}${q !== '' ? `?${q}` : ''}`,
     };
     if (q !== '') u.query = q;
     const ext = extension(p);
@@ -439,6 +549,25 @@ function splitUri(uri: string): { path: string; query: string } {
   return q < 0 ? { path: uri, query: '' } : { path: uri.slice(0, q), query: uri.slice(q + 1) };
 }
 
+/** the options resolved once, for the connections and their parsers (HTTP/2's streams take the same) */
+export function resolveHttpOptions(options: Partial<HttpOptions>): { r: Resolved; reqOpts: HttpParserOptions; respOpts: HttpParserOptions } {
+  const o: HttpOptions = { ...HTTP_DEFAULTS, ...options };
+  const lower = (l: string[]) => l.map((x) => x.toLowerCase());
+  const redact = lower(o.redactHeaders);
+  const r: Resolved = { o, hide: new Set(lower(o.hideKeywords)), redact, rewriteHeaders: o.redactAuthorization || o.splitCookie || redact.length > 0 };
+  const common = {
+    maxHeaderBytes: o.maxHeaderBytes,
+    captureHeaders: o.sendHeaders === 'all' ? ('all' as const) : lower(o.sendHeaders).filter((h) => h !== 'content-length' && h !== 'content-type'),
+    includeBodyFor: lower(o.includeBodyFor),
+    maxBodyBytes: o.maxBodyBytes,
+    maxMessageSize: o.maxMessageSize,
+    sniffBody: o.detectMimeType,
+  };
+  const reqOpts: HttpParserOptions = { ...common, keepRaw: o.sendRequest, keepFormBody: true, authorization: true, realIpHeader: o.realIpHeader.toLowerCase() };
+  const respOpts: HttpParserOptions = { ...common, keepRaw: o.sendResponse, keepFormBody: false, authorization: false, realIpHeader: '' };
+  return { r, reqOpts, respOpts };
+}
+
 export const http: Protocol<HttpOptions> = {
   name: 'http',
   tcpPorts: [80, 8080, 8000, 8008, 8888, 3000, 5000, 9200],
@@ -449,23 +578,10 @@ export const http: Protocol<HttpOptions> = {
     return len >= 7 && buf.toString('latin1', off, off + 7) === 'HTTP/1.';
   },
   create(options) {
-    const o: HttpOptions = { ...HTTP_DEFAULTS, ...options };
-    const lower = (l: string[]) => l.map((x) => x.toLowerCase());
-    const redact = lower(o.redactHeaders);
-    const r: Resolved = { o, hide: new Set(lower(o.hideKeywords)), redact, rewriteHeaders: o.redactAuthorization || o.splitCookie || redact.length > 0 };
-    const common = {
-      maxHeaderBytes: o.maxHeaderBytes,
-      captureHeaders: o.sendHeaders === 'all' ? ('all' as const) : lower(o.sendHeaders).filter((h) => h !== 'content-length' && h !== 'content-type'),
-      includeBodyFor: lower(o.includeBodyFor),
-      maxBodyBytes: o.maxBodyBytes,
-      maxMessageSize: o.maxMessageSize,
-      sniffBody: o.detectMimeType,
-    };
-    const reqOpts: HttpParserOptions = { ...common, keepRaw: o.sendRequest, keepFormBody: true, authorization: true, realIpHeader: o.realIpHeader.toLowerCase() };
-    const respOpts: HttpParserOptions = { ...common, keepRaw: o.sendResponse, keepFormBody: false, authorization: false, realIpHeader: '' };
+    const { r, reqOpts, respOpts } = resolveHttpOptions(options);
     const n = new HttpCounters();
     return {
-      tcp: (ctx: TcpContext) => new HttpConnection(ctx.midStream, ctx.endpoints, ctx.out, r, reqOpts, respOpts, n),
+      tcp: (ctx: TcpContext) => new HttpConnection(ctx.midStream, ctx.endpoints, ctx.out, r, reqOpts, respOpts, n, ctx.open),
       stats: (): Stats => ({
         transactions_started: n.started,
         transactions_dropped: n.dropped.toJSON(),

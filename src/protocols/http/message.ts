@@ -10,6 +10,8 @@ export class HttpMessage {
   statusCode = 0;
   statusPhrase = '';
   host = '';
+  /** the URL scheme: `http`, or HTTP/2's `:scheme` */
+  scheme = 'http';
   userAgent = '';
   referer = '';
   /** the Content-Type header as sent */
@@ -19,6 +21,9 @@ export class HttpMessage {
   chunked = false;
   connectionClose = false;
   expectContinue = false;
+  /** the Upgrade header (`h2c` asks for HTTP/2) and HTTP2-Settings (the client's SETTINGS, base64url), '' when absent */
+  upgrade = '';
+  http2Settings = '';
   /** the Authorization header (read only for the basic-auth user name) */
   authorization = '';
   /** the client's address from the real-IP header (X-Forwarded-For's first), '' when none */

@@ -36,6 +36,8 @@ export interface ParserEvents {
   message(msg: HttpMessage): void;
   /** a message could not be parsed (the reason is counted) */
   violation(reason: string): void;
+  /** bytes after the parser stopped (an upgrade or a tunnel): what the connection speaks now */
+  rest?(buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void;
 }
 
 const S_IDLE = 0;
@@ -52,11 +54,19 @@ const S_DEAD = 9;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const MAX_CHUNK_LINE = 1024;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** the headers header() reads whatever the options: content-length, transfer-encoding, connection, host, user-agent, referer, content-type, expect */
-const FRAMING_HEADERS = ['content-length', 'transfer-encoding', 'connection', 'host', 'user-agent', 'referer', 'content-type', 'expect'];
+/**
+ * the headers header() reads whatever the options: content-length, transfer-encoding, connection, host, user-agent, referer, content-type, expect,
+ * upgrade and http2-settings (an upgrade to HTTP/2; their lengths are those of referer and content-length, so they cost no other header a copy)
+ */
+const FRAMING_HEADERS = ['content-length', 'transfer-encoding', 'connection', 'host', 'user-agent', 'referer', 'content-type', 'expect', 'upgrade', 'http2-settings'];
 const VERSIONS = ['1.0', '1.1', '0.9'];
 
 /** "HTTP/d.d" at text[from, to) → "d.d", or '' */
+/** what String#trim takes off in latin1 text: tab, LF, VT, FF, CR, space, no-break space */
+export function isSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || c === 160;
+}
+
 function httpVersion(text: string, from: number, to: number): string {
   if (to - from !== 8 || !text.startsWith('HTTP/', from) || text.charCodeAt(from + 6) !== 46) return '';
   const a = text.charCodeAt(from + 5) - 48;
@@ -174,6 +184,7 @@ export class HttpParser {
           off = this.sync(buf, off, end);
           break;
         default: // S_DEAD
+          if (this.on.rest !== undefined) this.on.rest(buf, off, end - off, tsSec, tsNsec);
           return;
       }
     }
@@ -367,7 +378,12 @@ export class HttpParser {
       // only the headers the parser needs, or the user asked for, cost a lower-cased copy
       if (wanted || this.interesting[nameLen < 255 ? nameLen : 255] === 1) {
         const name = text.slice(pos, nameEnd).toLowerCase();
-        const value = text.slice(colon + 1, next).trim();
+        // the value without the whitespace around it, as one slice (String#trim of a slice is a second string)
+        let vs = colon + 1;
+        let ve = next;
+        while (vs < ve && isSpace(text.charCodeAt(vs))) vs++;
+        while (ve > vs && isSpace(text.charCodeAt(ve - 1))) ve--;
+        const value = text.slice(vs, ve);
         if (!this.header(m, name, value)) return false;
         // Content-Length and Content-Type go into every event anyway (from the message's fields)
         if (wanted && (all ? name !== 'content-length' && name !== 'content-type' : (capture as readonly string[]).includes(name))) {
@@ -444,6 +460,12 @@ export class HttpParser {
         break;
       case 'authorization':
         if (this.opts.authorization) m.authorization = value;
+        break;
+      case 'upgrade':
+        m.upgrade = value;
+        break;
+      case 'http2-settings':
+        m.http2Settings = value;
         break;
     }
     if (name === this.opts.realIpHeader) {
