@@ -333,6 +333,29 @@ describe('decrypted fixtures agree with tshark -o tls.keylog_file', { skip: have
     assert.equal(d.connections, 0);
   });
 
+  it('a key log file written while the capture is read (a live client): the records wait for their secrets (up to 16), then are decrypted', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'keylog-grow-'));
+    try {
+      for (const name of ['tls13-aes128gcm', 'tls12-aes128gcm', 'tls13-chacha20']) {
+        const k = path.join(dir, `${name}.keylog`);
+        writeFileSync(k, '');
+        const chunks = streamsOf(pcap(name), serverPort(pcap(name)));
+        // the secrets come once the server's flight after its hello (TLS 1.3) or its Finished (TLS 1.2) was read
+        const server = chunks.map((c, i) => [c, i] as const).filter(([c]) => c.kind === ItemKind.data && c.side === 1);
+        const at = server[name.startsWith('tls13') ? 0 : 1][1];
+        const { events, stats } = analyzeDecrypted(chunks, { tls: { keylogFile: k } }, [http], () => [], (i) => {
+          if (i === at) appendFileSync(k, readFileSync(keylogOf(name)));
+        });
+        assert.equal(events.filter((e) => e.type === 'http').length, 4, name);
+        assert.equal(stats.tls.decryption.connections, 1, name);
+        assert.deepEqual(stats.tls.decryption.not_decrypted, {}, name);
+        accounting(stats, name);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a pcapng with a Decryption Secrets Block (editcap --inject-secrets) gives the events of the pcap with --tls-keylog', async () => {
     const dsb = await readFile(fixture('tls-keylog/dsb.pcapng'));
     const keyed = await readFile(pcap('tls13-aes128gcm'), { options: { tls: { keylogFile: keylogOf('tls13-aes128gcm') } } });
@@ -355,7 +378,7 @@ describe('decrypted fixtures agree with tshark -o tls.keylog_file', { skip: have
  * the chunks through fresh analyzers of tls, with `ctx.open` giving analyzers of the
  * inner protocols (http, or others given) as the analyzer stage does
  */
-function analyzeDecrypted(chunks: Chunk[], options: Record<string, object>, inner: Protocol[] = [http], pieces: (i: number, len: number) => number[] = () => []): { events: any[]; stats: Record<string, any> } {
+function analyzeDecrypted(chunks: Chunk[], options: Record<string, object>, inner: Protocol[] = [http], pieces: (i: number, len: number) => number[] = () => [], after: (i: number) => void = () => {}): { events: any[]; stats: Record<string, any> } {
   const events: any[] = [];
   const out: Emitter = { emit: (e) => void events.push(e) };
   const insts = new Map([tls, ...inner].map((p) => [p.name, p.create(options[p.name] ?? {}, out)]));
@@ -381,6 +404,7 @@ function analyzeDecrypted(chunks: Chunk[], options: Record<string, object>, inne
       for (let k = 0; k + 1 < cuts.length; k++) a.data(ch.side, ch.data!, cuts[k], cuts[k + 1] - cuts[k], ch.sec, ch.nsec);
     }
     if (i % 7 === 0) for (const x of analyzers.values()) x.expire(ch.sec, ch.nsec);
+    after(i);
   });
   for (const a of analyzers.values()) a.close(0, 0);
   return { events, stats: Object.fromEntries([...insts].map(([n, inst]) => [n, inst.stats()])) };

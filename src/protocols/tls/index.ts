@@ -139,6 +139,13 @@ const HEARTBEAT = 24;
 const MAX_RECORD = 16384 + 2048;
 /** records a gap may have taken in a decrypted direction for the next one to be found again (sequence numbers tried) */
 const RECORDS_LOST_MAX = 1024;
+/**
+ * protected records held while the key log file lacks the connection's secrets (a live
+ * client writes them as it goes, perhaps after its peer's records were captured), read
+ * again at each: beyond these the connection is not decrypted
+ */
+const HOLD_RECORDS_MAX = 16;
+const HOLD_BYTES_MAX = 64 * 1024;
 /** candidate records tried after a gap before that direction's decryption is given up (each costs up to RECORDS_LOST_MAX decryptions) */
 const RESYNC_CANDIDATES_MAX = 16;
 
@@ -236,6 +243,10 @@ class TlsConnection implements TcpAnalyzer {
   /** the analyzer of the plaintext, once chosen; innerTried: chosen or given up */
   private inner: TcpAnalyzer | null = null;
   private innerTried = false;
+  /** records waiting for their keys (HOLD_RECORDS_MAX), and why they wait */
+  private held: { side: number; type: number; data: Buffer; sec: number; nsec: number }[] | null = null;
+  private heldBytes = 0;
+  private waitReason = '';
 
   constructor(
     private readonly ep: Endpoints,
@@ -247,7 +258,7 @@ class TlsConnection implements TcpAnalyzer {
 
   data(side: number, buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void {
     const st = this.s[side];
-    if ((this.done && this.decrypting <= 0) || st.stopped) return;
+    if ((this.done && this.decrypting <= 0 && this.held === null) || st.stopped) return;
     let b = buf.subarray(off, off + len);
     if (st.rec.length > 0) b = Buffer.concat([st.rec, b]);
     let i = 0;
@@ -255,7 +266,7 @@ class TlsConnection implements TcpAnalyzer {
       i = this.resync(side, b);
       if (i < 0) return;
     }
-    while ((!this.done || this.decrypting > 0) && !st.stopped && i + 5 <= b.length) {
+    while ((!this.done || this.decrypting > 0 || this.held !== null) && !st.stopped && i + 5 <= b.length) {
       const type = b[i];
       const len = (b[i + 3] << 8) | b[i + 4];
       if (type < CCS || type > HEARTBEAT || b[i + 1] !== 3 || b[i + 2] > 4 || len > MAX_RECORD) {
@@ -275,7 +286,7 @@ class TlsConnection implements TcpAnalyzer {
       i += 5 + len;
       if (!this.done) this.check();
     }
-    st.rec = i < b.length && (!this.done || this.decrypting > 0) && !st.stopped ? Buffer.from(b.subarray(i)) : Buffer.alloc(0);
+    st.rec = i < b.length && (!this.done || this.decrypting > 0 || this.held !== null) && !st.stopped ? Buffer.from(b.subarray(i)) : Buffer.alloc(0);
   }
 
   gap(side: number, n: number, tsSec: number, tsNsec: number): void {
@@ -309,6 +320,7 @@ class TlsConnection implements TcpAnalyzer {
   }
 
   close(tsSec: number, tsNsec: number): void {
+    if (this.held !== null) this.giveUpHeld();
     for (let side = 0; side < 2; side++) {
       const st = this.s[side];
       // lost up to the end: the inner analyzer gets what was lost (ciphertext's length: no record says more)
@@ -471,10 +483,19 @@ class TlsConnection implements TcpAnalyzer {
     }
   }
 
-  /** the connection's record protection from the key log, at its first protected record; false: not decrypted (counted) */
+  /**
+   * the connection's record protection from the key log, at its first protected record;
+   * false: not decrypted (counted), or (this.waitReason set) not yet: the key log file may
+   * still get the secrets
+   */
   private setupKeys(): boolean {
     const [c, s] = this.s;
+    this.waitReason = '';
     const notDecrypted = (reason: string) => {
+      if ((reason === 'no_keys' || reason === 'keys_incomplete') && this.opts.keylogFile !== '') {
+        this.waitReason = reason;
+        return false;
+      }
       this.decrypting = -1;
       this.n.notDecrypted.add(reason);
       return false;
@@ -510,7 +531,19 @@ class TlsConnection implements TcpAnalyzer {
 
   /** a record under the record protection: decrypted with the key log's secrets, its plaintext handed on */
   private protectedRecord(side: number, type: number, b: Buffer, from: number, to: number, tsSec: number, tsNsec: number): void {
-    if (this.decrypting === 0 && !this.setupKeys()) return;
+    if (this.decrypting === 0) {
+      if (!this.setupKeys()) {
+        if (this.waitReason !== '') this.hold(side, type, b, from, to, tsSec, tsNsec);
+        return;
+      }
+      if (this.held !== null) {
+        // the keys came: the records that waited for them first
+        const held = this.held;
+        this.held = null;
+        this.heldBytes = 0;
+        for (const h of held) this.protectedRecord(h.side, h.type, h.data, 0, h.data.length, h.sec, h.nsec);
+      }
+    }
     const st = this.s[side];
     if (st.cipher === null) return;
     const cipher = st.cipher;
@@ -532,6 +565,25 @@ class TlsConnection implements TcpAnalyzer {
       // an alert after the handshake (close_notify): the event is out already
       this.n.alerts += r.data.length >> 1;
     }
+  }
+
+  /** a protected record kept (a copy) until the key log has its keys, within HOLD_RECORDS_MAX and HOLD_BYTES_MAX */
+  private hold(side: number, type: number, b: Buffer, from: number, to: number, tsSec: number, tsNsec: number): void {
+    const held = (this.held ??= []);
+    if (held.length >= HOLD_RECORDS_MAX || this.heldBytes + (to - from) > HOLD_BYTES_MAX) {
+      this.giveUpHeld();
+      return;
+    }
+    held.push({ side, type, data: Buffer.from(b.subarray(from, to)), sec: tsSec, nsec: tsNsec });
+    this.heldBytes += to - from;
+  }
+
+  /** the keys did not come in time: the connection is not decrypted, counted as why it waited */
+  private giveUpHeld(): void {
+    this.held = null;
+    this.heldBytes = 0;
+    this.decrypting = -1;
+    this.n.notDecrypted.add(this.waitReason || 'no_keys');
   }
 
   /** TLS 1.3 handshake messages under encryption: EncryptedExtensions (ALPN), Certificate, Finished (key change), KeyUpdate */
