@@ -9,7 +9,7 @@
  * and a live run against nginx with curl writing its key log.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -34,7 +34,7 @@ import { curlSession, makePki, startNginx, type Nginx, type Pki } from '../scrip
 import { recordLoopback } from './capture';
 import { serverPort } from './gen/tls';
 import { type Chunk, chunkDamage, damageChunks, FUZZ_SECONDS, fuzzParams, streamsOf } from './fuzz-helpers';
-import { assertAccounting, cli, fixture, readFile } from './helpers';
+import { assertAccounting, cli, fixture, readFile, ROOT } from './helpers';
 import { freePort } from './net';
 
 const NAMES = ['tls10-cbc', 'tls11-cbc', 'tls12-aes128gcm', 'tls12-aes256gcm', 'tls12-chacha20', 'tls12-cbc', 'tls12-cbc-mte', 'tls13-aes128gcm', 'tls13-aes256gcm', 'tls13-chacha20', 'key-update', 'no-alpn'];
@@ -578,5 +578,29 @@ describe('live: nginx and curl writing its key log, captured on loopback, decryp
       ['1.2 GET / 200', '1.2 GET /a 200', '1.2 GET /big 200', '1.2 POST /form 200', '1.3 GET / 200', '1.3 GET /a 200', '1.3 GET /big 200', '1.3 POST /form 200'],
     );
     assert.ok(hs.every((e) => e.url.scheme === 'https'));
+  });
+
+  it('pktflow capture --tls-keylog on lo while curl writes the key log: every request decrypted as it happens', async () => {
+    const keylog = path.join(dir, 'capture.keylog');
+    writeFileSync(keylog, '');
+    const pf = spawn(process.execPath, [path.join(ROOT, 'bin/pktflow.js'), 'capture', '-i', 'lo', '-f', `tcp port ${nginx.port}`, '--tls-keylog', keylog], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    pf.stdout!.on('data', (d) => (out += d));
+    pf.stderr!.on('data', (d) => (err += d));
+    const closed = new Promise<number>((resolve) => pf.on('close', (code) => resolve(code ?? 1)));
+    const https = () => out.split('\n').filter((l) => l.includes('"type":"http"'));
+    // polled, not timed: the capture is ready when it says so, done when the events are out (or it gives up after a minute)
+    for (let i = 0; i < 600 && !/capturing on lo/.test(err); i++) await new Promise((r) => setTimeout(r, 100));
+    await curlSession(pki, nginx.port, keylog, ['--tlsv1.3']);
+    await curlSession(pki, nginx.port, keylog, ['--tlsv1.2', '--tls-max', '1.2']);
+    for (let i = 0; i < 600 && https().length < 8; i++) await new Promise((r) => setTimeout(r, 100));
+    pf.kill('SIGINT');
+    assert.equal(await closed, 0, err);
+    const hs = https().map((l) => JSON.parse(l));
+    assert.deepEqual(
+      hs.map((e) => `${e.tls.version} ${e.method} ${e.url.path} ${e.http.response.status_code}`),
+      ['1.3 GET / 200', '1.3 GET /a 200', '1.3 GET /big 200', '1.3 POST /form 200', '1.2 GET / 200', '1.2 GET /a 200', '1.2 GET /big 200', '1.2 POST /form 200'],
+    );
   });
 });
