@@ -10,21 +10,8 @@ export interface NdjsonOptions {
 
 /** bytes of one output buffer (an event longer than that gets one of its own size) */
 const ARENA_BYTES = 1 << 20;
-/** output buffers kept for reuse once written */
+/** output buffers kept for reuse */
 const ARENAS_KEPT = 4;
-
-/** an output buffer: events are encoded at `off`, the pieces before it are written or being written */
-class Arena {
-  readonly buf: Buffer;
-  off = 0;
-  /** writes of its pieces the stream has not called back yet */
-  pending = 0;
-  /** no longer appended to: free for reuse when `pending` reaches 0 */
-  retired = false;
-  constructor(n: number) {
-    this.buf = Buffer.allocUnsafeSlow(n);
-  }
-}
 
 /**
  * One JSON object per line. A batch becomes one write (pino's lesson: few, large
@@ -41,8 +28,12 @@ export class NdjsonSink<T extends object = Event> implements Sink<T> {
   readonly takes = 'Event';
   private readonly stream: Writable;
   private waiting: Promise<void> | null = null;
-  private arena = new Arena(ARENA_BYTES);
-  private readonly free: Arena[] = [];
+  /** the output buffer being filled, from `off`; the bytes before were written, or handed to the stream */
+  private arena: Buffer = Buffer.allocUnsafeSlow(ARENA_BYTES);
+  private off = 0;
+  /** full output buffers whose bytes the stream may still hold, and free ones */
+  private busy: Buffer[] = [];
+  private readonly free: Buffer[] = [];
   events = 0;
   bytes = 0;
   closed = false;
@@ -57,51 +48,56 @@ export class NdjsonSink<T extends object = Event> implements Sink<T> {
 
   write(batch: T[]): boolean {
     if (this.closed || batch.length === 0) return !this.closed;
-    let a = this.arena;
-    let from = a.off;
+    if (this.stream.writableLength === 0) this.recycle();
+    let from = this.off;
     let ok = true;
     for (let i = 0; i < batch.length; i++) {
       const line = JSON.stringify(batch[i]);
       // UTF-8 is at most 3 bytes per UTF-16 unit; counted exactly only when that bound does not fit
-      if (a.off + line.length * 3 + 1 > a.buf.length) {
+      if (this.off + line.length * 3 + 1 > this.arena.length) {
         const need = Buffer.byteLength(line) + 1;
-        if (a.off + need > a.buf.length) {
-          ok = this.put(a, from) && ok;
-          a = this.next(need);
+        if (this.off + need > this.arena.length) {
+          ok = this.put(from) && ok;
+          this.next(need);
           from = 0;
         }
       }
-      a.off += a.buf.write(line, a.off);
-      a.buf[a.off++] = 10;
+      this.off += this.arena.write(line, this.off);
+      this.arena[this.off++] = 10;
     }
     this.events += batch.length;
-    return this.put(a, from) && ok;
+    return this.put(from) && ok;
   }
 
-  /** write the arena's bytes from `from` on */
-  private put(a: Arena, from: number): boolean {
-    if (a.off === from) return true;
-    this.bytes += a.off - from;
-    a.pending++;
-    return this.stream.write(a.buf.subarray(from, a.off), () => {
-      if (--a.pending === 0 && a.retired) this.reuse(a);
-    });
+  /**
+   * Write the current buffer's bytes from `from` on. A stream that holds nothing
+   * afterwards has written them (a file, /dev/null, a pipe with room: written at once),
+   * so every buffer is free again; one that holds some (a pipe being read slowly) keeps
+   * the buffers until it holds nothing (at the latest when it drains, which the runner
+   * waits for before the next batch): its own backpressure bounds them.
+   */
+  private put(from: number): boolean {
+    if (this.off === from) return true;
+    this.bytes += this.off - from;
+    const ok = this.stream.write(this.arena.subarray(from, this.off));
+    if (this.stream.writableLength === 0) this.recycle();
+    return ok;
   }
 
-  /** the current arena is full: a free one (or a new one) with room for `need` bytes takes its place */
-  private next(need: number): Arena {
-    const old = this.arena;
-    old.retired = true;
-    if (old.pending === 0) this.reuse(old);
-    const i = this.free.findIndex((f) => f.buf.length >= need);
-    this.arena = i >= 0 ? this.free.splice(i, 1)[0] : new Arena(Math.max(ARENA_BYTES, need));
-    return this.arena;
+  /** the stream holds none of the bytes handed to it: every buffer is free again */
+  private recycle(): void {
+    this.off = 0;
+    for (const b of this.busy) if (this.free.length < ARENAS_KEPT) this.free.push(b);
+    this.busy = [];
   }
 
-  private reuse(a: Arena): void {
-    a.retired = false;
-    a.off = 0;
-    if (this.free.length < ARENAS_KEPT) this.free.push(a);
+  /** the current buffer is full: a free one (or a new one) with room for `need` bytes takes its place */
+  private next(need: number): void {
+    if (this.off > 0) this.busy.push(this.arena);
+    else if (this.free.length < ARENAS_KEPT) this.free.push(this.arena);
+    const i = this.free.findIndex((b) => b.length >= need);
+    this.arena = i >= 0 ? this.free.splice(i, 1)[0] : Buffer.allocUnsafeSlow(Math.max(ARENA_BYTES, need));
+    this.off = 0;
   }
 
   drained(): Promise<void> {

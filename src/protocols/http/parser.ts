@@ -82,6 +82,22 @@ function httpVersion(text: string, from: number, to: number): string {
  * the header section by maxHeaderBytes, a chunk-size line by 1 KiB, kept bodies by
  * maxBodyBytes. After a violation it resynchronises on the next start line.
  */
+/** the name lengths table of each options object: made once, not per connection (it was a kilobyte of each) */
+const lengthTables = new WeakMap<HttpParserOptions, Uint8Array>();
+
+function interestingLengths(opts: HttpParserOptions): Uint8Array {
+  let t = lengthTables.get(opts);
+  if (t === undefined) {
+    t = new Uint8Array(256);
+    const names = [...FRAMING_HEADERS];
+    if (opts.authorization) names.push('authorization');
+    if (opts.realIpHeader !== '') names.push(opts.realIpHeader);
+    for (const n of names) t[Math.min(n.length, 255)] = 1;
+    lengthTables.set(opts, t);
+  }
+  return t;
+}
+
 export class HttpParser {
   private state = S_IDLE;
   private msg: HttpMessage | null = null;
@@ -94,17 +110,14 @@ export class HttpParser {
   /** body bytes kept to detect the body's type (0: none) */
   private sniff = 0;
   /** name lengths of the headers header() reads: only those cost a lower-cased copy (longer names: index 255) */
-  private readonly interesting = new Uint8Array(256);
+  private readonly interesting: Uint8Array;
 
   constructor(
     private readonly isRequest: boolean,
     private readonly opts: HttpParserOptions,
     private readonly on: ParserEvents,
   ) {
-    const names = [...FRAMING_HEADERS];
-    if (opts.authorization) names.push('authorization');
-    if (opts.realIpHeader !== '') names.push(opts.realIpHeader);
-    for (const n of names) this.interesting[Math.min(n.length, 255)] = 1;
+    this.interesting = interestingLengths(opts);
   }
 
   get idle(): boolean {
