@@ -18,4 +18,4 @@ node --import tsx --test --test-reporter=spec --test-timeout=$timeout test/fuzz.
 # the live tests beside them are left out)
 exec node --import tsx --test --test-reporter=spec --test-timeout=$timeout --test-name-pattern='fuzz|propert' \
   test/redis.test.ts test/memcache.test.ts test/mysql.test.ts test/cassandra.test.ts test/nfs.test.ts \
-  test/dhcpv4.test.ts test/sip.test.ts test/amqp.test.ts test/thrift.test.ts test/tls.test.ts test/http2.test.ts
+  test/dhcpv4.test.ts test/sip.test.ts test/amqp.test.ts test/thrift.test.ts test/tls.test.ts test/http2.test.ts test/tls-keylog.test.ts

@@ -12,6 +12,7 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
 # libpcap for cap; tshark, tcpdump, nginx, dnsmasq, dig, curl for fixtures, tests and benchmarks
+# (tshark brings wireshark-common, whose editcap --inject-secrets makes fixtures/tls-keylog/dsb.pcapng)
 packages=(libpcap-dev build-essential python3 tshark tcpdump nginx-light dnsmasq-base dnsutils curl jq wrk time iputils-ping)
 # openssl: the TLS fixtures' certificates and s_client (scripts/fixtures/tls.ts)
 packages+=(openssl)

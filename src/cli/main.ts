@@ -69,6 +69,12 @@ const ANALYZE_HELP = `  --flows                    also report flows (type: flow
                              the DNS authority, additional records in events (default: off)
   --thrift-idl <file>        a Thrift IDL file: names for the arguments and exceptions
                              of its services' methods, and thrift.service (repeatable)
+  --tls-keylog <file>        an NSS key log (SSLKEYLOGFILE of curl, browsers, OpenSSL,
+                             Go, Node): TLS connections whose secrets it holds are
+                             decrypted and their HTTP reported as http events marked
+                             url.scheme https and tls.* (read again as it grows: a
+                             live client's log works; a pcapng Decryption Secrets
+                             Block's key log is used without it)
   --workers <n>              run decode, reorderer and analyzers in n threads, the
                              frames dealt by connection (default 1: all in one thread;
                              docs/performance.md)
@@ -379,6 +385,7 @@ const ANALYZE_FLAGS = {
   'dns-include-authorities': { type: 'boolean' },
   'dns-include-additionals': { type: 'boolean' },
   'thrift-idl': { type: 'string', multiple: true },
+  'tls-keylog': { type: 'string' },
   anomalies: { type: 'boolean' },
   workers: { type: 'string' },
 } as const;
@@ -439,6 +446,7 @@ function stageOptions(values: Record<string, unknown>): EventStagesOptions {
         http2: http,
         dns: definedOnly({ includeAuthorities: values['dns-include-authorities'], includeAdditionals: values['dns-include-additionals'] }),
         thrift: definedOnly({ idlFiles: values['thrift-idl'] as string[] | undefined }),
+        tls: definedOnly({ keylogFile: values['tls-keylog'] }),
       },
     };
   } catch (err) {

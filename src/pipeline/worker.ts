@@ -3,6 +3,7 @@ import { makeFrame, type Frame } from '../core/frame';
 import { sequence, StageError, type Stage, type Stats } from '../core/stage';
 import type { Event } from '../events/types';
 import { NdjsonSink } from '../sinks/ndjson';
+import { captureSecrets } from '../sources/secrets';
 import { eventStages, type EventStagesOptions } from './presets';
 
 /**
@@ -93,6 +94,8 @@ export type ToWorker =
       idle: [number, number] | null;
       /** output slots written since the last batch: free again */
       freeOut: number[];
+      /** pcapng Decryption Secrets Blocks the source read since this worker's last batch (reset: a new capture), before its frames */
+      secrets: { reset: boolean; blocks: { type: number; data: Uint8Array }[] } | null;
     }
   /** the stages' clocks, asked before the flush */
   | { t: 'clocks' }
@@ -209,6 +212,10 @@ export function workerMain(): void {
       if (fault !== undefined && init.index === 0) {
         if (fault === 'exit') process.exit(3);
         throw new StageError('decode', new Error('test fault'));
+      }
+      if (m.secrets !== null) {
+        if (m.secrets.reset) captureSecrets.reset();
+        for (const b of m.secrets.blocks) captureSecrets.add(b.type, Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
       }
       for (const k of m.freeOut) collector.free.push(k);
       const frames = m.slot >= 0 ? framesOf(input[m.slot].meta, input[m.slot].data, m.n) : framesOf(m.meta!, Buffer.from(m.data!), m.n);

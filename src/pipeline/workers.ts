@@ -6,6 +6,7 @@ import { ExplainedError, type Stage, type Stats, type StatValue } from '../core/
 import { flowHash } from '../kafka/frames';
 import { NdjsonSink } from '../sinks/ndjson';
 import type { Sink } from '../sinks/sink';
+import { captureSecrets } from '../sources/secrets';
 import type { Source } from '../sources/source';
 import type { Pipeline, PipelineOptions } from './define';
 import { eventStages, type EventStagesOptions } from './presets';
@@ -108,6 +109,10 @@ export class WorkerPool implements Sink<Frame> {
   private readonly workerStats: Record<string, Stats>[];
   private readonly rounds = new Map<number, Round>();
   private sent = 0;
+  /** pcapng Decryption Secrets Blocks the source read (captureSecrets), as far as passed on: each worker gets them with its next frames */
+  private secretsGeneration = captureSecrets.generation;
+  private secretsSeen = 0;
+  private secretsPending: { reset: boolean; blocks: { type: number; data: Buffer }[] }[] = [];
   private written = 0;
   private waiters: (() => void)[] = [];
   private error: Error | null = null;
@@ -292,6 +297,20 @@ export class WorkerPool implements Sink<Frame> {
       count[w]++;
       bytes[w] += f.data.length;
     }
+    // secrets read since the last round, for every worker before its next frames
+    if (captureSecrets.generation !== this.secretsGeneration || captureSecrets.blocks.length > this.secretsSeen) {
+      const reset = captureSecrets.generation !== this.secretsGeneration;
+      if (reset) this.secretsSeen = 0;
+      const blocks = captureSecrets.blocks.slice(this.secretsSeen);
+      for (let k = 0; k < n; k++) {
+        const p = (this.secretsPending[k] ??= { reset: false, blocks: [] });
+        if (reset) p.blocks = [];
+        p.reset ||= reset;
+        p.blocks.push(...blocks);
+      }
+      this.secretsGeneration = captureSecrets.generation;
+      this.secretsSeen = captureSecrets.blocks.length;
+    }
     const round: Round = { bufs: new Array(n).fill(null), outSlots: new Array(n).fill(-1), left: 0 };
     const msgs: (ToWorker & { t: 'batch' })[] = [];
     // each worker's frames go into a free input slot, or (too many, or none free) two new transferred buffers
@@ -306,7 +325,11 @@ export class WorkerPool implements Sink<Frame> {
       const data = slot >= 0 ? null : new ArrayBuffer(send ? bytes[k] : 0);
       metas.push(meta);
       views.push(slot >= 0 ? this.inSlots[k][slot].data : Buffer.from(data!));
-      msgs.push({ t: 'batch', round: this.sent, slot, meta: slot >= 0 ? null : meta, data, n: c, marks: marks[k], idle, freeOut: [] });
+      // the secrets read since this worker's last batch go with it, before its frames
+      const sp = send ? this.secretsPending[k] : undefined;
+      if (send) this.secretsPending[k] = { reset: false, blocks: [] };
+      const secrets = sp !== undefined && (sp.reset || sp.blocks.length > 0) ? sp : null;
+      msgs.push({ t: 'batch', round: this.sent, slot, meta: slot >= 0 ? null : meta, data, n: c, marks: marks[k], idle, freeOut: [], secrets });
       if (send) round.left++;
       if (send && slot < 0) this.inputsOutsideSlots++;
     }

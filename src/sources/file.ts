@@ -5,6 +5,7 @@ import type { Stats } from '../core/stage';
 import { CaptureFileError } from './errors';
 import { PcapReader } from './pcap';
 import { PcapngReader } from './pcapng';
+import { captureSecrets } from './secrets';
 import type { Source } from './source';
 
 export interface CaptureFileOptions {
@@ -71,6 +72,8 @@ class CaptureFileSource implements Source {
       if (st.isFile() && this.size >= 0) this.size += st.size;
       else this.size = -1;
     }
+    // the secrets of an earlier capture read in this process are not this one's
+    captureSecrets.reset();
     for (const p of this.paths) {
       yield* this.file(p);
       if (this.closed) return;

@@ -1,11 +1,13 @@
 import { makeFrame, MAX_TIME_SEC, type Frame } from '../core/frame';
 import { CaptureFileError, MAX_RECORD_BYTES } from './errors';
+import { captureSecrets } from './secrets';
 
 const SHB = 0x0a0d0d0a;
 const IDB = 0x00000001;
 const PB_OBSOLETE = 0x00000002;
 const SPB = 0x00000003;
 const EPB = 0x00000006;
+const DSB = 0x0000000a;
 const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 /** a block larger than this is taken for damage (largest packet plus generous options) */
 const MAX_BLOCK = MAX_RECORD_BYTES + 65_536;
@@ -43,6 +45,8 @@ export class PcapngReader {
   frames = 0;
   bytes = 0;
   skippedBlocks = 0;
+  /** Decryption Secrets Blocks read (their secrets go to captureSecrets, for the analyzers) */
+  secretsBlocks = 0;
 
   constructor(private readonly file: string) {}
 
@@ -196,6 +200,17 @@ export class PcapngReader {
         out.push(makeFrame(this.lastSec, this.lastNsec, iface.linkType, origLen, 0, buf.subarray(off + 12, off + 12 + capLen)));
         this.frames++;
         this.bytes += capLen;
+        return true;
+      }
+      case DSB: {
+        // secrets type, secrets length, the secrets (draft-ietf-opsawg-pcapng §4.7)
+        const n = len >= 20 ? this.u32(buf, off + 12) : -1;
+        if (n < 0 || 16 + n + 4 > len) {
+          this.skippedBlocks++;
+          return true;
+        }
+        captureSecrets.add(this.u32(buf, off + 8), buf.subarray(off + 16, off + 16 + n));
+        this.secretsBlocks++;
         return true;
       }
       default:

@@ -11,7 +11,7 @@ export interface HttpEvent extends TransactionEvent<'http'> {
   method?: string;
   query?: string;
   url?: {
-    /** `https` only for HTTP/2 whose `:scheme` says so */
+    /** `https` for HTTP/2 whose `:scheme` says so, and for a request decrypted from a TLS connection (--tls-keylog) */
     scheme: 'http' | 'https';
     domain: string;
     port: number;
@@ -28,6 +28,8 @@ export interface HttpEvent extends TransactionEvent<'http'> {
     response?: HttpMessageFields & { status_code: number; status_phrase: string; end: string };
   };
   user_agent?: { original: string };
+  /** the TLS connection a decrypted request came over (--tls-keylog): ECS tls.* as on the tls event */
+  tls?: { established: boolean; version?: string; version_protocol?: string; cipher: string; next_protocol?: string };
   /** the basic-auth user of the request (not with redactAuthorization) */
   user?: { name: string };
   /** the request as sent (sendRequest) */

@@ -3,7 +3,10 @@ import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
 import { closeEvent, transactionEvent } from '../../events/transaction';
 import type { Emitter, Protocol, TcpAnalyzer, TcpContext } from '../analyzer';
+import { captureSecrets, SECRETS_TLS_KEYLOG } from '../../sources/secrets';
 import { CIPHER_SUITES } from './ciphers';
+import { RecordCipher, suiteOf, type Opened } from './decrypt';
+import { KeyLog, KEYLOG_MAX_ENTRIES, type Secrets } from './keylog';
 import { ja3, ja3s, ja4, ja4s } from './fingerprint';
 import { HRR_RANDOM, negotiatedVersion, parseHello, type Hello } from './hello';
 import { ALERTS, EXTENSIONS, GROUPS, nameOf, SIGNATURE_SCHEMES, versionName, versionParts } from './names';
@@ -28,6 +31,18 @@ export interface TlsOptions {
   certificateCacheSize: number;
   /** seconds of packet time a handshake may take (default 10, as packetbeat's transaction timeout) */
   transactionTimeoutSec: number;
+  /**
+   * an NSS key log file (SSLKEYLOGFILE; the CLI's --tls-keylog): connections whose
+   * secrets it holds are decrypted and their plaintext handed to the analyzer ALPN or a
+   * probe chooses. Read when the stage is made, and again when a lookup misses and it grew.
+   */
+  keylogFile: string;
+  /** a key log already read (a pipeline's own), instead of or beside keylogFile */
+  keylog: KeyLog | null;
+  /** client randoms held from the key log (default 100 000); beyond it the oldest is forgotten, counted */
+  maxKeylogEntries: number;
+  /** decrypt with the secrets a pcapng Decryption Secrets Block carries (default true) */
+  captureSecrets: boolean;
 }
 
 export const TLS_DEFAULTS: TlsOptions = {
@@ -40,6 +55,10 @@ export const TLS_DEFAULTS: TlsOptions = {
   maxChainBytes: 128 * 1024,
   certificateCacheSize: 256,
   transactionTimeoutSec: 10,
+  keylogFile: '',
+  keylog: null,
+  maxKeylogEntries: KEYLOG_MAX_ENTRIES,
+  captureSecrets: true,
 };
 
 class TlsCounters extends TransactionCounters {
@@ -56,6 +75,58 @@ class TlsCounters extends TransactionCounters {
   readonly limits = new ReasonCounter();
   /** connections whose bytes are not TLS records, or where analysis stopped */
   readonly lost = new ReasonCounter();
+  /** decryption: connections decrypted, records and plaintext bytes */
+  decrypted = 0;
+  decryptedRecords = 0;
+  decryptedBytes = 0;
+  /** connections not decrypted, by reason: no_keys, keys_incomplete, unsupported_cipher, no_hello */
+  readonly notDecrypted = new ReasonCounter();
+  /** gaps in decrypted directions, and the times the next record was found again after one (bytes passed over to find it) */
+  decryptGaps = 0;
+  resynchronised = 0;
+  resyncSkipped = 0;
+  /** records lost by decryption: auth_failed */
+  readonly decryptFailed = new ReasonCounter();
+  /** plaintext handed on, by inner protocol; inner_protocol_not_running, inner_protocol_unknown */
+  readonly inner = new ReasonCounter();
+  /** the key log read from a pcapng Decryption Secrets Block, and how far into captureSecrets it is */
+  readonly captureLog: KeyLog;
+  captureGeneration = -1;
+  captureBlocks = 0;
+  constructor(readonly keylog: KeyLog | null, maxEntries: number) {
+    super();
+    this.captureLog = new KeyLog(maxEntries);
+  }
+
+  /** the capture's Decryption Secrets Blocks read since the last lookup join captureLog (all of them again after a new capture began) */
+  private syncCapture(): void {
+    if (this.captureGeneration !== captureSecrets.generation) {
+      this.captureGeneration = captureSecrets.generation;
+      this.captureBlocks = 0;
+      this.captureLog.clear();
+    }
+    const blocks = captureSecrets.blocks;
+    for (; this.captureBlocks < blocks.length; this.captureBlocks++) {
+      const b = blocks[this.captureBlocks];
+      if (b.type === SECRETS_TLS_KEYLOG) this.captureLog.addText(b.data.toString('utf8'));
+    }
+  }
+
+  /** is there a key log to look in: a file's, a pipeline's, a capture's */
+  hasKeys(fromCapture: boolean): boolean {
+    if (this.keylog !== null) return true;
+    if (!fromCapture) return false;
+    this.syncCapture();
+    return this.captureLog.size > 0;
+  }
+
+  /** the secrets of a client random: the key log's, else a capture's Decryption Secrets Blocks' */
+  secrets(clientRandom: string, fromCapture: boolean): Secrets | undefined {
+    const s = this.keylog?.get(clientRandom);
+    if (s !== undefined || !fromCapture) return s;
+    this.syncCapture();
+    return this.captureLog.get(clientRandom);
+  }
 }
 
 // record content types
@@ -66,6 +137,17 @@ const APP_DATA = 23;
 const HEARTBEAT = 24;
 /** the longest record RFC 5246 allows (2^14 + 2048 of ciphertext) */
 const MAX_RECORD = 16384 + 2048;
+/** records a gap may have taken in a decrypted direction for the next one to be found again (sequence numbers tried) */
+const RECORDS_LOST_MAX = 1024;
+/**
+ * protected records held while the key log file lacks the connection's secrets (a live
+ * client writes them as it goes, perhaps after its peer's records were captured), read
+ * again at each: beyond these the connection is not decrypted
+ */
+const HOLD_RECORDS_MAX = 16;
+const HOLD_BYTES_MAX = 64 * 1024;
+/** candidate records tried after a gap before that direction's decryption is given up (each costs up to RECORDS_LOST_MAX decryptions) */
+const RESYNC_CANDIDATES_MAX = 16;
 
 interface Alert {
   level: number;
@@ -90,6 +172,51 @@ class Side {
   certificates: ParsedCertificate[] = [];
   hello: Hello | null = null;
   keyExchange = false;
+  /** the hello's random (32 bytes) */
+  random: Buffer | null = null;
+  /** decryption: this side's record protection once its keys are in use */
+  cipher: RecordCipher | null = null;
+  /** TLS 1.3: the application keys, installed after this side's Finished */
+  next: RecordCipher | null = null;
+  /** decrypted handshake bytes of an incomplete message (TLS 1.3) */
+  dhs: Buffer = Buffer.alloc(0);
+  /** after a gap: the next record (its start, its sequence number) is looked for */
+  resync = false;
+  /** whole candidate records that did not authenticate while looking (bounded: RESYNC_CANDIDATES_MAX) */
+  resyncMisses = 0;
+  /** ciphertext bytes lost since the last record decrypted (a gap, a record it cut, bytes passed over), and when */
+  lostBytes = 0;
+  lostSec = 0;
+  lostNsec = 0;
+}
+
+/** what a decrypted connection's inner analyzer emits: its events marked as having come over TLS */
+class OverTls implements Emitter {
+  tls: Record<string, unknown> = {};
+  constructor(private readonly out: Emitter) {}
+
+  emit(e: Record<string, any>): void {
+    const u = e.url;
+    if (u !== undefined && u.scheme === 'http' && typeof u.full === 'string') {
+      const host = String(u.domain).includes(':') ? `[${u.domain}]` : String(u.domain);
+      const authority = `${host}${u.port !== 80 ? `:${u.port}` : ''}`;
+      const rest = u.full.startsWith(`http://${authority}`) ? u.full.slice(7 + authority.length) : u.path;
+      u.scheme = 'https';
+      u.full = `https://${host}${u.port !== 443 ? `:${u.port}` : ''}${rest}`;
+    }
+    e.tls = { ...this.tls };
+    this.out.emit(e as any);
+  }
+
+  anomaly(layer: string, reason: string, ep: Endpoints): void {
+    this.out.anomaly?.(layer, reason, ep);
+  }
+}
+
+/** the registry's protocols, for the probes of a decrypted connection without ALPN (required late: the registry imports this module) */
+function registered(): readonly Protocol[] {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return (require('../registry') as typeof import('../registry')).protocols;
 }
 
 class TlsConnection implements TcpAnalyzer {
@@ -109,21 +236,37 @@ class TlsConnection implements TcpAnalyzer {
   private hrr = false;
   private tls13 = false;
   private notes: string[] = [];
+  /** decryption: 0 not tried yet, 1 on, -1 off (no key log, no keys, a suite not decrypted) */
+  private decrypting = 0;
+  /** the protocol negotiated by ALPN (TLS 1.3: in the EncryptedExtensions) */
+  private alpn = '';
+  /** the analyzer of the plaintext, once chosen; innerTried: chosen or given up */
+  private inner: TcpAnalyzer | null = null;
+  private innerTried = false;
+  /** records waiting for their keys (HOLD_RECORDS_MAX), and why they wait */
+  private held: { side: number; type: number; data: Buffer; sec: number; nsec: number }[] | null = null;
+  private heldBytes = 0;
+  private waitReason = '';
 
   constructor(
     private readonly ep: Endpoints,
     private readonly out: Emitter,
     private readonly opts: TlsOptions,
     private readonly n: TlsCounters,
+    private readonly ctx: TcpContext | null = null,
   ) {}
 
   data(side: number, buf: Buffer, off: number, len: number, tsSec: number, tsNsec: number): void {
     const st = this.s[side];
-    if (this.done || st.stopped) return;
+    if ((this.done && this.decrypting <= 0 && this.held === null) || st.stopped) return;
     let b = buf.subarray(off, off + len);
     if (st.rec.length > 0) b = Buffer.concat([st.rec, b]);
     let i = 0;
-    while (!this.done && !st.stopped && i + 5 <= b.length) {
+    if (st.resync) {
+      i = this.resync(side, b);
+      if (i < 0) return;
+    }
+    while ((!this.done || this.decrypting > 0 || this.held !== null) && !st.stopped && i + 5 <= b.length) {
       const type = b[i];
       const len = (b[i + 3] << 8) | b[i + 4];
       if (type < CCS || type > HEARTBEAT || b[i + 1] !== 3 || b[i + 2] > 4 || len > MAX_RECORD) {
@@ -139,14 +282,30 @@ class TlsConnection implements TcpAnalyzer {
       }
       this.endSec = tsSec;
       this.endNsec = tsNsec;
-      this.record(side, type, b, i + 5, i + 5 + len);
+      this.record(side, type, b, i + 5, i + 5 + len, tsSec, tsNsec);
       i += 5 + len;
       if (!this.done) this.check();
     }
-    st.rec = i < b.length && !this.done && !st.stopped ? Buffer.from(b.subarray(i)) : Buffer.alloc(0);
+    st.rec = i < b.length && (!this.done || this.decrypting > 0 || this.held !== null) && !st.stopped ? Buffer.from(b.subarray(i)) : Buffer.alloc(0);
   }
 
   gap(side: number, n: number, tsSec: number, tsNsec: number): void {
+    if (this.done && this.decrypting > 0 && this.s[side].cipher !== null && !this.s[side].stopped) {
+      // the records' boundaries and sequence are lost with the bytes: the inner analyzer gets the gap
+      // (the ciphertext's length: near enough for it), and the next record is looked for
+      // (its plaintext's length is known once the next record is found: the records lost in between)
+      const st = this.s[side];
+      if (!st.resync) {
+        st.lostSec = tsSec;
+        st.lostNsec = tsNsec;
+      }
+      st.resync = true;
+      st.lostBytes += st.rec.length + n;
+      st.rec = Buffer.alloc(0);
+      st.dhs = Buffer.alloc(0);
+      this.n.decryptGaps++;
+      return;
+    }
     if (this.done) return;
     const st = this.s[side];
     if (st.stopped) return;
@@ -160,13 +319,22 @@ class TlsConnection implements TcpAnalyzer {
     this.emit();
   }
 
-  close(): void {
+  close(tsSec: number, tsNsec: number): void {
+    if (this.held !== null) this.giveUpHeld();
+    for (let side = 0; side < 2; side++) {
+      const st = this.s[side];
+      // lost up to the end: the inner analyzer gets what was lost (ciphertext's length: no record says more)
+      if (st.resync && st.lostBytes > 0) this.inner?.gap(side, st.lostBytes + st.rec.length, st.lostSec, st.lostNsec);
+      st.resync = false;
+    }
+    this.inner?.close(tsSec, tsNsec);
     if (this.done || !this.started) return;
     this.notes.push('connection closed before the handshake completed');
     this.emit();
   }
 
-  expire(nowSec: number): void {
+  expire(nowSec: number, nowNsec: number): void {
+    this.inner?.expire(nowSec, nowNsec);
     if (this.done || !this.started) return;
     if (nowSec - this.endSec < this.opts.transactionTimeoutSec) return;
     this.notes.push('handshake not completed within the transaction timeout');
@@ -175,6 +343,7 @@ class TlsConnection implements TcpAnalyzer {
   }
 
   discard(): void {
+    this.inner?.discard?.();
     if (this.started && !this.done) this.n.pending--;
     this.done = true;
   }
@@ -202,8 +371,10 @@ class TlsConnection implements TcpAnalyzer {
     }
   }
 
-  private record(side: number, type: number, b: Buffer, from: number, to: number): void {
+  private record(side: number, type: number, b: Buffer, from: number, to: number, tsSec: number, tsNsec: number): void {
     const st = this.s[side];
+    if (type !== CCS && this.decrypting >= 0 && (st.encrypted || (this.tls13 && type === APP_DATA))) this.protectedRecord(side, type, b, from, to, tsSec, tsNsec);
+    if (this.done) return;
     if (type === CCS) {
       st.ccs = true;
       // TLS 1.3's ChangeCipherSpec is a dummy (middlebox compatibility): after a HelloRetryRequest the hellos still come in clear
@@ -281,6 +452,7 @@ class TlsConnection implements TcpAnalyzer {
           return;
         }
         if (st.hello === null || client) st.hello = h;
+        st.random = Buffer.from(body.subarray(2, 34));
         this.start();
         if (!client && negotiatedVersion(h) === 0x0304) {
           this.tls13 = true;
@@ -311,8 +483,245 @@ class TlsConnection implements TcpAnalyzer {
     }
   }
 
-  /** a Certificate message (TLS 1.2 and before: the chain in clear) */
-  private certificates(side: number, b: Buffer): void {
+  /**
+   * the connection's record protection from the key log, at its first protected record;
+   * false: not decrypted (counted), or (this.waitReason set) not yet: the key log file may
+   * still get the secrets
+   */
+  private setupKeys(): boolean {
+    const [c, s] = this.s;
+    this.waitReason = '';
+    const notDecrypted = (reason: string) => {
+      if ((reason === 'no_keys' || reason === 'keys_incomplete') && this.opts.keylogFile !== '') {
+        this.waitReason = reason;
+        return false;
+      }
+      this.decrypting = -1;
+      this.n.notDecrypted.add(reason);
+      return false;
+    };
+    if (!this.n.hasKeys(this.opts.captureSecrets)) {
+      // no key log at all: nothing was asked, nothing to count
+      this.decrypting = -1;
+      return false;
+    }
+    if (c.random === null || s.random === null || s.hello === null) return notDecrypted('no_hello');
+    const secrets = this.n.secrets(c.random.toString('hex'), this.opts.captureSecrets);
+    if (secrets === undefined) return notDecrypted('no_keys');
+    const suite = suiteOf(s.hello.ciphers[0]);
+    if (suite === null) return notDecrypted('unsupported_cipher');
+    const version = negotiatedVersion(s.hello);
+    if (version === 0x0304) {
+      if (secrets.clientHandshake === null || secrets.serverHandshake === null || secrets.client0 === null || secrets.server0 === null) return notDecrypted('keys_incomplete');
+      c.cipher = RecordCipher.tls13(suite, secrets.clientHandshake);
+      s.cipher = RecordCipher.tls13(suite, secrets.serverHandshake);
+      c.next = RecordCipher.tls13(suite, secrets.client0);
+      s.next = RecordCipher.tls13(suite, secrets.server0);
+    } else {
+      if (secrets.master === null) return notDecrypted('keys_incomplete');
+      if (version < 0x0301 || version > 0x0303) return notDecrypted('unsupported_version');
+      // encrypt_then_mac (RFC 7366): both hellos carry the extension, and the suite is CBC
+      const etm = suite.kind === 'cbc' && s.hello.extensions.includes(22) && (c.hello?.extensions.includes(22) ?? false);
+      [c.cipher, s.cipher] = RecordCipher.tls12(suite, version, secrets.master, c.random, s.random, etm);
+    }
+    this.decrypting = 1;
+    this.n.decrypted++;
+    return true;
+  }
+
+  /** a record under the record protection: decrypted with the key log's secrets, its plaintext handed on */
+  private protectedRecord(side: number, type: number, b: Buffer, from: number, to: number, tsSec: number, tsNsec: number): void {
+    if (this.decrypting === 0) {
+      if (!this.setupKeys()) {
+        if (this.waitReason !== '') this.hold(side, type, b, from, to, tsSec, tsNsec);
+        return;
+      }
+      if (this.held !== null) {
+        // the keys came: the records that waited for them first
+        const held = this.held;
+        this.held = null;
+        this.heldBytes = 0;
+        for (const h of held) this.protectedRecord(h.side, h.type, h.data, 0, h.data.length, h.sec, h.nsec);
+      }
+    }
+    const st = this.s[side];
+    if (st.cipher === null) return;
+    const cipher = st.cipher;
+    const r: Opened | null = cipher.open(type, b, from, to);
+    if (r === null) {
+      // the record is lost (damage, or keys that are not this connection's): its plaintext becomes a gap, the next record goes on
+      this.n.decryptFailed.add('auth_failed');
+      this.out.anomaly?.('tls', 'record_auth_failed', this.ep);
+      if (type === APP_DATA && this.inner !== null && cipher.lostLength > 0) this.inner.gap(side, cipher.lostLength, tsSec, tsNsec);
+      return;
+    }
+    this.n.decryptedRecords++;
+    this.n.decryptedBytes += r.data.length;
+    if (r.type === APP_DATA) {
+      if (r.data.length > 0) this.plaintext(side, r.data, tsSec, tsNsec);
+    } else if (r.type === HANDSHAKE && cipher.version === 0x0304) {
+      this.handshake13(side, r.data);
+    } else if (r.type === ALERT && this.done) {
+      // an alert after the handshake (close_notify): the event is out already
+      this.n.alerts += r.data.length >> 1;
+    }
+  }
+
+  /** a protected record kept (a copy) until the key log has its keys, within HOLD_RECORDS_MAX and HOLD_BYTES_MAX */
+  private hold(side: number, type: number, b: Buffer, from: number, to: number, tsSec: number, tsNsec: number): void {
+    const held = (this.held ??= []);
+    if (held.length >= HOLD_RECORDS_MAX || this.heldBytes + (to - from) > HOLD_BYTES_MAX) {
+      this.giveUpHeld();
+      return;
+    }
+    held.push({ side, type, data: Buffer.from(b.subarray(from, to)), sec: tsSec, nsec: tsNsec });
+    this.heldBytes += to - from;
+  }
+
+  /** the keys did not come in time: the connection is not decrypted, counted as why it waited */
+  private giveUpHeld(): void {
+    this.held = null;
+    this.heldBytes = 0;
+    this.decrypting = -1;
+    this.n.notDecrypted.add(this.waitReason || 'no_keys');
+  }
+
+  /** TLS 1.3 handshake messages under encryption: EncryptedExtensions (ALPN), Certificate, Finished (key change), KeyUpdate */
+  private handshake13(side: number, data: Buffer): void {
+    const st = this.s[side];
+    let hs = st.dhs.length > 0 ? Buffer.concat([st.dhs, data]) : data;
+    let i = 0;
+    let finished = false;
+    let keyUpdate = false;
+    while (i + 4 <= hs.length) {
+      const mlen = (hs[i + 1] << 16) | (hs[i + 2] << 8) | hs[i + 3];
+      if (mlen > this.opts.maxHandshakeBytes) {
+        this.n.limits.add('handshake_too_long');
+        st.dhs = Buffer.alloc(0);
+        return;
+      }
+      if (i + 4 + mlen > hs.length) break;
+      const body = hs.subarray(i + 4, i + 4 + mlen);
+      switch (hs[i]) {
+        case 8: // EncryptedExtensions: ALPN
+          if (side === 1) this.alpn = alpnOf(body);
+          break;
+        case 11: // Certificate: request context, then entries with their own extensions
+          if (!this.done && (this.opts.sendCertificates || this.opts.includeRawCertificates) && body.length >= 1) this.certificates(side, body.subarray(1 + body[0]), true);
+          if (side === 1) st.keyExchange = true;
+          break;
+        case 13:
+          this.certRequested = true;
+          break;
+        case 20:
+          finished = true;
+          break;
+        case 24:
+          keyUpdate = true;
+          break;
+        default:
+          break;
+      }
+      i += 4 + mlen;
+    }
+    st.dhs = i < hs.length ? Buffer.from(hs.subarray(i)) : Buffer.alloc(0);
+    // the keys change after the record that ends with the Finished or the KeyUpdate (RFC 8446 §5.1)
+    if (finished && st.next !== null) {
+      st.cipher = st.next;
+      st.next = null;
+    } else if (keyUpdate) st.cipher?.update();
+  }
+
+  /**
+   * After a gap: the first place in b where a record header is followed by a record that
+   * authenticates under a sequence number a little past the last one (RECORDS_LOST_MAX);
+   * its offset, or -1 when there is none yet (the bytes that may still start one held).
+   * A false header costs one decryption per sequence number tried; a true one ends it.
+   */
+  private resync(side: number, b: Buffer): number {
+    const st = this.s[side];
+    const c = st.cipher!;
+    for (let p = 0; p + 5 <= b.length; p++) {
+      const type = b[p];
+      const len = (b[p + 3] << 8) | b[p + 4];
+      if ((type !== APP_DATA && type !== ALERT && type !== HANDSHAKE) || b[p + 1] !== 3 || b[p + 2] < 1 || b[p + 2] > 4 || len > MAX_RECORD || len < 17) continue;
+      if (p + 5 + len > b.length) {
+        // a candidate not whole yet: wait for it (at most one record's bytes held)
+        this.n.resyncSkipped += p;
+        st.lostBytes += p;
+        st.rec = Buffer.from(b.subarray(p));
+        return -1;
+      }
+      const before = c.seq;
+      if (c.resync(type, b, p + 5, p + 5 + len, RECORDS_LOST_MAX)) {
+        st.resync = false;
+        st.resyncMisses = 0;
+        this.n.resynchronised++;
+        this.n.resyncSkipped += p;
+        // the records lost were the bytes lost: their plaintext is those less each record's header and overhead
+        const lost = st.lostBytes + p - (c.seq - before) * (5 + c.overhead());
+        if (lost > 0) this.inner?.gap(side, lost, st.lostSec, st.lostNsec);
+        st.lostBytes = 0;
+        return p;
+      }
+      if (++st.resyncMisses >= RESYNC_CANDIDATES_MAX) {
+        // too far from where it was lost (more records than RECORDS_LOST_MAX, a key change in the gap): this direction stays lost
+        this.n.decryptFailed.add('resync_gave_up');
+        this.inner?.gap(side, st.lostBytes + b.length, st.lostSec, st.lostNsec);
+        st.resync = false;
+        st.lostBytes = 0;
+        st.stopped = true;
+        st.rec = Buffer.alloc(0);
+        return -1;
+      }
+    }
+    const keep = Math.min(4, b.length);
+    this.n.resyncSkipped += b.length - keep;
+    st.lostBytes += b.length - keep;
+    st.rec = Buffer.from(b.subarray(b.length - keep));
+    return -1;
+  }
+
+  /** plaintext of an application data record, to the analyzer ALPN or a probe chooses */
+  private plaintext(side: number, data: Buffer, tsSec: number, tsNsec: number): void {
+    if (!this.innerTried) this.openInner(side, data);
+    this.inner?.data(side, data, 0, data.length, tsSec, tsNsec);
+  }
+
+  private openInner(side: number, data: Buffer): void {
+    this.innerTried = true;
+    if (this.alpn === '') this.alpn = this.s[1].hello?.alpn[0] ?? '';
+    let name = '';
+    if (this.alpn === 'h2' || (this.alpn === '' && data.length >= 14 && data.toString('latin1', 0, 14) === 'PRI * HTTP/2.0')) name = 'http2';
+    else if (this.alpn === 'http/1.1' || this.alpn === 'http/1.0') name = 'http';
+    else {
+      for (const p of registered()) {
+        if (p.name !== 'tls' && p.probe?.(data, 0, data.length, side)) {
+          name = p.name;
+          break;
+        }
+      }
+    }
+    if (name === '') {
+      this.n.inner.add('inner_protocol_unknown');
+      return;
+    }
+    const out = new OverTls(this.out);
+    const inner = this.ctx?.open?.(name, out, false) ?? null;
+    if (inner === null) {
+      this.n.inner.add('inner_protocol_not_running');
+      return;
+    }
+    const sh = this.s[1].hello;
+    const vp = versionParts(sh !== null ? negotiatedVersion(sh) : 0);
+    // ECS tls.* on the inner events: how they came (packetbeat's tls fields, as on the tls event)
+    out.tls = { established: true, ...(vp !== null ? { version: vp.version, version_protocol: vp.protocol } : {}), cipher: nameOf(CIPHER_SUITES, sh?.ciphers[0] ?? -1), ...(this.alpn !== '' ? { next_protocol: this.alpn } : {}) };
+    this.inner = inner;
+    this.n.inner.add(name);
+  }
+
+  /** a Certificate message (TLS 1.2 and before: the chain in clear; TLS 1.3, decrypted: each entry followed by its extensions) */
+  private certificates(side: number, b: Buffer, tls13 = false): void {
     if (b.length < 3) return;
     const end = Math.min(b.length, 3 + ((b[0] << 16) | (b[1] << 8) | b[2]));
     const out = this.s[side].certificates;
@@ -340,6 +749,8 @@ class TlsConnection implements TcpAnalyzer {
         out.push(c);
       }
       i += 3 + n;
+      // TLS 1.3: the entry's extensions (a 2-byte length)
+      if (tls13) i += 2 + (i + 2 <= end ? (b[i] << 8) | b[i + 1] : 0);
     }
   }
 
@@ -417,6 +828,7 @@ class TlsConnection implements TcpAnalyzer {
     if (method !== '') n.resumed++;
     if (established) n.established++;
     if (sh !== null && sh.alpn.length > 0) tls.next_protocol = sh.alpn[0];
+    else if (this.alpn !== '') tls.next_protocol = this.alpn; // TLS 1.3: from the decrypted EncryptedExtensions
     const client: Record<string, any> = {};
     const server: Record<string, any> = {};
     if (sni !== '') client.server_name = sni;
@@ -499,6 +911,21 @@ function helloDetails(h: Hello, client: boolean): Record<string, any> {
   return d;
 }
 
+/** the protocol an EncryptedExtensions message's ALPN extension names (RFC 7301 §3.1), or '' */
+function alpnOf(b: Buffer): string {
+  if (b.length < 2) return '';
+  const end = Math.min(b.length, 2 + ((b[0] << 8) | b[1]));
+  for (let i = 2; i + 4 <= end; ) {
+    const type = (b[i] << 8) | b[i + 1];
+    const len = (b[i + 2] << 8) | b[i + 3];
+    if (i + 4 + len > end) return '';
+    // ALPN: a list length, then the one protocol the server chose
+    if (type === 16 && len >= 3 && b[i + 6] + 3 <= len) return b.toString('latin1', i + 7, i + 7 + b[i + 6]);
+    i += 4 + len;
+  }
+  return '';
+}
+
 /** a TLS record header (handshake, SSL 3.0 to TLS 1.3's legacy 3.1-3.3) holding a ClientHello or ServerHello */
 function helloProbe(b: Buffer, off: number, len: number, side: number): boolean {
   if (len < 6) return false;
@@ -512,9 +939,15 @@ export const tls: Protocol<TlsOptions> = {
   probe: helloProbe,
   create(options) {
     const opts: TlsOptions = { ...TLS_DEFAULTS, ...options };
-    const n = new TlsCounters();
+    let keylog = opts.keylog;
+    if (opts.keylogFile !== '') {
+      keylog = new KeyLog(opts.maxKeylogEntries);
+      keylog.load(opts.keylogFile);
+    }
+    const n = new TlsCounters(keylog, opts.maxKeylogEntries);
+    const log = (k: KeyLog) => ({ lines: k.lines, bad_lines: k.badLines, ignored_lines: k.ignoredLines, entries: k.size, evicted: k.evicted });
     return {
-      tcp: (ctx: TcpContext) => new TlsConnection(ctx.endpoints, ctx.out, opts, n),
+      tcp: (ctx: TcpContext) => new TlsConnection(ctx.endpoints, ctx.out, opts, n, ctx),
       stats: (): Stats => ({
         transactions_started: n.started,
         transactions_dropped: n.dropped.toJSON(),
@@ -532,6 +965,19 @@ export const tls: Protocol<TlsOptions> = {
         unmatched: n.unmatched.toJSON(),
         lost: n.lost.toJSON(),
         violations: n.violations.toJSON(),
+        decryption: {
+          connections: n.decrypted,
+          records: n.decryptedRecords,
+          bytes: n.decryptedBytes,
+          not_decrypted: n.notDecrypted.toJSON(),
+          failed: n.decryptFailed.toJSON(),
+          gaps: n.decryptGaps,
+          resynchronised: n.resynchronised,
+          resync_skipped_bytes: n.resyncSkipped,
+          inner: n.inner.toJSON(),
+          ...(keylog !== null ? { keylog: log(keylog) } : {}),
+          ...(n.captureLog.lines > 0 ? { capture_secrets: log(n.captureLog) } : {}),
+        },
       }),
     };
   },
