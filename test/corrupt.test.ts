@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -68,10 +68,17 @@ function variants(file: string, index: number): Variant[] {
 const files = fixtureFiles();
 const dir = mkdtempSync(path.join(tmpdir(), 'pktflow-corrupt-'));
 
-async function runVariant(v: Variant, tmp: string): Promise<void> {
+/** a fixture's key log (fixtures/tls-keylog: x.pcap with x.keylog): its TLS is decrypted, so the damage reaches the decryption and the analyzers inside */
+function keylogOf(file: string): string | undefined {
+  const k = path.join(ROOT, file.replace(/\.pcap(ng)?$/, '.keylog'));
+  return existsSync(k) ? k : undefined;
+}
+
+async function runVariant(v: Variant, tmp: string, keylogFile?: string): Promise<void> {
   writeFileSync(tmp, v.bytes);
+  const stages = eventStages(keylogFile === undefined ? {} : { options: { tls: { keylogFile } } });
   // a run that never ends fails the suite at its timeout, naming the test
-  const r = await runPipeline(definePipeline({ source: captureFile({ path: tmp }), stages: [...eventStages()], sink: discard<Event>(), options: { printStats: false } })).done;
+  const r = await runPipeline(definePipeline({ source: captureFile({ path: tmp }), stages: [...stages], sink: discard<Event>(), options: { printStats: false } })).done;
   if (r.error !== null) {
     assert.ok(r.error instanceof CaptureFileError, `only a capture error may end a run: ${r.error.stack}`);
     assert.match(r.error.message, /^.+: offset \d+: .+$/);
@@ -90,7 +97,7 @@ describe(`corrupted captures (seed ${SEED}, ${VARIANTS} variants per fixture)`, 
       const heapBefore = process.memoryUsage().heapUsed;
       for (const v of variants(file, index)) {
         try {
-          await runVariant(v, tmp);
+          await runVariant(v, tmp, keylogOf(file));
         } catch (err) {
           // keep the variant that failed, to make it a regression fixture
           const keep = path.join(tmpdir(), `pktflow-corrupt-failed-${path.basename(file)}`);
