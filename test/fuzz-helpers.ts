@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { LinkType, makeFrame, type Frame } from '../src/core/frame';
 import { decode, DecodeStage } from '../src/decode/stage';
 import { makeEndpoints } from '../src/events/endpoints';
-import type { Protocol, TcpAnalyzer } from '../src/protocols/analyzer';
+import type { Emitter, Protocol, TcpAnalyzer } from '../src/protocols/analyzer';
 import { PcapReader } from '../src/sources/pcap';
 import { Connection, DirectionFrom } from '../src/tcp/connection';
 import { ItemKind } from '../src/tcp/items';
@@ -107,23 +107,33 @@ export function streamsOf(file: string, port: number): Chunk[] {
   return out;
 }
 
-/** the chunks through fresh analyzers of `protocol` (with `options`); `pieces(i, len)` cuts chunk i; returns the events and the counters */
+/**
+ * the chunks through fresh analyzers of `protocol` (with `options`); `pieces(i, len)` cuts
+ * chunk i; `more.inner`: the protocols the analyzers may open on their connections (as the
+ * analyzer stage's `ctx.open` does: TLS's plaintext), with their options by name in
+ * `more.innerOptions`; `more.after(i)` runs after chunk i. Returns the events, the
+ * protocol's counters and every protocol's by name.
+ */
 export function analyzeChunks(
   protocol: Protocol,
   chunks: Chunk[],
   pieces: (i: number, len: number) => number[] = () => [],
   expireEvery = 0,
   options: object = {},
-): { events: any[]; stats: any } {
+  more: { inner?: Protocol[]; innerOptions?: Record<string, object>; after?: (i: number) => void } = {},
+): { events: any[]; stats: any; byProtocol: Record<string, any> } {
   const events: any[] = [];
-  const out = { emit: (e: any) => events.push(e) };
+  const out: Emitter = { emit: (e: any) => void events.push(e) };
   const inst = protocol.create(options, out);
+  const inner = new Map((more.inner ?? []).map((p) => [p.name, p.create(more.innerOptions?.[p.name] ?? {}, out)]));
   const analyzers = new Map<Connection, TcpAnalyzer>();
   const get = (c: Connection) => {
     let a = analyzers.get(c);
     if (a === undefined) {
       const midStream = c.directionFrom !== DirectionFrom.syn && c.directionFrom !== DirectionFrom.synAck;
-      analyzers.set(c, (a = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream })));
+      const endpoints = makeEndpoints(c, 6);
+      const open = (name: string, o?: Emitter, mid?: boolean) => inner.get(name)?.tcp?.({ conn: c, endpoints, out: o ?? out, midStream: mid ?? midStream }) ?? null;
+      analyzers.set(c, (a = inst.tcp!({ conn: c, endpoints, out, midStream, open })));
     }
     return a;
   };
@@ -138,9 +148,11 @@ export function analyzeChunks(
       for (let k = 0; k + 1 < cuts.length; k++) a.data(ch.side, ch.data!, cuts[k], cuts[k + 1] - cuts[k], ch.sec, ch.nsec);
     }
     if (expireEvery > 0 && i % expireEvery === 0) for (const x of analyzers.values()) x.expire(ch.sec, ch.nsec);
+    more.after?.(i);
   });
   for (const a of analyzers.values()) a.close(0, 0);
-  return { events, stats: inst.stats() };
+  const stats = inst.stats();
+  return { events, stats, byProtocol: { [protocol.name]: stats, ...Object.fromEntries([...inner].map(([n, i]) => [n, i.stats()])) } };
 }
 
 /** damage to a stream's chunks: a byte flipped to one of `bytes`, inserted, a chunk cut short, turned into a gap, or lost (a lost close too) */

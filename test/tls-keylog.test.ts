@@ -16,8 +16,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Stats } from '../src/core/stage';
-import { makeEndpoints } from '../src/events/endpoints';
-import type { Emitter, Protocol, TcpAnalyzer } from '../src/protocols/analyzer';
+import type { Protocol } from '../src/protocols/analyzer';
 import { AnalyzeStage } from '../src/protocols/analyze';
 import { http } from '../src/protocols/http';
 import { protocols } from '../src/protocols/registry';
@@ -27,13 +26,11 @@ import { TcpReorderer } from '../src/tcp/reorderer';
 import { tls } from '../src/protocols/tls';
 import { hkdfExpandLabel, prf12, RecordCipher, suiteOf } from '../src/protocols/tls/decrypt';
 import { KeyLog, KeyLogError } from '../src/protocols/tls/keylog';
-import type { Connection } from '../src/tcp/connection';
-import { DirectionFrom } from '../src/tcp/connection';
 import { ItemKind } from '../src/tcp/items';
 import { curlSession, makePki, startNginx, type Nginx, type Pki } from '../scripts/fixtures/tls-keylog';
 import { recordLoopback } from './capture';
 import { serverPort } from './gen/tls';
-import { type Chunk, chunkDamage, damageChunks, FUZZ_SECONDS, fuzzParams, streamsOf } from './fuzz-helpers';
+import { analyzeChunks, type Chunk, chunkDamage, damageChunks, FUZZ_SECONDS, fuzzParams, streamsOf } from './fuzz-helpers';
 import { assertAccounting, cli, fixture, readFile, ROOT } from './helpers';
 import { freePort } from './net';
 
@@ -379,35 +376,8 @@ describe('decrypted fixtures agree with tshark -o tls.keylog_file', { skip: have
  * inner protocols (http, or others given) as the analyzer stage does
  */
 function analyzeDecrypted(chunks: Chunk[], options: Record<string, object>, inner: Protocol[] = [http], pieces: (i: number, len: number) => number[] = () => [], after: (i: number) => void = () => {}): { events: any[]; stats: Record<string, any> } {
-  const events: any[] = [];
-  const out: Emitter = { emit: (e) => void events.push(e) };
-  const insts = new Map([tls, ...inner].map((p) => [p.name, p.create(options[p.name] ?? {}, out)]));
-  const analyzers = new Map<Connection, TcpAnalyzer>();
-  const get = (c: Connection) => {
-    let a = analyzers.get(c);
-    if (a === undefined) {
-      const midStream = c.directionFrom !== DirectionFrom.syn && c.directionFrom !== DirectionFrom.synAck;
-      const endpoints = makeEndpoints(c, 6);
-      const open = (name: string, o?: Emitter, mid?: boolean) => insts.get(name)?.tcp?.({ conn: c, endpoints, out: o ?? out, midStream: mid ?? midStream }) ?? null;
-      analyzers.set(c, (a = insts.get('tls')!.tcp!({ conn: c, endpoints, out, midStream, open })));
-    }
-    return a;
-  };
-  chunks.forEach((ch, i) => {
-    const a = get(ch.conn);
-    if (ch.kind === ItemKind.close) {
-      a.close(ch.sec, ch.nsec);
-      analyzers.delete(ch.conn);
-    } else if (ch.kind === ItemKind.gap) a.gap(ch.side, ch.len, ch.sec, ch.nsec);
-    else {
-      const cuts = [...new Set([0, ...pieces(i, ch.len).map((x) => x % (ch.len + 1)), ch.len])].sort((x, y) => x - y);
-      for (let k = 0; k + 1 < cuts.length; k++) a.data(ch.side, ch.data!, cuts[k], cuts[k + 1] - cuts[k], ch.sec, ch.nsec);
-    }
-    if (i % 7 === 0) for (const x of analyzers.values()) x.expire(ch.sec, ch.nsec);
-    after(i);
-  });
-  for (const a of analyzers.values()) a.close(0, 0);
-  return { events, stats: Object.fromEntries([...insts].map(([n, inst]) => [n, inst.stats()])) };
+  const r = analyzeChunks(tls, chunks, pieces, 7, options.tls ?? {}, { inner, innerOptions: options, after });
+  return { events: r.events, stats: r.byProtocol };
 }
 
 const accounting = (stats: Record<string, Stats>, label: string) => assertAccounting({ analyze: { protocols: stats } } as Record<string, Stats>, label);

@@ -67,6 +67,23 @@ export const HTTP_DEFAULTS: HttpOptions = {
   transactionTimeoutSec: 10,
 };
 
+/** the counters of HTTP's transactions, as HTTP/1.x and HTTP/2 report them */
+export function httpStats(n: HttpCounters): Stats {
+  return {
+    transactions_started: n.started,
+    transactions_dropped: n.dropped.toJSON(),
+    pending: n.pending,
+    requests: n.requests,
+    responses: n.responses,
+    interim_responses: n.interim,
+    transactions: n.transactions,
+    partial: n.partial,
+    truncated_messages: n.truncated,
+    unmatched: n.unmatched.toJSON(),
+    violations: n.violations.toJSON(),
+  };
+}
+
 export class HttpCounters extends TransactionCounters {
   requests = 0;
   responses = 0;
@@ -606,19 +623,7 @@ export const http: Protocol<HttpOptions> = {
     const n = new HttpCounters();
     return {
       tcp: (ctx: TcpContext) => new HttpConnection(ctx.midStream, ctx.endpoints, ctx.out, r, reqOpts, respOpts, n, ctx),
-      stats: (): Stats => ({
-        transactions_started: n.started,
-        transactions_dropped: n.dropped.toJSON(),
-        pending: n.pending,
-        requests: n.requests,
-        responses: n.responses,
-        interim_responses: n.interim,
-        transactions: n.transactions,
-        partial: n.partial,
-        truncated_messages: n.truncated,
-        unmatched: n.unmatched.toJSON(),
-        violations: n.violations.toJSON(),
-      }),
+      stats: (): Stats => httpStats(n),
     };
   },
 };

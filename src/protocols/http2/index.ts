@@ -20,7 +20,7 @@ import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
 import { closeEvent, UNMATCHED_REQUEST, UNMATCHED_RESPONSE } from '../../events/transaction';
 import type { Emitter, Protocol, TcpAnalyzer, TcpContext } from '../analyzer';
-import { HTTP_DEFAULTS, HttpCounters, HttpEventBuilder, resolveHttpOptions, type HttpOptions, type Resolved } from '../http';
+import { HTTP_DEFAULTS, HttpCounters, HttpEventBuilder, httpStats, resolveHttpOptions, type HttpOptions, type Resolved } from '../http';
 import { HttpMessage } from '../http/message';
 import { SNIFF_BYTES, type HttpParserOptions } from '../http/parser';
 import { DEFAULT_MAX_FRAME, errorName, Flag, FRAME_HEADER, FrameType, PREFACE, Setting, startsWithPreface } from './frames';
@@ -828,17 +828,7 @@ export const http2: Protocol<Http2Options> = {
     return {
       tcp: (ctx: TcpContext) => new Http2Connection(ctx.midStream, ctx.endpoints, ctx.out, r, o, reqOpts, respOpts, n),
       stats: (): Stats => ({
-        transactions_started: n.started,
-        transactions_dropped: n.dropped.toJSON(),
-        pending: n.pending,
-        requests: n.requests,
-        responses: n.responses,
-        interim_responses: n.interim,
-        transactions: n.transactions,
-        partial: n.partial,
-        truncated_messages: n.truncated,
-        unmatched: n.unmatched.toJSON(),
-        violations: n.violations.toJSON(),
+        ...httpStats(n),
         frames: n.frames,
         streams: n.streams,
         pushed_streams: n.pushed,
