@@ -103,6 +103,28 @@ describe('NSS key log', { timeout: 60_000 }, () => {
     }
   });
 
+  it('reads a file larger than one read (4 MiB) a piece at a time: lines cut by a piece\'s end are whole, a bad line is numbered in the file', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'keylog-unit-'));
+    try {
+      const f = path.join(dir, 'big.log');
+      const n = 40_000; // 176 bytes a line: 7 MB, so two pieces cut inside a line
+      const lines = Array.from({ length: n }, (_, i) => `CLIENT_RANDOM ${i.toString(16).padStart(64, '0')} ${'11'.repeat(48)}`);
+      lines.splice(30_000, 0, 'not a key log line');
+      writeFileSync(f, lines.join('\n')); // the last line without its newline
+      const k = new KeyLog(n);
+      k.load(f);
+      assert.equal(k.size, n);
+      assert.equal(k.badLines, 1);
+      assert.ok(k.get((n - 1).toString(16).padStart(64, '0')));
+      // every line whole, the ones around the piece boundaries included
+      assert.equal(k.lines, n + 1);
+      writeFileSync(f, [...Array.from({ length: 70_000 }, () => '# padding comment, long enough to pass the first piece of four mebibytes'), 'hello'].join('\n'));
+      assert.throws(() => new KeyLog().load(f), /: line 70001: not a key log line/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('holds at most maxEntries client randoms, the oldest forgotten and counted', () => {
     const k = new KeyLog(3);
     for (let i = 0; i < 5; i++) k.addLine(`CLIENT_RANDOM ${i.toString(16).padStart(64, '0')} ${'11'.repeat(48)}`);

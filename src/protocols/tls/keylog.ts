@@ -1,4 +1,14 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+
+/** bytes of the key log file read at a time */
+const READ_BYTES = 4 * 1024 * 1024;
+
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
 
 /**
  * The NSS key log format (SSLKEYLOGFILE, as written by browsers, curl, OpenSSL, Go and
@@ -46,6 +56,9 @@ export class KeyLog {
   private file = '';
   private fileOffset = 0;
   private partial = '';
+  /** lines of the file taken so far (for the number of a bad line) */
+  private lineNo = 0;
+  private readonly decoder = new StringDecoder('utf8');
 
   constructor(private readonly maxEntries = KEYLOG_MAX_ENTRIES) {}
 
@@ -128,8 +141,8 @@ export class KeyLog {
   }
 
   /**
-   * read the file from where the last read stopped; returns the first bad line's number
-   * (of this read), or 0. The first read takes the whole file; later ones (the file grows
+   * read the file from where the last read stopped, 4 MiB at a time; returns the number
+   * (in the file) of this read's first bad line, or 0. The first read takes the whole file; later ones (the file grows
    * under a live capture) keep a last line without its newline for the next read.
    */
   private readMore(): number {
@@ -143,18 +156,25 @@ export class KeyLog {
     try {
       const size = fstatSync(fd).size;
       const first = this.fileOffset === 0;
-      if (size <= this.fileOffset) return 0;
-      const buf = Buffer.alloc(size - this.fileOffset);
-      const got = readSync(fd, buf, 0, buf.length, this.fileOffset);
-      this.fileOffset += got;
-      let text = this.partial + buf.toString('utf8', 0, got);
-      this.partial = '';
-      if (!first) {
-        const cut = text.lastIndexOf('\n');
-        this.partial = text.slice(cut + 1);
-        text = text.slice(0, cut + 1);
+      let firstBad = 0;
+      let lineBase = this.lineNo;
+      // a piece at a time: a key log of months of browsing can be larger than a string may be
+      const buf = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(0, size - this.fileOffset)));
+      while (this.fileOffset < size) {
+        const got = readSync(fd, buf, 0, Math.min(buf.length, size - this.fileOffset), this.fileOffset);
+        if (got === 0) break;
+        this.fileOffset += got;
+        let text = this.partial + this.decoder.write(buf.subarray(0, got));
+        // the last line without its newline waits for the next piece (or, at the end of the first read, is taken)
+        const cut = first && this.fileOffset >= size ? text.length : text.lastIndexOf('\n') + 1;
+        this.partial = text.slice(cut);
+        text = text.slice(0, cut);
+        const bad = this.addText(text);
+        if (bad !== 0 && firstBad === 0) firstBad = lineBase + bad;
+        lineBase += countLines(text);
       }
-      return this.addText(text);
+      this.lineNo = lineBase;
+      return firstBad;
     } finally {
       closeSync(fd);
     }
