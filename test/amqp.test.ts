@@ -13,49 +13,30 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Stats } from '../src/core/stage';
-import { makeEndpoints } from '../src/events/endpoints';
 import { amqp, type AmqpOptions } from '../src/protocols/amqp';
 import { FrameCounters, FrameInfo, FrameParser } from '../src/protocols/amqp/frames';
 import { methodDef } from '../src/protocols/amqp/methods';
 import { goTime, readContentHeader, Reader } from '../src/protocols/amqp/wire';
-import type { TcpAnalyzer } from '../src/protocols/analyzer';
 import { protocols } from '../src/protocols/registry';
-import { Connection } from '../src/tcp/connection';
 import { scenarios, startRabbit, type RabbitServer } from '../scripts/fixtures/amqp';
 import { recordLoopback } from './capture';
 import { analyzeChunks, type Chunk, chunkDamage, damageChunks, fuzzParams, streamsOf } from './fuzz-helpers';
 import { body, contentHeader, frame, heartbeat, longstr, M, method, opening, PROTOCOL_HEADER, shortstr, table } from './gen/amqp';
-import { assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
+import { analyzerOn, assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
 import { freePort } from './net';
 
-/** one analyzer on one connection, driven directly */
+/** one analyzer on one connection, driven directly: `send` joins its parts, `at` moves packet time to a second and expires */
 function conn(options: Partial<AmqpOptions> = {}, midStream = false) {
-  const events: any[] = [];
-  const out = { emit: (e: any) => events.push(e) };
-  const inst = amqp.create(options, out);
-  const c = new Connection(1, 0, 4, 0, 0, 0, 0x0a000001, 0, 0, 0, 0x0a000002, 40000, 5672, -1, -1, 'syn', 1000, 0);
-  const a: TcpAnalyzer = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream });
-  let sec = 1000;
-  let nsec = 0;
-  const send = (side: number, ...parts: Buffer[]) => {
-    const buf = Buffer.concat(parts);
-    nsec += 1000;
-    a.data(side, buf, 0, buf.length, sec, nsec);
-  };
+  const h = analyzerOn(amqp, options, [40000, 5672], midStream);
+  const send = (side: number, ...parts: Buffer[]) => h.send(side, Buffer.concat(parts));
   const at = (s: number) => {
-    sec = s;
-    a.expire(s, 0);
-  };
-  const stats = () => inst.stats() as any;
-  const done = () => {
-    a.close(sec, nsec);
-    assertAccounting({ analyze: { protocols: { amqp: inst.stats() } } } as Record<string, Stats>, 'amqp');
-    assert.equal(stats().pending, 0);
+    h.clock.sec = s;
+    h.a.expire(s, 0);
   };
   const open = () => {
     for (const [q, r] of opening()) send(0, q), send(1, r);
   };
-  return { events, a, send, stats, done, at, open };
+  return { events: h.events, a: h.a, send, stats: h.stats, done: h.done, at, open };
 }
 
 const view = (e: any) => [e.method, e.status, e.amqp.channel, e.error?.message ?? null, e.notes ?? null];

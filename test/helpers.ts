@@ -12,6 +12,9 @@ import { captureFile } from '../src/sources/file';
 import { PcapReader } from '../src/sources/pcap';
 import type { Source } from '../src/sources/source';
 import type { Event } from '../src/events/types';
+import { makeEndpoints } from '../src/events/endpoints';
+import type { Protocol } from '../src/protocols/analyzer';
+import { Connection } from '../src/tcp/connection';
 
 export const ROOT = path.join(__dirname, '..');
 export const fixture = (name: string) => path.join(ROOT, 'fixtures', name);
@@ -160,4 +163,31 @@ export function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * One analyzer of `protocol` (with `options`) on one connection, 10.0.0.1:ports[0] →
+ * 10.0.0.2:ports[1], driven directly: `send(side, bytes, at?)` hands it bytes a
+ * microsecond of packet time after the last (or at second `at`); `done()` closes the
+ * connection, checks the accounting and that nothing waits. `clock` is the packet time.
+ */
+export function analyzerOn(protocol: Protocol, options: object, ports: [number, number], midStream = false) {
+  const events: any[] = [];
+  const out = { emit: (e: any) => void events.push(e) };
+  const inst = protocol.create(options, out);
+  const c = new Connection(1, 0, 4, 0, 0, 0, 0x0a000001, 0, 0, 0, 0x0a000002, ports[0], ports[1], -1, -1, 'syn', 1000, 0);
+  const a = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream });
+  const clock = { sec: 1000, nsec: 0 };
+  const send = (side: number, b: Buffer, at?: number) => {
+    if (at !== undefined) [clock.sec, clock.nsec] = [at, 0];
+    else clock.nsec += 1000;
+    a.data(side, b, 0, b.length, clock.sec, clock.nsec);
+  };
+  const stats = () => inst.stats() as any;
+  const done = () => {
+    a.close(clock.sec, clock.nsec);
+    assertAccounting({ analyze: { protocols: { [protocol.name]: inst.stats() } } } as Record<string, Stats>, protocol.name);
+    assert.equal(stats().pending, 0);
+  };
+  return { events, a, send, stats, done, inst, clock };
 }

@@ -15,19 +15,16 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Stats } from '../src/core/stage';
 import { DecodeStage } from '../src/decode/stage';
-import { makeEndpoints } from '../src/events/endpoints';
-import type { TcpAnalyzer } from '../src/protocols/analyzer';
 import { nfs, type NfsOptions } from '../src/protocols/nfs';
 import { readCall, RpcCall } from '../src/protocols/nfs/message';
 import { opName, procName, statusName } from '../src/protocols/nfs/names';
 import { XdrReader } from '../src/protocols/nfs/xdr';
 import { PcapReader } from '../src/sources/pcap';
-import { Connection } from '../src/tcp/connection';
 import { FILES, scenarios } from '../scripts/fixtures/nfs';
 import { recordLoopback } from './capture';
 import { analyzeChunks, chunkDamage, damageChunks, fuzzParams, streamsOf } from './fuzz-helpers';
 import { record, rpcDenied, rpcReply } from './gen/nfs';
-import { assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
+import { analyzerOn, assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
 import { freePort } from './net';
 import { rpcCall, startGanesha, Xdr, type NfsServer } from './nfs-server';
 
@@ -57,25 +54,7 @@ function decodeCall(msg: Buffer, maxOps = 128): RpcCall {
 
 /** one analyzer on one connection, driven directly */
 function conn(options: Partial<NfsOptions> = {}, midStream = false) {
-  const events: any[] = [];
-  const out = { emit: (e: any) => events.push(e) };
-  const inst = nfs.create(options, out);
-  const c = new Connection(1, 0, 4, 0, 0, 0, 0x0a000001, 0, 0, 0, 0x0a000002, 800, 2049, -1, -1, 'syn', 1000, 0);
-  const a: TcpAnalyzer = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream });
-  let sec = 1000;
-  let nsec = 0;
-  const send = (side: number, b: Buffer, at?: number) => {
-    if (at !== undefined) [sec, nsec] = [at, 0];
-    else nsec += 1000;
-    a.data(side, b, 0, b.length, sec, nsec);
-  };
-  const stats = () => inst.stats() as any;
-  const done = () => {
-    a.close(sec, nsec);
-    assertAccounting({ analyze: { protocols: { nfs: inst.stats() } } } as Record<string, Stats>, 'nfs');
-    assert.equal(stats().pending, 0);
-  };
-  return { events, a, send, stats, done, inst };
+  return analyzerOn(nfs, options, [800, 2049], midStream);
 }
 
 describe('NFS decoding', { timeout: 60_000 }, () => {

@@ -13,7 +13,6 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { makeEndpoints } from '../src/events/endpoints';
 import type { Stats } from '../src/core/stage';
-import type { TcpAnalyzer } from '../src/protocols/analyzer';
 import { redis, type RedisOptions } from '../src/protocols/redis';
 import { splitInline } from '../src/protocols/redis/commands';
 import type { RespMessage } from '../src/protocols/redis/message';
@@ -22,7 +21,7 @@ import { Connection } from '../src/tcp/connection';
 import { scenarios, startRedis, type RedisServer } from '../scripts/fixtures/redis';
 import { recordLoopback } from './capture';
 import { cmd } from './gen/redis';
-import { assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
+import { analyzerOn, assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
 import { freePort } from './net';
 import { analyzeChunks, chunkDamage, damageChunks, streamsOf } from './fuzz-helpers';
 
@@ -47,28 +46,10 @@ function parse(wire: string | Buffer, o: { request?: boolean; max?: number; cuts
   return { msgs, violations, parser };
 }
 
-/** one analyzer on one connection, driven directly */
+/** one analyzer on one connection, driven directly (text as latin1) */
 function conn(options: Partial<RedisOptions> = {}, midStream = false) {
-  const events: any[] = [];
-  const out = { emit: (e: any) => events.push(e) };
-  const inst = redis.create(options, out);
-  const c = new Connection(1, 0, 4, 0, 0, 0, 0x0a000001, 0, 0, 0, 0x0a000002, 40000, 6379, -1, -1, 'syn', 1000, 0);
-  const a: TcpAnalyzer = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream });
-  let sec = 1000;
-  let nsec = 0;
-  const send = (side: number, s: string | Buffer, at?: number) => {
-    const buf = typeof s === 'string' ? Buffer.from(s, 'latin1') : s;
-    if (at !== undefined) [sec, nsec] = [at, 0];
-    else nsec += 1000;
-    a.data(side, buf, 0, buf.length, sec, nsec);
-  };
-  const stats = () => inst.stats() as any;
-  const done = () => {
-    a.close(sec, nsec);
-    assertAccounting({ analyze: { protocols: { redis: inst.stats() } } } as Record<string, Stats>, 'redis');
-    assert.equal(stats().pending, 0);
-  };
-  return { events, a, send, stats, done, inst };
+  const h = analyzerOn(redis, options, [40000, 6379], midStream);
+  return { ...h, send: (side: number, s: string | Buffer, at?: number) => h.send(side, typeof s === 'string' ? Buffer.from(s, 'latin1') : s, at) };
 }
 
 const view = (e: any) => [e.status, e.query ?? null, e.redis?.return_value ?? e.redis?.error ?? null, e.error?.message ?? null, e.notes ?? null];

@@ -14,18 +14,15 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Stats } from '../src/core/stage';
-import { makeEndpoints } from '../src/events/endpoints';
-import type { TcpAnalyzer } from '../src/protocols/analyzer';
 import { thrift, THRIFT_DEFAULTS, type ThriftOptions } from '../src/protocols/thrift';
 import { loadIdl, parseIdl } from '../src/protocols/thrift/idl';
 import type { ThriftMessage } from '../src/protocols/thrift/message';
 import { goFloat, goQuote, ThriftDecoder } from '../src/protocols/thrift/wire';
-import { Connection } from '../src/tcp/connection';
 import { captures, generate, IDL, runClient, startServer } from '../scripts/fixtures/thrift';
 import { recordLoopback } from './capture';
 import { analyzeChunks, chunkDamage, damageChunks, fuzzParams, streamsOf } from './fuzz-helpers';
 import { bool, CALL, EXCEPTION, i32, message, ONEWAY, REPLY, str, struct, type Field, type Proto } from './gen/thrift';
-import { assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
+import { analyzerOn, assertAccounting, cli, fixture, ndjson, readFile } from './helpers';
 import { freePort } from './net';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -229,25 +226,7 @@ describe('Thrift decoder', { timeout: 600_000 }, () => {
 
 /** one analyzer on one connection, driven directly */
 function conn(options: Partial<ThriftOptions> = {}, midStream = false) {
-  const events: any[] = [];
-  const out = { emit: (e: any) => events.push(e) };
-  const inst = thrift.create(options, out);
-  const c = new Connection(1, 0, 4, 0, 0, 0, 0x0a000001, 0, 0, 0, 0x0a000002, 40000, 9090, -1, -1, 'syn', 1000, 0);
-  const a: TcpAnalyzer = inst.tcp!({ conn: c, endpoints: makeEndpoints(c, 6), out, midStream });
-  let sec = 1000;
-  let nsec = 0;
-  const send = (side: number, buf: Buffer, at?: number) => {
-    if (at !== undefined) [sec, nsec] = [at, 0];
-    else nsec += 1000;
-    a.data(side, buf, 0, buf.length, sec, nsec);
-  };
-  const stats = () => inst.stats() as any;
-  const done = () => {
-    a.close(sec, nsec);
-    assertAccounting({ analyze: { protocols: { thrift: inst.stats() } } } as Record<string, Stats>, 'thrift');
-    assert.equal(stats().pending, 0);
-  };
-  return { events, a, send, stats, done, inst };
+  return analyzerOn(thrift, options, [40000, 9090], midStream);
 }
 
 const view = (e: any) => [e.status, e.query ?? null, e.thrift.return_value ?? null, e.thrift.exceptions ?? null, e.error?.message ?? null];
