@@ -8,7 +8,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { freePort } from './net';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -73,4 +74,31 @@ export async function recordLoopback(o: RecordOptions, run: () => Promise<void>)
   const dropped = /(\d+) packets? dropped by kernel/.exec(err);
   if (dropped !== null && +dropped[1] > 0) throw new Error(`tcpdump: ${dropped[1]} packets dropped by the kernel, ${o.file} is incomplete (raise bufferKiB)`);
   return { sentinelPort };
+}
+
+/**
+ * A fixture script's main: the scenarios named on the command line (all without
+ * names), each recorded into `<dir>/<name>.pcap` (or $FIXTURES_OUT) while it runs
+ * against one server started on `port` for all of them.
+ */
+export async function recordScenarios(
+  dir: string,
+  port: number,
+  start: (port: number) => Promise<{ stop(): Promise<void> | void }>,
+  scenarios: Record<string, { about: string; run: (port: number) => Promise<void> }>,
+): Promise<void> {
+  const out = process.env.FIXTURES_OUT ?? dir;
+  const wanted = process.argv.slice(2);
+  mkdirSync(out, { recursive: true });
+  const server = await start(port);
+  try {
+    for (const [name, s] of Object.entries(scenarios)) {
+      if (wanted.length > 0 && !wanted.includes(name)) continue;
+      const file = path.join(out, `${name}.pcap`);
+      await recordLoopback({ filter: `tcp port ${port}`, file }, () => s.run(port));
+      console.log(`${file}: ${s.about}`);
+    }
+  } finally {
+    await server.stop();
+  }
 }
