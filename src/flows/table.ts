@@ -244,7 +244,7 @@ export class FlowTable {
 
   /** end of input: every flow's final report */
   flush(): void {
-    while (this.lru.head !== null) this.final(this.lru.head);
+    for (const make of this.flushDeferred()) this.out.push(make());
   }
 
   /**

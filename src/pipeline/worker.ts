@@ -126,15 +126,14 @@ class Collector extends Writable {
   /** output slots the main thread has written (all of them at first) */
   readonly free: number[];
   constructor(private readonly slots: Buffer[]) {
-    super({ decodeStrings: false, highWaterMark: 1 << 30 });
+    // the NDJSON sink writes Buffers (a string would be made one by the stream)
+    super({ highWaterMark: 1 << 30 });
     this.free = slots.map((_, i) => i);
   }
-  override _write(chunk: string | Buffer, _enc: BufferEncoding, cb: () => void): void {
-    // a string's UTF-8 is at most 3 bytes per UTF-16 unit; counted exactly only when that bound does not fit
-    let need = this.len + (typeof chunk === 'string' ? chunk.length * 3 : chunk.length);
-    if (this.out !== null && need > this.out.length && typeof chunk === 'string') need = this.len + Buffer.byteLength(chunk);
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    const need = this.len + chunk.length;
     if (this.out === null || need > this.out.length) this.grow(need);
-    this.len += typeof chunk === 'string' ? this.out!.write(chunk, this.len) : chunk.copy(this.out!, this.len);
+    this.len += chunk.copy(this.out!, this.len);
     cb();
   }
   /** room for `need` bytes: a free slot to start with, a buffer of its own past a slot's size */
