@@ -1,12 +1,11 @@
 /// <reference path="../../types/lz4js.d.ts" />
-/// <reference path="../../types/snappyjs.d.ts" />
 /**
  * CQL native protocol constants and the byte-level pieces of its framing: v5's
  * header CRC24 and payload CRC32, and the two body compressions (LZ4 and Snappy).
  */
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import lz4 from 'lz4js';
-import snappy from 'snappyjs';
+import { snappyLength, snappyUncompress } from '../snappy';
 
 /** opcodes by number; a request opcode is never a response opcode */
 export const OPCODES: readonly string[] = [
@@ -151,28 +150,12 @@ export function lz4Body(buf: Buffer, off: number, len: number, max: number): Buf
   return lz4Block(buf, off + 4, len - 4, size);
 }
 
-/** a raw Snappy block (its size as a varint first), at most `max` bytes */
-export function snappyBody(buf: Buffer, off: number, len: number, max: number): Buffer | null {
-  try {
-    // a Buffer in gives a Buffer out
-    return snappy.uncompress(buf.subarray(off, off + len), max) as Buffer;
-  } catch {
-    return null;
-  }
-}
-
 /** the uncompressed size a compressed body declares, -1 when it declares none */
 export function declaredSize(c: Compression, buf: Buffer, off: number, len: number): number {
   if (c === 'lz4') return len >= 4 ? buf.readUInt32BE(off) : -1;
-  // Snappy: a little-endian base-128 varint
-  let v = 0;
-  for (let i = 0; i < 5 && i < len; i++) {
-    v += (buf[off + i] & 0x7f) * 2 ** (7 * i);
-    if ((buf[off + i] & 0x80) === 0) return v;
-  }
-  return -1;
+  return snappyLength(buf, off, len)?.[0] ?? -1;
 }
 
 export function decompress(c: Compression, buf: Buffer, off: number, len: number, max: number): Buffer | null {
-  return c === 'lz4' ? lz4Body(buf, off, len, max) : snappyBody(buf, off, len, max);
+  return c === 'lz4' ? lz4Body(buf, off, len, max) : snappyUncompress(buf, off, len, max);
 }

@@ -10,8 +10,8 @@
  * numbers only: nothing points into the buffer after the call.
  */
 import { inflateSync } from 'node:zlib';
-import { decompress as zstdDecompress } from 'fzstd';
-import snappy from 'snappyjs';
+import { snappyLength, snappyUncompress } from '../snappy';
+import { zstdDecompress } from '../zstd';
 import type { Document } from 'bson';
 import {
   BsonType, checkDocument, countElements, cstringEnd, decode, decodeChecked, docLength, eachDocument, FieldRef, findField, firstField, int64String, numberValue, stringValue, toJson,
@@ -734,32 +734,22 @@ function inflate(id: number, data: Buffer, size: number): Buffer {
       return data;
     case 1: {
       // the snappy block starts with the uncompressed length: refuse before allocating
-      if (snappyLength(data) !== size) throw new Error('snappy length');
-      const out = snappy.uncompress(data, size);
-      return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+      if (snappyLength(data, 0, data.length)?.[0] !== size) throw new Error('snappy length');
+      const out = snappyUncompress(data, 0, data.length, size);
+      if (out === null) throw new Error('snappy data');
+      return out;
     }
     case 2:
       return inflateSync(data, { maxOutputLength: Math.max(size, 1) });
     default: {
-      // fzstd writes into the buffer given (its window too: no allocation from the frame header); the
-      // frame's content size, when present, must agree
+      // the frame's content size, when present, must agree; zstd's decoder writes at most `size` bytes
       const declared = zstdContentSize(data);
       if (declared >= 0 && declared !== size) throw new Error('zstd length');
-      const out = Buffer.allocUnsafe(size);
-      zstdDecompress(data, out);
+      const out = zstdDecompress(data, size);
+      if (out === null) throw new Error('zstd data');
       return out;
     }
   }
-}
-
-/** the varint at the start of a snappy block: the uncompressed length (-1 if malformed) */
-function snappyLength(b: Buffer): number {
-  let v = 0;
-  for (let i = 0; i < 5 && i < b.length; i++) {
-    v += (b[i] & 0x7f) * 2 ** (7 * i);
-    if ((b[i] & 0x80) === 0) return v;
-  }
-  return -1;
 }
 
 /** a zstd frame's declared content size, or -1 when it declares none (RFC 8878 3.1.1.1) */
