@@ -12,6 +12,8 @@ const commands: [string, string[]][] = [
   ['node -e 0', ['-e', '0']],
   ['pktflow --version', ['bin/pktflow.js', '--version']],
   ['pktflow read fixtures/http-dns.pcap -q', ['bin/pktflow.js', 'read', 'fixtures/http-dns.pcap', '-q']],
+  // a TypeScript pipeline file (compiled by tsx) on the bundle's API
+  ['pktflow run pipelines/pcap-to-stdout.ts --no-typecheck --input fixtures/http-dns.pcap -q', ['bin/pktflow.js', 'run', 'pipelines/pcap-to-stdout.ts', '--no-typecheck', '--input', 'fixtures/http-dns.pcap', '-q']],
 ];
 // one untimed run each: the bundle built and its code cache written
 for (const [, args] of commands) spawnSync(node, args, { cwd: ROOT, stdio: 'ignore' });

@@ -14,18 +14,29 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
 }
 let cli;
 let saveCache = () => {};
-if (args[0] === 'run' || process.env.PKTFLOW_FROM_SOURCE) {
-  // A pipeline file is TypeScript that imports pktflow's sources: they are loaded through
-  // tsx too (compiled on load, cached), so the pipeline and the runner share every module.
+if (process.env.PKTFLOW_FROM_SOURCE) {
+  // the TypeScript sources, compiled on load by tsx (tests compare this with the bundle)
   require('tsx/cjs');
-  // tsx turns source maps on; Node then indexes every loaded file's lines at start-up
-  // (about 0.1 s). pktflow's errors are one line, so it does without them, unless
-  // PKTFLOW_DEBUG asks for stacks (which then point into the TypeScript).
-  if (!process.env.PKTFLOW_SOURCE_MAPS && !process.env.PKTFLOW_DEBUG) process.setSourceMapsEnabled(false);
+  noSourceMaps();
   cli = require('../src/cli/main.ts');
 } else {
-  // every other command runs the compiled bundle, rebuilt first if a source is newer
-  ({ cli, saveCache } = require('../scripts/build.js').load());
+  // the compiled bundle, rebuilt first if a source is newer
+  const build = require('../scripts/build.js');
+  ({ cli, saveCache } = build.load());
+  if (args[0] === 'run') {
+    // A pipeline file is TypeScript, compiled on load by tsx; its import of pktflow's index is
+    // the bundle's exports, so the pipeline and the runner share every module.
+    require('tsx/cjs');
+    noSourceMaps();
+    build.provideIndex(cli.api());
+  }
+}
+
+// tsx turns source maps on; Node then indexes every loaded file's lines at start-up (about
+// 0.1 s). pktflow's errors are one line, so it does without them, unless PKTFLOW_DEBUG asks
+// for stacks (which then point into the TypeScript).
+function noSourceMaps() {
+  if (!process.env.PKTFLOW_SOURCE_MAPS && !process.env.PKTFLOW_DEBUG) process.setSourceMapsEnabled(false);
 }
 
 cli.main(args).then((code) => {

@@ -1,7 +1,7 @@
 'use strict';
 // A worker thread of `pktflow ... --workers N` (src/pipeline/worker.ts): it runs the same
 // compiled bundle as the command (with its code cache), or the TypeScript sources when
-// the command itself runs from them (tests, PKTFLOW_FROM_SOURCE, `pktflow run`).
+// the command itself runs from them (tests, PKTFLOW_FROM_SOURCE).
 const { workerData } = require('node:worker_threads');
 if (workerData.fromSource) {
   require('tsx/cjs');

@@ -2,7 +2,9 @@
 /**
  * pktflow's commands run compiled JavaScript: src/ bundled by esbuild (which tsx
  * already brings) into dist/pktflow.js, so a start loads one file instead of
- * compiling TypeScript. `npm run build` and scripts/setup.sh build it; bin/pktflow.js
+ * compiling TypeScript. Its exports are the commands' and the public API's
+ * (src/bundle.ts, the API on demand): provideIndex() hands the latter to pipeline files
+ * (`pktflow run`). `npm run build` and scripts/setup.sh build it; bin/pktflow.js
  * calls ensure(), which rebuilds first whenever a source (or the installed packages)
  * is newer than the bundle, so a stale build never runs. load() runs it with V8's code
  * cache (dist/pktflow.cache, written by the first run after a build).
@@ -19,7 +21,7 @@ const path = require('node:path');
 
 const ROOT = path.join(__dirname, '..');
 const OUT = path.join(ROOT, 'dist', 'pktflow.js');
-const ENTRY = path.join(ROOT, 'src', 'cli', 'main.ts');
+const ENTRY = path.join(ROOT, 'src', 'bundle.ts');
 const EXTERNAL = ['cap', 'pcap-parser', 'kafkajs', 'kafkajs/*', '@node-rs/crc32', 'typescript', 'tsx', 'tsx/*', 'esbuild'];
 
 function options() {
@@ -132,7 +134,25 @@ function load(check = true) {
   return { cli: mod.exports, saveCache };
 }
 
-module.exports = { build, bundle, ensure, load, newestSource, OUT, CACHE };
+/**
+ * `pktflow run`: the pipeline file's `import ... from '<pktflow>/src'` (resolved by tsx to
+ * src/index.ts) is answered with the bundle's exports, put in Node's module cache under
+ * that file's name, instead of src/ compiled again by tsx (a second copy of every module
+ * and a third of a short run). A pipeline that imports a file under src/ other than the
+ * index still gets it compiled, as a copy of its own.
+ */
+function provideIndex(exports) {
+  const Module = require('node:module');
+  const file = path.join(ROOT, 'src', 'index.ts');
+  const m = new Module(file, null);
+  m.filename = file;
+  m.paths = Module._nodeModulePaths(path.dirname(file));
+  m.exports = exports;
+  m.loaded = true;
+  Module._cache[file] = m;
+}
+
+module.exports = { build, bundle, ensure, load, newestSource, provideIndex, OUT, CACHE };
 
 if (require.main === module) {
   build();

@@ -157,6 +157,19 @@ describe('a stage that throws', { timeout: 120_000 }, () => {
       assert.match(debug.stderr, /caused by: TypeError: no DNS here\n {4}at .*\.test-throws\.ts:2:\d+/);
     });
   });
+
+  it('pktflow run: an ExplainedError from the pipeline file is said as it is (its class is the runner\'s: one copy of pktflow, the bundle\'s)', async () => {
+    const text =
+      `import { captureFile, definePipeline, eventStages, ExplainedError, stdoutNdjson, type Event, type Stage } from '../src';\n` +
+      `const strict: Stage<Event, Event> = { name: 'strict', push: (b) => { if (b.length > 0) throw new ExplainedError('strict: events where none were wanted'); return b; }, flush: () => [], stats: () => ({}) };\n` +
+      `export default definePipeline({ source: captureFile({ path: 'fixtures/http-dns.pcap' }), stages: [...eventStages(), strict], sink: stdoutNdjson() });\n`;
+    await withPipelineFile('.test-explained.ts', text, async (file) => {
+      const r = await cli(['run', file, '-q', '--no-typecheck']);
+      assert.equal(r.code, 1);
+      // a second copy of pktflow's modules (src/ compiled again for the pipeline) would make it `stage "strict": ...`
+      assert.equal(r.stderr, 'pktflow: strict: events where none were wanted\n');
+    });
+  });
 });
 
 describe('worked examples (docs/pipelines.md), on fixtures/http-dns.pcap', { timeout: 120_000 }, () => {
