@@ -1,8 +1,15 @@
-// first: it replaces one of kafkajs's modules before kafkajs loads (src/kafk./kafkajs-fast.ts)
+// first: it replaces some of kafkajs's modules before kafkajs loads (src/kafka/kafkajs-fast.ts)
 import { installProduceEncoder } from './kafkajs-fast';
-import { Kafka, logLevel, type Admin, type KafkaConfig } from 'kafkajs';
+import type { Admin, Kafka, KafkaConfig } from 'kafkajs';
 
-export { CompressionTypes } from 'kafkajs';
+/**
+ * kafkajs itself, loaded at the first use: 140 modules that a run without Kafka (a
+ * pipeline file's import of pktflow's index brings this file) does not load.
+ */
+export function kafkajs(): typeof import('kafkajs') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('kafkajs') as typeof import('kafkajs');
+}
 
 export interface KafkaConnection {
   /** host:port of the bootstrap brokers (default 127.0.0.1:9092) */
@@ -21,8 +28,6 @@ export const DEFAULT_TIMEOUT_MS = 60_000;
 /** kafkajs's retries of a request: 8, 200 ms to 5 s apart (about 20 s) */
 export const RETRY = { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 };
 
-const LOG_LEVELS: Record<string, logLevel> = { error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG };
-
 /**
  * a kafkajs client that logs nothing of its own (errors reach the user as one line);
  * PKTFLOW_KAFKA_LOG=error|warn|info|debug turns kafkajs's own log on, to stderr
@@ -30,10 +35,12 @@ const LOG_LEVELS: Record<string, logLevel> = { error: logLevel.ERROR, warn: logL
 export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}): Kafka {
   // produce requests encoded in one pass, with a native CRC-32C (src/kafk./kafkajs-fast.ts)
   installProduceEncoder();
+  const { Kafka, logLevel } = kafkajs();
+  const levels: Record<string, number> = { error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG };
   return new Kafka({
     clientId: c.clientId ?? 'pktflow',
     brokers: c.brokers ?? ['127.0.0.1:9092'],
-    logLevel: LOG_LEVELS[process.env.PKTFLOW_KAFKA_LOG ?? ''] ?? logLevel.NOTHING,
+    logLevel: levels[process.env.PKTFLOW_KAFKA_LOG ?? ''] ?? logLevel.NOTHING,
     // stdout carries the events: kafkajs's log, when on, goes to stderr
     logCreator: () => (e) => process.stderr.write(`kafkajs ${new Date().toISOString()} ${e.namespace} ${e.log.message} ${JSON.stringify({ ...e.log, message: undefined, timestamp: undefined, logger: undefined })}\n`),
     retry: RETRY,

@@ -3,7 +3,7 @@ import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
 import type { EventObject } from '../events/transaction';
 import type { Event } from '../events/types';
-import { bounded, CompressionTypes, DEFAULT_TIMEOUT_MS, isRetriable, kafkaClient, KafkaTimeoutError, NoSuchTopicError, requireTopic, type KafkaConnection } from '../kafka/client';
+import { bounded, DEFAULT_TIMEOUT_MS, isRetriable, kafkaClient, kafkajs, KafkaTimeoutError, NoSuchTopicError, requireTopic, type KafkaConnection } from '../kafka/client';
 import { frameToMessage } from '../kafka/frames';
 import { cachedPartitioner } from '../kafka/kafkajs-fast';
 import type { Sink } from './sink';
@@ -78,7 +78,7 @@ abstract class KafkaSink<T> implements Sink<T> {
     });
     this.maxBuffered = options.maxBufferedBytes ?? 16 * 1024 * 1024;
     this.maxRequest = options.maxRequestBytes ?? 512 * 1024;
-    this.compression = options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+    this.compression = options.compression === 'gzip' ? kafkajs().CompressionTypes.GZIP : kafkajs().CompressionTypes.None;
   }
 
   /**
