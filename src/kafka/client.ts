@@ -33,7 +33,7 @@ export const RETRY = { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 };
  * PKTFLOW_KAFKA_LOG=error|warn|info|debug turns kafkajs's own log on, to stderr
  */
 export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}): Kafka {
-  // produce requests encoded in one pass, with a native CRC-32C (src/kafk./kafkajs-fast.ts)
+  // produce requests encoded in one pass, with a native CRC-32C (src/kafka/kafkajs-fast.ts)
   installProduceEncoder();
   const { Kafka, logLevel } = kafkajs();
   const levels: Record<string, number> = { error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG };
