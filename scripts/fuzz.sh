@@ -13,9 +13,9 @@ export PKTFLOW_FUZZ_SEED=${PKTFLOW_FUZZ_SEED:-$RANDOM}
 export PKTFLOW_ADVERSARIAL_SCALE=${PKTFLOW_ADVERSARIAL_SCALE:-full}
 echo "fuzz: ${seconds}s of properties, corpus seed $PKTFLOW_FUZZ_SEED, adversarial scale $PKTFLOW_ADVERSARIAL_SCALE" >&2
 timeout=$(( (seconds + 3600) * 1000 ))
-node --require ./test/watchdog.cjs --import tsx --test --test-reporter=spec --test-timeout=$timeout test/fuzz.test.ts test/mongodb-fuzz.test.ts test/fuzz-regressions.test.ts test/corrupt.test.ts test/adversarial.test.ts
+node --require "$PWD/test/watchdog.cjs" --import tsx --test --test-reporter=spec --test-timeout=$timeout test/fuzz.test.ts test/mongodb-fuzz.test.ts test/fuzz-regressions.test.ts test/corrupt.test.ts test/adversarial.test.ts
 # each protocol's own properties over its fixtures' streams (their suites are named so;
 # the live tests beside them are left out)
-exec node --require ./test/watchdog.cjs --import tsx --test --test-reporter=spec --test-timeout=$timeout --test-name-pattern='fuzz|propert' \
+exec node --require "$PWD/test/watchdog.cjs" --import tsx --test --test-reporter=spec --test-timeout=$timeout --test-name-pattern='fuzz|propert' \
   test/redis.test.ts test/memcache.test.ts test/mysql.test.ts test/cassandra.test.ts test/nfs.test.ts \
   test/dhcpv4.test.ts test/sip.test.ts test/amqp.test.ts test/thrift.test.ts test/tls.test.ts test/http2.test.ts test/tls-keylog.test.ts
