@@ -11,6 +11,9 @@ export PKTFLOW_FUZZ_SECONDS=$seconds
 export PKTFLOW_FUZZ_VARIANTS=${PKTFLOW_FUZZ_VARIANTS:-300}
 export PKTFLOW_FUZZ_SEED=${PKTFLOW_FUZZ_SEED:-$RANDOM}
 export PKTFLOW_ADVERSARIAL_SCALE=${PKTFLOW_ADVERSARIAL_SCALE:-full}
+# a file's properties run for minutes each, one after the other without a turn of the
+# event loop: test/watchdog.cjs waits longer than all of them
+export PKTFLOW_TEST_WATCHDOG_SEC=${PKTFLOW_TEST_WATCHDOG_SEC:-$(( seconds * 4 + 900 ))}
 echo "fuzz: ${seconds}s of properties, corpus seed $PKTFLOW_FUZZ_SEED, adversarial scale $PKTFLOW_ADVERSARIAL_SCALE" >&2
 timeout=$(( (seconds + 3600) * 1000 ))
 node --require "$PWD/test/watchdog.cjs" --import tsx --test --test-reporter=spec --test-timeout=$timeout test/fuzz.test.ts test/mongodb-fuzz.test.ts test/fuzz-regressions.test.ts test/corrupt.test.ts test/adversarial.test.ts

@@ -2,9 +2,12 @@
 /**
  * A test process whose event loop stays blocked (a synchronous loop that never ends: a
  * decoder meeting the input that hangs it) says where, and dies, after
- * PKTFLOW_TEST_WATCHDOG_SEC seconds (default 600), instead of waiting out the runner's
+ * PKTFLOW_TEST_WATCHDOG_SEC seconds (default 900), instead of waiting out the runner's
  * 20-minute file timeout with nothing to show. scripts/test.sh loads it into every
- * test file's process (`--require`). A worker thread watches a heartbeat the main thread
+ * test file's process (`--require`). The runner goes from one synchronous test to the
+ * next without turning the event loop, so the limit is well above what a file's
+ * synchronous tests take in a row (fuzz.sh, whose properties run for minutes each, sets
+ * it from their time). A worker thread watches a heartbeat the main thread
  * beats every second; when it stops, the worker pauses the main thread through the
  * inspector, writes its stack to stderr (fd 2 directly: the worker's own stderr goes
  * through the blocked thread) and kills the process.
@@ -12,7 +15,7 @@
 const { Worker, isMainThread, workerData } = require('node:worker_threads');
 
 if (isMainThread && process.env.PKTFLOW_TEST_WATCHDOG_SEC !== '0') {
-  const limitSec = Number(process.env.PKTFLOW_TEST_WATCHDOG_SEC ?? 600);
+  const limitSec = Number(process.env.PKTFLOW_TEST_WATCHDOG_SEC ?? 900);
   const beat = new Int32Array(new SharedArrayBuffer(4));
   setInterval(() => Atomics.add(beat, 0, 1), 1000).unref();
   // the worker runs this file again, in its other branch (not preloaded there: no execArgv),
