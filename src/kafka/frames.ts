@@ -110,15 +110,18 @@ export function frameToMessage(f: Frame, host = HOST): FrameMessage {
 
 export class FrameMessageError extends Error {}
 
-function header(h: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined, name: string): string | undefined {
+type Headers = Record<string, Buffer | string | null | (Buffer | string | null)[] | undefined>;
+
+/** a header's (first) value as text; a header without a value (null) counts as missing */
+function header(h: Headers | undefined, name: string): string | undefined {
   const v = h?.[name];
-  if (v === undefined) return undefined;
   const one = Array.isArray(v) ? v[0] : v;
+  if (one === undefined || one === null) return undefined;
   return typeof one === 'string' ? one : one.toString('latin1');
 }
 
 /** the value of bytes [from, to) of a header of ASCII digits (at most 15 of them), or -1 */
-function digits(v: Buffer | string | (Buffer | string)[] | undefined, from = 0, to = Buffer.isBuffer(v) ? v.length : 0): number {
+function digits(v: Headers[string], from = 0, to = Buffer.isBuffer(v) ? v.length : 0): number {
   if (!Buffer.isBuffer(v) || to <= from || to - from > 15) return -1;
   let n = 0;
   for (let i = from; i < to; i++) {
@@ -134,13 +137,13 @@ function digits(v: Buffer | string | (Buffer | string)[] | undefined, from = 0, 
  * Headers as pktflow writes them (one value each, of plain digits) are read from their
  * bytes; anything else takes the general way (messageToFrameGeneral), with the same result.
  */
-export function messageToFrame(value: Buffer | null, headers: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined): Frame {
+export function messageToFrame(value: Buffer | null, headers: Headers | undefined): Frame {
   if (value !== null && headers !== undefined) {
     const ts = headers[H.ts];
     const ltRaw = headers[H.linkType];
     const lt = Buffer.isBuffer(ltRaw) && ltRaw.length <= 5 ? digits(ltRaw) : -1;
-    const orig = headers[H.origLen] === undefined ? value.length : digits(headers[H.origLen]);
-    const iface = headers[H.iface] === undefined ? 0 : digits(headers[H.iface]);
+    const orig = headers[H.origLen] == null ? value.length : digits(headers[H.origLen]);
+    const iface = headers[H.iface] == null ? 0 : digits(headers[H.iface]);
     // nanoseconds since the epoch, up to 19 digits: the last 9 are the nanoseconds
     if (Buffer.isBuffer(ts) && ts.length > 9 && ts.length <= 19 && lt >= 0 && orig >= 0 && iface >= 0) {
       const sec = digits(ts, 0, ts.length - 9);
@@ -151,7 +154,7 @@ export function messageToFrame(value: Buffer | null, headers: Record<string, Buf
   return messageToFrameGeneral(value, headers);
 }
 
-export function messageToFrameGeneral(value: Buffer | null, headers: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined): Frame {
+export function messageToFrameGeneral(value: Buffer | null, headers: Headers | undefined): Frame {
   if (value === null) throw new FrameMessageError('message without a value');
   const ts = header(headers, H.ts);
   const lt = header(headers, H.linkType);
@@ -163,4 +166,85 @@ export function messageToFrameGeneral(value: Buffer | null, headers: Record<stri
   const orig = Number(header(headers, H.origLen) ?? value.length);
   const iface = Number(header(headers, H.iface) ?? 0);
   return makeFrame(sec, nsec, Number(lt), Number.isFinite(orig) ? orig : value.length, Number.isFinite(iface) ? iface : 0, value);
+}
+
+/** zigzag varint at d.offset, as Kafka's records hold their lengths (kafkajs's readVarInt) */
+export function readVarInt(d: { buffer: Buffer; offset: number }): number {
+  const b = d.buffer;
+  let result = 0;
+  let shift = 0;
+  let byte: number;
+  do {
+    byte = b[d.offset++];
+    result += (byte & 0x7f) << shift;
+    shift += 7;
+  } while (byte >= 0x80);
+  return (result >>> 1) ^ -(result & 1);
+}
+
+/** the headers pktflow writes, as bytes: their index is their place in recordFrame */
+const NAMES = [H.ts, H.linkType, H.origLen, H.iface].map((n) => Buffer.from(n, 'latin1'));
+
+function nameAt(b: Buffer, at: number, n: number): number {
+  for (let i = 0; i < NAMES.length; i++) {
+    const name = NAMES[i];
+    if (name.length !== n) continue;
+    let j = 0;
+    while (j < n && b[at + j] === name[j]) j++;
+    if (j === n) return i;
+  }
+  return -1;
+}
+
+const cursor: { buffer: Buffer; offset: number } = { buffer: Buffer.alloc(0), offset: 0 };
+
+/**
+ * The frame of a fetched record read from its header bytes in place: `b[at]` is where
+ * the record's header count starts (kafkajs-fast.ts FetchedRecord). It is the frame
+ * messageToFrame makes of the same record, or null where the headers are not as pktflow
+ * writes them (a header twice or without a value, a value not of plain digits): then
+ * messageToFrame, given the record's headers, decides, errors included.
+ */
+export function recordFrame(value: Buffer | null, b: Buffer, at: number): Frame | null {
+  if (value === null) return null;
+  const d = cursor;
+  d.buffer = b;
+  d.offset = at;
+  const count = readVarInt(d);
+  let seen = 0;
+  let ts = -1;
+  let tsEnd = -1;
+  let lt = -1;
+  let orig = value.length;
+  let iface = 0;
+  for (let i = 0; i < count; i++) {
+    const kn = readVarInt(d);
+    const k = d.offset;
+    if (kn < 0 || k + kn > b.length) return null;
+    d.offset += kn;
+    const vn = readVarInt(d);
+    const v = d.offset;
+    if (v + vn > b.length) return null;
+    if (vn > 0) d.offset += vn;
+    const which = nameAt(b, k, kn);
+    if (which < 0) continue;
+    if (vn < 0 || (seen & (1 << which)) !== 0) return null;
+    seen |= 1 << which;
+    if (which === 0) {
+      ts = v;
+      tsEnd = v + vn;
+    } else {
+      const n = which === 1 && vn > 5 ? -1 : digits(b, v, v + vn);
+      if (n < 0) return null;
+      if (which === 1) lt = n;
+      else if (which === 2) orig = n;
+      else iface = n;
+    }
+  }
+  // nanoseconds since the epoch, up to 19 digits: the last 9 are the nanoseconds
+  if (ts < 0 || lt < 0 || tsEnd - ts <= 9 || tsEnd - ts > 19) return null;
+  const sec = digits(b, ts, tsEnd - 9);
+  const nsec = digits(b, tsEnd - 9, tsEnd);
+  if (sec < 0 || nsec < 0) return null;
+  return makeFrame(sec, nsec, lt, orig, iface, value);
 }

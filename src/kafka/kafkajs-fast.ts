@@ -20,9 +20,13 @@
  *   not two into zero-filled buffers.
  * - Decoding fetched records: kafkajs rebuilds a record's header object once per header
  *   (spread) and computes each offset and timestamp with 64-bit objects; decodeRecord
- *   makes the same record object in one pass.
+ *   reads a record in one pass and leaves its timestamp and headers to be made when first
+ *   read (FetchedRecord), which a replay never does: it reads a frame's headers from the
+ *   record's bytes (frames.ts recordFrame).
+ * - The consumer's Batch drops messages before the fetched offset comparing numbers, where
+ *   kafkajs makes a 64-bit object of every message's offset.
  *
- * The grouping, the framing and the record decoder replace kafkajs's modules of those
+ * The grouping, the framing, the record decoder and the Batch replace kafkajs's modules of those
  * names in Node's module cache before the kafkajs modules that use them load, so this
  * file must be loaded before kafkajs itself: src/kafka/client.ts imports it first, and
  * pktflow reaches kafkajs only through client.ts. `replaced` says whether it took: a
@@ -30,6 +34,7 @@
  * slower with the same results.
  */
 import type { Message } from 'kafkajs';
+import { readVarInt } from './frames';
 
 type Encoded = { buf: Buffer; offset: number };
 interface EncoderClass {
@@ -89,27 +94,74 @@ interface BatchContext {
   maxTimestamp: string;
 }
 
-/** zigzag varint at the decoder's offset (kafkajs's readVarInt) */
-function readVarInt(d: Decoder): number {
-  const b = d.buffer;
-  let result = 0;
-  let shift = 0;
-  let byte: number;
-  do {
-    byte = b[d.offset++];
-    result += (byte & 0x7f) << shift;
-    shift += 7;
-  } while (byte >= 0x80);
-  return (result >>> 1) ^ -(result & 1);
+/**
+ * A fetched record: kafkajs's record, field for field, but its timestamp and headers are
+ * made from the record's bytes when first read (then kept). A replay reads neither: the
+ * Kafka source takes a frame's headers straight from the bytes (frames.ts
+ * recordFrame), so the header object, its five buffers and the timestamp's 64-bit sum
+ * are never made. The two are accessors of the class, not own properties: an object
+ * spread or Object.keys of a record does not show them (reading them does).
+ */
+export class FetchedRecord {
+  constructor(
+    readonly magicByte: number,
+    readonly attributes: number,
+    readonly offset: string,
+    readonly key: Buffer | null,
+    readonly value: Buffer | null,
+    readonly isControlRecord: boolean,
+    readonly batchContext: BatchContext,
+    /** the buffer of the record and where its header count starts */
+    readonly bytes: Buffer,
+    readonly headersAt: number,
+    private tsDelta: number | bigint,
+    private ts: string | null = null,
+    private made: Record<string, Buffer | null | (Buffer | null)[]> | null = null,
+  ) {}
+
+  get timestamp(): string {
+    if (this.ts !== null) return this.ts;
+    const { firstTimestamp, timestampType, maxTimestamp } = this.batchContext;
+    const delta = this.tsDelta;
+    if (timestampType === 1 && maxTimestamp) this.ts = maxTimestamp;
+    else if (delta === 0) this.ts = String(BigInt(firstTimestamp));
+    else this.ts = String(BigInt(firstTimestamp) + BigInt(delta)); // kafkajs's Long does not wrap either
+    return this.ts;
+  }
+
+  get headers(): Record<string, Buffer | null | (Buffer | null)[]> {
+    if (this.made === null) {
+      const d = { buffer: this.bytes, offset: this.headersAt };
+      const headers: Record<string, Buffer | null | (Buffer | null)[]> = {};
+      const count = readVarInt(d);
+      for (let i = 0; i < count && d.offset < this.bytes.length; i++) {
+        const kn = readVarInt(d);
+        let k: string;
+        if (kn === -1) k = 'null';
+        else {
+          k = this.bytes.toString('utf8', d.offset, d.offset + kn);
+          d.offset += kn;
+        }
+        const v = readBytes(d);
+        // read as kafkajs does, inherited properties included (a header "constructor" comes out as kafkajs's)
+        const old = headers[k];
+        const next = old === undefined ? v : Array.isArray(old) ? old.concat([v]) : [old, v];
+        // an own property whatever the name (kafkajs's spread makes one even of "__proto__")
+        if (k === '__proto__') Object.defineProperty(headers, k, { value: next, enumerable: true, writable: true, configurable: true });
+        else headers[k] = next;
+      }
+      this.made = headers;
+    }
+    return this.made;
+  }
 }
 
-/** kafkajs's record v0 decoder, in one pass: the same object, field for field */
-function decodeRecord(d: Decoder, batchContext: BatchContext = {} as BatchContext): object {
-  const { firstOffset, firstTimestamp, magicByte, isControlBatch = false, timestampType, maxTimestamp } = batchContext;
+/** kafkajs's record v0 decoder, in one pass; the timestamp and headers are made when read */
+function decodeRecord(d: Decoder, batchContext: BatchContext = {} as BatchContext): FetchedRecord {
+  const { firstOffset, magicByte, isControlBatch = false } = batchContext;
   const b = d.buffer;
   const attributes = b.readInt8(d.offset++);
   // the timestamp delta: a varlong, read here while it fits in a double's integers
-  let timestamp: string;
   const at = d.offset;
   let z = 0;
   let mul = 1;
@@ -126,74 +178,25 @@ function decodeRecord(d: Decoder, batchContext: BatchContext = {} as BatchContex
     d.offset = at;
     delta = BigInt(d.readVarLong().toString());
   } else delta = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
-  if (timestampType === 1 && maxTimestamp) timestamp = maxTimestamp;
-  else if (delta === 0) timestamp = canonical(firstTimestamp);
-  else timestamp = String(BigInt(firstTimestamp) + BigInt(delta)); // kafkajs's Long does not wrap either
   const offsetDelta = readVarInt(d);
   const base = Number(firstOffset);
   const offset = Number.isSafeInteger(base) && Number.isSafeInteger(base + offsetDelta) ? String(base + offsetDelta) : String(BigInt(firstOffset) + BigInt(offsetDelta));
   const key = readBytes(d);
   const value = readBytes(d);
-  const headers: Record<string, Buffer | null | (Buffer | null)[]> = {};
+  const headersAt = d.offset;
+  // past the headers: they are made when read
   const count = readVarInt(d);
-  for (let i = 0; i < count; i++) {
+  // (a count past the record's bytes stops at their end)
+  for (let i = 0; i < count && d.offset < b.length; i++) {
     const kn = readVarInt(d);
-    let k: string;
-    if (kn === -1) k = 'null';
-    else {
-      k = headerKey(b, d.offset, kn, i);
-      d.offset += kn;
-    }
-    const v = readBytes(d);
-    // read as kafkajs does, inherited properties included (a header "constructor" comes out as kafkajs's)
-    const old = headers[k];
-    const next = old === undefined ? v : Array.isArray(old) ? old.concat([v]) : [old, v];
-    // an own property whatever the name (kafkajs's spread makes one even of "__proto__")
-    if (k === '__proto__') Object.defineProperty(headers, k, { value: next, enumerable: true, writable: true, configurable: true });
-    else headers[k] = next;
+    if (kn > 0) d.offset += kn;
+    const vn = readVarInt(d);
+    if (vn > 0) d.offset += vn;
   }
-  return { magicByte, attributes, timestamp, offset, key, value, headers, isControlRecord: isControlBatch, batchContext };
+  return new FetchedRecord(magicByte, attributes, offset, key, value, isControlBatch, batchContext, b, headersAt, delta);
 }
 
-/**
- * the header key at b[at, at + n), the i-th of its record: the same string as the i-th
- * key of the record before when the bytes are the same (every frame has the same five
- * keys, which kafkajs makes into new strings each time)
- */
-const keyBytes: Buffer[] = [];
-const keyStrings: string[] = [];
-function headerKey(b: Buffer, at: number, n: number, i: number): string {
-  const kb = keyBytes[i];
-  if (kb !== undefined && kb.length === n) {
-    let same = true;
-    for (let j = 0; j < n; j++) {
-      if (kb[j] !== b[at + j]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return keyStrings[i];
-  }
-  const k = b.toString('utf8', at, at + n);
-  if (i < 16 && n <= 64) {
-    keyBytes[i] = Buffer.from(b.subarray(at, at + n));
-    keyStrings[i] = k;
-  }
-  return k;
-}
-
-/** a batch's first timestamp as kafkajs's Long prints it, for the batch's records one after another */
-let lastTimestamp = '';
-let lastCanonical = '';
-function canonical(ts: string): string {
-  if (ts !== lastTimestamp) {
-    lastCanonical = String(BigInt(ts));
-    lastTimestamp = ts;
-  }
-  return lastCanonical;
-}
-
-function readBytes(d: Decoder): Buffer | null {
+function readBytes(d: { buffer: Buffer; offset: number }): Buffer | null {
   const n = readVarInt(d);
   if (n === -1) return null;
   const v = d.buffer.slice(d.offset, d.offset + n);
@@ -231,7 +234,42 @@ async function createRequest({ correlationId, clientId, request }: { correlation
   return e;
 }
 
-export const replaced: { grouping: boolean; recordDecoder: boolean; request: boolean } = (() => {
+interface BatchFields {
+  fetchedOffset: string;
+  topic: string;
+  partition: number;
+  highWatermark: string;
+  rawMessages: { offset: string; isControlRecord?: boolean }[];
+  messagesWithinOffset: { offset: string; isControlRecord?: boolean }[];
+  messages: { offset: string; isControlRecord?: boolean }[];
+}
+interface Long {
+  gte(o: Long): boolean;
+}
+
+/**
+ * kafkajs's consumer Batch (consumer/batch.js) with its offset filter in numbers: kafkajs
+ * makes a 64-bit object of every message's offset to drop those before the fetched
+ * offset. The same fields (kafkajs's rule wherever an offset is past 2^53), and its
+ * prototype: the same methods.
+ */
+function Batch(this: BatchFields, topic: string, fetchedOffset: string, partitionData: { partition: number; highWatermark: string; messages: BatchFields['messages']; abortedTransactions?: unknown[] }): void {
+  this.fetchedOffset = fetchedOffset;
+  const { abortedTransactions, messages } = partitionData;
+  this.topic = topic;
+  this.partition = partitionData.partition;
+  this.highWatermark = partitionData.highWatermark;
+  this.rawMessages = messages;
+  const from = Number(fetchedOffset);
+  const exact = typeof fetchedOffset === 'string' && Number.isSafeInteger(from);
+  this.messagesWithinOffset = messages.filter((m) => {
+    const o = Number(m.offset);
+    return exact && Number.isSafeInteger(o) ? o >= from : Long.fromValue(m.offset).gte(Long.fromValue(fetchedOffset));
+  });
+  this.messages = filterAborted({ messages: this.messagesWithinOffset, abortedTransactions }).filter((m) => !m.isControlRecord);
+}
+
+export const replaced: { grouping: boolean; recordDecoder: boolean; request: boolean; batch: boolean } = (() => {
   /** kafkajs's module `name` replaced by `by`, unless `user` (which requires it at load) loaded already */
   const replace = (name: string, user: string, by: unknown): boolean => {
     if (require.cache[require.resolve(user)] !== undefined) return false;
@@ -246,15 +284,20 @@ export const replaced: { grouping: boolean; recordDecoder: boolean; request: boo
     grouping: replace('kafkajs/src/producer/groupMessagesPerPartition', 'kafkajs/src/producer/sendMessages', groupMessagesPerPartition),
     recordDecoder: replace('kafkajs/src/protocol/recordBatch/record/v0/decoder', 'kafkajs/src/protocol/recordBatch/v0/decoder', decodeRecord),
     request: replace('kafkajs/src/protocol/request', 'kafkajs/src/network/connection', createRequest),
+    batch: replace('kafkajs/src/consumer/batch', 'kafkajs/src/consumer/consumerGroup', Batch),
   };
 })();
+const originalBatch = originals['consumer/batch'] as { prototype: object } | undefined;
+if (originalBatch !== undefined) Batch.prototype = originalBatch.prototype;
 
-export { createRequest, decodeRecord };
+export { Batch, createRequest, decodeRecord };
 
 // kafkajs's internals that are used, not replaced (after the replacements: none of them loads those)
 const Encoder = require('kafkajs/src/protocol/encoder') as EncoderClass;
 const jsCrc32c = require('kafkajs/src/protocol/recordBatch/crc32C') as (b: Buffer) => number;
 const produceDefinition = require('kafkajs/src/protocol/requests/produce') as ProduceDefinition;
+const Long = require('kafkajs/src/utils/long') as { fromValue(v: unknown): Long };
+const filterAborted = require('kafkajs/src/consumer/filterAbortedMessages') as (a: { messages: BatchFields['messages']; abortedTransactions?: unknown[] }) => BatchFields['messages'];
 
 /** CRC-32C of a buffer, unsigned: native when @node-rs/crc32 loads, else kafkajs's */
 export const crc32c: (b: Buffer) => number = (() => {
