@@ -3,9 +3,8 @@ import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
 import type { EventObject } from '../events/transaction';
 import type { Event } from '../events/types';
-import { bounded, DEFAULT_TIMEOUT_MS, isRetriable, kafkaClient, kafkajs, KafkaTimeoutError, NoSuchTopicError, requireTopic, type KafkaConnection } from '../kafka/client';
+import { bounded, DEFAULT_TIMEOUT_MS, isRetriable, kafkaClient, kafkajs, kafkajsFast, KafkaTimeoutError, NoSuchTopicError, requireTopic, type KafkaConnection } from '../kafka/client';
 import { frameToMessage } from '../kafka/frames';
-import { cachedPartitioner } from '../kafka/kafkajs-fast';
 import type { Sink } from './sink';
 
 export interface KafkaSinkOptions extends KafkaConnection {
@@ -110,6 +109,7 @@ abstract class KafkaSink<T> implements Sink<T> {
     } finally {
       await admin.disconnect().catch(() => {});
     }
+    const { cachedPartitioner } = kafkajsFast();
     const partitioner = cachedPartitioner();
     const n = Math.max(1, Math.min(partitionMetadata.length, this.options.maxProducers ?? 8));
     // idempotent: a request retried after a lost acknowledgement is not written twice
