@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
@@ -173,6 +174,47 @@ describe('several files', { timeout: 600_000 }, () => {
     assert.ok(error instanceof CaptureFileError);
     assert.equal(error.file, fixture('edge/truncated.pcap'));
     assert.equal(error.offset, 749);
+  });
+});
+
+describe('reading', { timeout: 600_000 }, () => {
+  it('turns the event loop between the chunks of a regular file (signals and timers are not held up)', async () => {
+    let turns = 0;
+    let spinning = true;
+    const spin = () => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    let batches = 0;
+    // the loop below awaits only the source: without turns of its own, the spin would wait for its end
+    for await (const b of captureFile({ path: fixture('http-dns.pcap'), chunkBytes: 512 }).batches()) batches += b.length > 0 ? 1 : 0;
+    spinning = false;
+    assert.ok(batches >= 20, `${batches} batches`);
+    assert.ok(turns >= batches - 1, `${turns} turns of the event loop for ${batches} batches`);
+  });
+
+  it('stops reading at close(), after the batch it gave', async () => {
+    const source = captureFile({ path: fixture('http-dns.pcap'), chunkBytes: 512 });
+    let batches = 0;
+    for await (const b of source.batches()) {
+      batches += b.length > 0 ? 1 : 0;
+      if (batches === 3) source.close();
+    }
+    assert.equal(batches, 3);
+    assert.ok((source.stats().bytes_read as number) < readFileSync(fixture('http-dns.pcap')).length);
+  });
+
+  it('reads a named pipe without holding up the event loop (the writer here is this process)', async () => {
+    const fifo = path.join(tmp, 'capture.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const bytes = readFileSync(fixture('http-dns.pcap'));
+    const reading = frames(fifo);
+    // written once the reader runs: a read that blocked this thread would never see it
+    await new Promise<void>((resolve, reject) => createWriteStream(fifo).on('error', reject).end(bytes, resolve));
+    const { frames: got, error } = await reading;
+    assert.equal(error, null);
+    assert.equal(got.length, 102);
   });
 });
 

@@ -1,4 +1,4 @@
-import { accessSync, constants, createReadStream, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, createReadStream, openSync, readSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Frame } from '../core/frame';
 import type { Stats } from '../core/stage';
@@ -49,6 +49,8 @@ class CaptureFileSource implements Source {
   private frameBytesBefore = 0;
   private skippedBefore = 0;
   private pcapng = false;
+  /** the paths that are regular files: read with synchronous reads (fileChunks) */
+  private readonly regular = new Set<string>();
 
   constructor(
     private readonly paths: string[],
@@ -69,6 +71,7 @@ class CaptureFileSource implements Source {
         throw new CaptureFileError(p, 0, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
       if (st.isDirectory()) throw new CaptureFileError(p, 0, 'cannot open: is a directory');
+      if (st.isFile()) this.regular.add(p);
       if (st.isFile() && this.size >= 0) this.size += st.size;
       else this.size = -1;
     }
@@ -94,22 +97,35 @@ class CaptureFileSource implements Source {
     if (path === '-' && process.stdin.isTTY) {
       throw new CaptureFileError(name, 0, 'standard input is a terminal: pipe a capture in (e.g. tcpdump -w - | pktflow read -)');
     }
-    const stream = path === '-' ? process.stdin : createReadStream(path, { highWaterMark: this.chunkBytes });
-    this.stream = stream;
-    const opened = new Promise<void>((resolve, reject) => {
-      if (path === '-') return resolve();
-      stream.once('open', () => resolve());
-      stream.once('error', reject);
-    });
-    try {
-      await opened;
-    } catch (err) {
-      throw new CaptureFileError(name, 0, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    let chunks: AsyncIterable<Buffer>;
+    let fd = -1;
+    const cannotOpen = (err: unknown) => new CaptureFileError(name, 0, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    if (this.regular.has(path)) {
+      try {
+        fd = openSync(path, 'r');
+      } catch (err) {
+        throw cannotOpen(err);
+      }
+      chunks = this.fileChunks(fd);
+    } else {
+      const stream = path === '-' ? process.stdin : createReadStream(path, { highWaterMark: this.chunkBytes });
+      this.stream = stream;
+      const opened = new Promise<void>((resolve, reject) => {
+        if (path === '-') return resolve();
+        stream.once('open', () => resolve());
+        stream.once('error', reject);
+      });
+      try {
+        await opened;
+      } catch (err) {
+        throw cannotOpen(err);
+      }
+      chunks = stream as AsyncIterable<Buffer>;
     }
     let offset = 0;
     let head: Buffer | null = null;
     try {
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
+      for await (const chunk of chunks) {
         if (this.closed) break;
         this.bytesRead += chunk.length;
         offset += chunk.length;
@@ -132,7 +148,9 @@ class CaptureFileSource implements Source {
       if (this.closed) return;
       throw new CaptureFileError(name, offset, `read error: ${(err as Error).message}`);
     } finally {
-      if (path !== '-') (stream as ReturnType<typeof createReadStream>).destroy();
+      if (fd >= 0) closeSync(fd);
+      else if (path !== '-') this.stream?.destroy();
+      this.stream = null;
     }
     if (this.closed) return;
     if (this.reader === null) {
@@ -140,6 +158,24 @@ class CaptureFileSource implements Source {
       throw new CaptureFileError(name, offset, offset === 0 ? 'empty file' : 'file ends inside the file header');
     }
     this.reader.end();
+  }
+
+  /**
+   * A regular file's chunks, read with synchronous reads: from the page cache a read is a
+   * copy, where a read stream's asynchronous read is a trip through libuv's thread pool and
+   * a stream's buffering (a third of decoding the 465 MB browser capture: 0.41 s against
+   * 0.65–0.93 s). Each chunk is a buffer of its own, since frames are views of it; between
+   * chunks the event loop turns (signals, timers, stdout), as it did between a stream's
+   * reads. Pipes, FIFOs and stdin keep the stream: a read there may wait for a writer.
+   */
+  private async *fileChunks(fd: number): AsyncIterable<Buffer> {
+    for (;;) {
+      const chunk = Buffer.allocUnsafeSlow(this.chunkBytes);
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return;
+      yield n === chunk.length ? chunk : chunk.subarray(0, n);
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   stats(): Stats {
