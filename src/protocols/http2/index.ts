@@ -14,7 +14,6 @@
  * emitted with a note, and streams that begin after it are counted as dropped
  * (`hpack_state_lost`) instead of being reported with wrong headers.
  */
-import { STATUS_CODES } from 'node:http';
 import { ReasonCounter } from '../../core/counters';
 import type { Stats } from '../../core/stage';
 import type { Endpoints } from '../../events/endpoints';
@@ -577,7 +576,7 @@ class Http2Connection implements Http2Analyzer {
         return;
       }
       this.n.responses++;
-      m.statusPhrase = STATUS_CODES[m.statusCode] ?? '';
+      m.statusPhrase = statusPhrase(m.statusCode);
       this.bodyKeeping(s!, m, false);
     }
     if (d.blockEndStream) this.streamEnd(s!, side, tsSec, tsNsec);
@@ -842,3 +841,11 @@ export const http2: Protocol<Http2Options> = {
     };
   },
 };
+
+let phrases: Record<number, string | undefined> | null = null;
+/** the reason phrase of a status (HTTP/2 sends none): node:http's table, loaded at the first response */
+function statusPhrase(code: number): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  phrases ??= (require('node:http') as typeof import('node:http')).STATUS_CODES;
+  return phrases[code] ?? '';
+}

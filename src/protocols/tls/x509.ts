@@ -5,8 +5,8 @@
  * either parser rejects gives null: the caller counts it.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { Certificate } from '@peculiar/asn1-x509';
+import type { AsnConvert } from '@peculiar/asn1-schema';
+import type { Certificate } from '@peculiar/asn1-x509';
 
 export interface X509Name {
   distinguished_name: string;
@@ -93,12 +93,19 @@ export interface ParsedCertificate {
   der: Buffer;
 }
 
+/* eslint-disable @typescript-eslint/no-require-imports */
+let asn1: { AsnConvert: typeof AsnConvert; Certificate: typeof Certificate } | null = null;
+/** the ASN.1 schema library, loaded at the first certificate (its load was a tenth of a short run's start-up) */
+const asn1Lib = () => (asn1 ??= { AsnConvert: (require('@peculiar/asn1-schema') as typeof import('@peculiar/asn1-schema')).AsnConvert, Certificate: (require('@peculiar/asn1-x509') as typeof import('@peculiar/asn1-x509')).Certificate });
+/* eslint-enable @typescript-eslint/no-require-imports */
+
 export function parseCertificate(der: Buffer): ParsedCertificate | null {
   let c: X509Certificate;
   let asn: Certificate;
   try {
     c = new X509Certificate(der);
-    asn = AsnConvert.parse(der, Certificate);
+    const lib = asn1Lib();
+    asn = lib.AsnConvert.parse(der, lib.Certificate);
   } catch {
     return null;
   }
