@@ -68,6 +68,12 @@ export function measure(name: string, timed: string, o: { runs: number; after?: 
   return m;
 }
 
+/** one of issue 10's targets, judged on this run's figures: a line `target: ... met` or `NOT met` */
+export function target(what: string, got: number, want: number, unit: string, atMost = false): void {
+  const met = atMost ? got <= want : got >= want;
+  console.log(`target: ${what} ${+got.toFixed(2)}${unit} (want ${atMost ? '<=' : '>='} ${want}${unit}): ${met ? 'met' : 'NOT met'}`);
+}
+
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 export const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
 

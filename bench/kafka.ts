@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { benchCapture, flag, machine, measure, median, range, ROOT, type Measure } from './common';
+import { benchCapture, flag, machine, measure, median, range, ROOT, target, type Measure } from './common';
 
 const runs = Number(flag('--runs', '3'));
 // KAFKA_PORT (and KAFKA_CONTROLLER_PORT, KAFKA_DIR) move the broker, as for scripts/kafka.sh
@@ -83,8 +83,7 @@ console.log('|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(`| ${r.name} | ${r.seconds.toFixed(2)} (${r.spread}) | ${r.cpuSeconds.toFixed(2)} | ${r.framesPerSec.toLocaleString('en')} | ${r.mbPerSec} | ${r.peakRssMiB} | ${r.ratio} |`);
 console.log('\nratio: pktflow against the Java client for production and consumption, against tshark for analysis (higher is faster)');
 // issue 10's targets, on the wall-time medians of this run
-const target = (what: string, ratio: string, want: number) => console.log(`target: ${what} ${ratio} (want >= ${want}x): ${parseFloat(ratio) >= want ? 'met' : 'NOT met'}`);
-target('production against Java ProducerPerformance', rows[0].ratio, 0.8);
-target('replay analysis against tshark', rows[4].ratio, 3.5);
+target('production against Java ProducerPerformance', parseFloat(rows[0].ratio), 0.8, 'x');
+target('replay analysis against tshark', parseFloat(rows[4].ratio), 3.5, 'x');
 // the topics are the benchmark's own: leave the broker as it was
 execFileSync('java', ['-Dlog4j.configuration=file:/dev/null', '-cp', '.kafka/libs/*', 'org.apache.kafka.tools.TopicCommand', '--bootstrap-server', brokers, '--delete', '--topic', topics.join('|')], { cwd: ROOT, stdio: 'ignore' });

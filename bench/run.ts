@@ -12,7 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { benchCapture, flag, machine as host, measure, median, range, ROOT } from './common';
+import { benchCapture, flag, machine as host, measure, median, range, ROOT, target } from './common';
 
 const runs = Number(flag('--runs', '5'));
 const node = process.execPath;
@@ -48,6 +48,13 @@ const captures = (['small', 'browser'] as const).map((kind) => {
   for (const r of rows) {
     console.log(`| ${r.name} | ${r.seconds.toFixed(2)} (${r.spread}) | ${r.cpuSeconds} | ${r.packetsPerSec.toLocaleString('en')} | ${r.mbPerSec} | ${r.peakRssMiB} | ${r.vsTshark}x | ${r.vsOneThread}x |`);
   }
+  // issue 10's targets, on this run's medians
+  console.log('');
+  target(`${kind}: full pipeline against tshark`, rows[1].vsTshark, 8, 'x');
+  target(`${kind}: full pipeline`, rows[1].packetsPerSec, 300_000, ' packets/s');
+  target(`${kind}: decode only`, rows[0].packetsPerSec, 1_000_000, ' packets/s');
+  target(`${kind}: --workers 2 against one thread`, rows[3].vsOneThread, 1.7, 'x');
+  target(`${kind}: peak RSS with --workers 2`, rows[3].peakRssMiB, 256, ' MiB', true);
   return { kind, file: path.relative(ROOT, file), frames, bytes, rows };
 });
 mkdirSync(path.join(ROOT, 'bench/out'), { recursive: true });

@@ -4,7 +4,7 @@
  * medians of wall time. Issue 10's target: each at most 1.5x `node -e 0` plus its work.
  */
 import { spawnSync } from 'node:child_process';
-import { flag, machine, median, ROOT } from './common';
+import { flag, machine, median, ROOT, target } from './common';
 
 const runs = Number(flag('--runs', '31'));
 const node = process.execPath;
@@ -31,3 +31,8 @@ console.log(`${machine()}; median of ${runs} interleaved runs\n`);
 console.log('| command | ms (median) | vs node -e 0 |');
 console.log('|---|---|---|');
 commands.forEach(([name], k) => console.log(`| \`${name}\` | ${median(ms[k]).toFixed(0)} | ${(median(ms[k]) / base).toFixed(2)}x |`));
+// issue 10's targets
+console.log('');
+target('pktflow --version', median(ms[1]), 80, ' ms', true);
+target('pktflow --version against node -e 0', median(ms[1]) / base, 1.5, 'x', true);
+target('pktflow read fixtures/http-dns.pcap -q', median(ms[2]), 200, ' ms', true);
