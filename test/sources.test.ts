@@ -194,6 +194,10 @@ describe('reading', { timeout: 600_000 }, () => {
     assert.ok(turns >= batches - 1, `${turns} turns of the event loop for ${batches} batches`);
   });
 
+  it('refuses a chunk size that is not a positive whole number', () => {
+    for (const chunkBytes of [0, -1, 1.5, Number.NaN]) assert.throws(() => captureFile({ path: fixture('http-dns.pcap'), chunkBytes }), /chunkBytes must be a whole number of bytes, at least 1/);
+  });
+
   it('stops reading at close(), after the batch it gave', async () => {
     const source = captureFile({ path: fixture('http-dns.pcap'), chunkBytes: 512 });
     let batches = 0;

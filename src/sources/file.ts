@@ -1,7 +1,7 @@
 import { accessSync, closeSync, constants, createReadStream, openSync, readSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Frame } from '../core/frame';
-import type { Stats } from '../core/stage';
+import { ExplainedError, type Stats } from '../core/stage';
 import { CaptureFileError } from './errors';
 import { PcapReader } from './pcap';
 import { PcapngReader } from './pcapng';
@@ -31,7 +31,10 @@ type Reader = PcapReader | PcapngReader;
  */
 export function captureFile(options: CaptureFileOptions): Source {
   const paths = typeof options.path === 'string' ? [options.path] : [...options.path];
-  return new CaptureFileSource(paths, options.chunkBytes ?? 256 * 1024);
+  const chunkBytes = options.chunkBytes ?? 256 * 1024;
+  // a read of 0 bytes is the end of the file: a chunk of none would read nothing
+  if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1) throw new ExplainedError(`captureFile: chunkBytes must be a whole number of bytes, at least 1 (got ${chunkBytes})`);
+  return new CaptureFileSource(paths, chunkBytes);
 }
 
 const label = (path: string) => (path === '-' ? '<stdin>' : path);
