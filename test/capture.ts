@@ -45,7 +45,13 @@ export async function recordLoopback(o: RecordOptions, run: () => Promise<void>)
   const ns = o.netns !== undefined ? ['ip', 'netns', 'exec', o.netns] : [];
   const td = spawn(ns.length > 0 ? 'ip' : 'tcpdump', [...ns.slice(1), ...(ns.length > 0 ? ['tcpdump'] : []), '-i', o.iface ?? 'lo', '-U', '--immediate-mode', '-B', String(o.bufferKiB ?? 65536), '-s', '0', '--time-stamp-precision=nano', '-w', o.file, `(${o.filter}) or udp port ${sentinelPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  const exited = new Promise<number | null>((r) => td.on('close', (c) => r(c)));
+  let gone = false;
+  const exited = new Promise<number | null>((r) =>
+    td.on('close', (c) => {
+      gone = true;
+      r(c);
+    }),
+  );
   await new Promise<void>((resolve, reject) => {
     td.stderr.on('data', (d) => {
       err += d;
@@ -65,7 +71,13 @@ export async function recordLoopback(o: RecordOptions, run: () => Promise<void>)
       await new Promise<void>((r) => sock.send(mark, sentinelPort, o.sentinelHost ?? '127.0.0.1', () => r()));
       sock.close();
     }
-    while (!(existsSync(o.file) && readFileSync(o.file).includes(mark))) await sleep(50);
+    // a tcpdump that died, or a sentinel never written, is a failure that says so, not a wait until the test's timeout
+    const deadline = Date.now() + 120_000;
+    while (!(existsSync(o.file) && readFileSync(o.file).includes(mark))) {
+      if (gone) throw new Error(`tcpdump exited before it wrote the sentinel: ${err}`);
+      if (Date.now() > deadline) throw new Error(`tcpdump did not write the sentinel (udp port ${sentinelPort}) to ${o.file} in 120 s: ${err}`);
+      await sleep(50);
+    }
   } finally {
     td.kill('SIGINT');
     await exited;
