@@ -144,14 +144,23 @@ export function messageToFrame(value: Buffer | null, headers: Headers | undefine
     const lt = Buffer.isBuffer(ltRaw) && ltRaw.length <= 5 ? digits(ltRaw) : -1;
     const orig = headers[H.origLen] == null ? value.length : digits(headers[H.origLen]);
     const iface = headers[H.iface] == null ? 0 : digits(headers[H.iface]);
-    // nanoseconds since the epoch, up to 19 digits: the last 9 are the nanoseconds
-    if (Buffer.isBuffer(ts) && ts.length > 9 && ts.length <= 19 && lt >= 0 && orig >= 0 && iface >= 0) {
-      const sec = digits(ts, 0, ts.length - 9);
-      const nsec = digits(ts, ts.length - 9);
-      if (sec >= 0 && nsec >= 0) return makeFrame(sec, nsec, lt, orig, iface, value);
+    if (Buffer.isBuffer(ts) && lt >= 0 && orig >= 0 && iface >= 0) {
+      const f = timedFrame(ts, 0, ts.length, lt, orig, iface, value);
+      if (f !== null) return f;
     }
   }
   return messageToFrameGeneral(value, headers);
+}
+
+/**
+ * the frame whose timestamp header is the digits b[from, to): nanoseconds since the
+ * epoch, up to 19 digits, the last 9 the nanoseconds; null when they are not that
+ */
+function timedFrame(b: Buffer, from: number, to: number, lt: number, orig: number, iface: number, value: Buffer): Frame | null {
+  if (to - from <= 9 || to - from > 19) return null;
+  const sec = digits(b, from, to - 9);
+  const nsec = digits(b, to - 9, to);
+  return sec < 0 || nsec < 0 ? null : makeFrame(sec, nsec, lt, orig, iface, value);
 }
 
 export function messageToFrameGeneral(value: Buffer | null, headers: Headers | undefined): Frame {
@@ -241,10 +250,5 @@ export function recordFrame(value: Buffer | null, b: Buffer, at: number): Frame 
       else iface = n;
     }
   }
-  // nanoseconds since the epoch, up to 19 digits: the last 9 are the nanoseconds
-  if (ts < 0 || lt < 0 || tsEnd - ts <= 9 || tsEnd - ts > 19) return null;
-  const sec = digits(b, ts, tsEnd - 9);
-  const nsec = digits(b, tsEnd - 9, tsEnd);
-  if (sec < 0 || nsec < 0) return null;
-  return makeFrame(sec, nsec, lt, orig, iface, value);
+  return ts < 0 || lt < 0 ? null : timedFrame(b, ts, tsEnd, lt, orig, iface, value);
 }
