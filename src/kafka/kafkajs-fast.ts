@@ -262,9 +262,10 @@ function Batch(this: BatchFields, topic: string, fetchedOffset: string, partitio
   this.rawMessages = messages;
   const from = Number(fetchedOffset);
   const exact = typeof fetchedOffset === 'string' && Number.isSafeInteger(from);
+  let longFrom: Long | null = null;
   this.messagesWithinOffset = messages.filter((m) => {
     const o = Number(m.offset);
-    return exact && Number.isSafeInteger(o) ? o >= from : Long.fromValue(m.offset).gte(Long.fromValue(fetchedOffset));
+    return exact && Number.isSafeInteger(o) ? o >= from : Long.fromValue(m.offset).gte((longFrom ??= Long.fromValue(fetchedOffset)));
   });
   this.messages = filterAborted({ messages: this.messagesWithinOffset, abortedTransactions }).filter((m) => !m.isControlRecord);
 }
