@@ -288,3 +288,88 @@ describe('kafkajs request framing', { timeout: 60_000 }, () => {
     );
   });
 });
+
+describe('kafkajs responses read whole', { timeout: 60_000 }, () => {
+  /** Kafka responses: a 4-byte size, then that many bytes */
+  const responses = fc.array(fc.oneof(fc.nat(40), fc.nat(70_000), fc.constant(65_532)), { maxLength: 12 }).map((sizes) =>
+    sizes.map((n, i) => {
+      const r = Buffer.alloc(4 + n, i + 1);
+      r.writeInt32BE(n, 0);
+      return r;
+    }),
+  );
+
+  it('cuts reads into responses wherever the reads end, the read buffer reused', async () => {
+    const { responseFramer } = await import('../src/kafka/kafkajs-fast');
+    fc.assert(
+      fc.property(responses, fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 20 }), (rs, cuts) => {
+        const got: Buffer[] = [];
+        const push = responseFramer(
+          (f) => got.push(f),
+          (e) => assert.fail(e),
+        );
+        const stream = Buffer.concat(rs);
+        const read = Buffer.alloc(70_000);
+        for (let at = 0, k = 0; at < stream.length; k++) {
+          const n = Math.min(cuts[k % cuts.length], stream.length - at);
+          stream.copy(read, 0, at, at + n);
+          assert.equal(push(read, n), true);
+          read.fill(0xee); // what the next read brings: nothing handed on may be a view of it
+          at += n;
+        }
+        assert.deepEqual(got, rs);
+      }),
+      fuzzParams(500, 1),
+    );
+  });
+
+  it('ends the reading at a negative size, and hands on nothing more', async () => {
+    const { responseFramer } = await import('../src/kafka/kafkajs-fast');
+    const got: Buffer[] = [];
+    const errors: Error[] = [];
+    const push = responseFramer(
+      (f) => got.push(f),
+      (e) => errors.push(e),
+    );
+    const ok = Buffer.from([0, 0, 0, 1, 7]);
+    const bad = Buffer.from([0xff, 0xff, 0xff, 0xfe, 1, 2, 3]);
+    assert.equal(push(Buffer.concat([ok, bad, ok]), 17), false);
+    assert.equal(push(ok, ok.length), false);
+    assert.deepEqual(got, [ok]);
+    assert.equal(errors.length, 1);
+    assert.match(errors[0].message, /^Kafka response unreadable: a response of -2 bytes$/);
+  });
+
+  it('a socket of the factory emits each response whole, as a server sends them in pieces', async () => {
+    const { framedSocketFactory } = await import('../src/kafka/kafkajs-fast');
+    const net = await import('node:net');
+    const rs = fc.sample(responses, { numRuns: 20, seed: 7 }).flat();
+    const stream = Buffer.concat(rs);
+    const server = net.createServer((c) => {
+      // the stream in pieces of 1 to 100,000 bytes, each written when the last was taken
+      let at = 0;
+      let k = 0;
+      const next = () => {
+        if (at >= stream.length) return c.end();
+        const n = Math.min(1 + ((k++ * 7919) % 100_000), stream.length - at);
+        c.write(stream.subarray(at, (at += n)), next);
+      };
+      next();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    try {
+      const got: Buffer[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const s = framedSocketFactory()({ host: '127.0.0.1', port, onConnect: () => {} });
+        s.on('data', (d: Buffer) => got.push(d));
+        s.on('error', reject);
+        s.on('end', resolve);
+      });
+      assert.equal(got.length, rs.length);
+      assert.deepEqual(got, rs);
+    } finally {
+      server.close();
+    }
+  });
+});

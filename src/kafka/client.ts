@@ -43,9 +43,12 @@ export const RETRY = { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 };
  * PKTFLOW_KAFKA_LOG=error|warn|info|debug turns kafkajs's own log on, to stderr
  */
 export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}): Kafka {
-  // produce requests encoded in one pass, with a native CRC-32C (src/kafka/kafkajs-fast.ts)
-  kafkajsFast().installProduceEncoder();
+  // produce requests encoded in one pass, with a native CRC-32C, and responses read whole
+  // into buffers of their size (src/kafka/kafkajs-fast.ts)
+  const fast = kafkajsFast();
+  fast.installProduceEncoder();
   const { Kafka, logLevel } = kafkajs();
+  fast.installResponseReader();
   const levels: Record<string, number> = { error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG };
   return new Kafka({
     clientId: c.clientId ?? 'pktflow',
@@ -54,6 +57,7 @@ export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}
     // stdout carries the events: kafkajs's log, when on, goes to stderr
     logCreator: () => (e) => process.stderr.write(`kafkajs ${new Date().toISOString()} ${e.namespace} ${e.log.message} ${JSON.stringify({ ...e.log, message: undefined, timestamp: undefined, logger: undefined })}\n`),
     retry: RETRY,
+    socketFactory: fast.framedSocketFactory(),
     ...extra,
   });
 }

@@ -25,6 +25,10 @@
  *   record's bytes (frames.ts recordFrame).
  * - The consumer's Batch drops messages before the fetched offset comparing numbers, where
  *   kafkajs makes a 64-bit object of every message's offset.
+ * - Reading responses (plaintext connections): each connection reads into one reused
+ *   buffer and hands kafkajs every response whole, in a buffer of its own size
+ *   (framedSocketFactory); kafkajs kept each 64 KiB read as a new buffer and joined a
+ *   response's reads with one more copy.
  *
  * The grouping, the framing, the record decoder and the Batch replace kafkajs's modules of those
  * names in Node's module cache before the kafkajs modules that use them load, so this
@@ -569,4 +573,106 @@ export function cachedPartitioner(): Partitioner {
     }
     return p;
   };
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading responses: one reused read buffer, each response handed to kafkajs whole
+
+/** the size of the buffer each connection reads into */
+const READ_BYTES = 64 * 1024;
+
+/**
+ * Cuts a connection's bytes into Kafka responses (a 4-byte size, then that many bytes):
+ * `push` takes each read as it comes, in a buffer it may reuse, and `onFrame` gets every
+ * response whole (size included, as kafkajs expects a read to start) in a buffer of its
+ * own. A negative size is `onError` and ends the reading, like an allocation that fails.
+ */
+export function responseFramer(onFrame: (frame: Buffer) => void, onError: (err: Error) => void): (buf: Buffer, n: number) => boolean {
+  const size = Buffer.alloc(4);
+  let sizeHave = 0;
+  let frame: Buffer | null = null;
+  let have = 0;
+  let failed = false;
+  return (buf, n) => {
+    let at = 0;
+    while (at < n && !failed) {
+      if (frame === null) {
+        while (sizeHave < 4 && at < n) size[sizeHave++] = buf[at++];
+        if (sizeHave < 4) break;
+        sizeHave = 0;
+        const len = size.readInt32BE(0);
+        try {
+          if (len < 0) throw new Error(`a response of ${len} bytes`);
+          frame = Buffer.allocUnsafe(4 + len);
+        } catch (err) {
+          failed = true;
+          onError(new Error(`Kafka response unreadable: ${(err as Error).message}`));
+          return false;
+        }
+        size.copy(frame, 0);
+        have = 4;
+      }
+      const take = Math.min(n - at, frame.length - have);
+      buf.copy(frame, have, at, at + take);
+      have += take;
+      at += take;
+      if (have === frame.length) {
+        const whole = frame;
+        frame = null;
+        onFrame(whole);
+      }
+    }
+    return !failed;
+  };
+}
+
+interface SocketFactoryArgs {
+  host: string;
+  port: number;
+  ssl?: unknown;
+  onConnect: () => void;
+}
+
+/**
+ * kafkajs's socket factory (its `socketFactory` option) with the same sockets, except
+ * that a plaintext one reads into one reused buffer (Node's `onread`) and emits each
+ * response as one `data` event (responseFramer). TLS connections are kafkajs's own.
+ */
+export function framedSocketFactory(): (a: SocketFactoryArgs) => import('node:net').Socket {
+  const net = require('node:net') as typeof import('node:net');
+  const tls = require('node:tls') as typeof import('node:tls');
+  return ({ host, port, ssl, onConnect }) => {
+    let socket: import('node:net').Socket;
+    if (ssl) {
+      socket = tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), ...(ssl as object) }, onConnect);
+    } else {
+      const push = responseFramer(
+        (frame) => {
+          if (!socket.destroyed) socket.emit('data', frame);
+        },
+        (err) => socket.destroy(err),
+      );
+      const buffer = Buffer.allocUnsafe(READ_BYTES);
+      socket = net.connect({ host, port, onread: { buffer, callback: (n: number) => push(buffer, n) } }, onConnect);
+    }
+    socket.setKeepAlive(true, 60_000);
+    return socket;
+  };
+}
+
+/**
+ * kafkajs's Connection keeps what followed a response (nothing, when each read is one
+ * response) as its first chunk and joins it with the next read: one copy of every
+ * response. An empty first chunk is dropped before that.
+ */
+export function installResponseReader(): void {
+  type Connection = { prototype: { processData(d: Buffer): unknown; pktflowFramed?: boolean } };
+  const proto = (require('kafkajs/src/network/connection') as Connection).prototype;
+  if (proto.pktflowFramed === true) return;
+  const processData = proto.processData;
+  proto.processData = function (this: { chunks: Buffer[] }, d: Buffer) {
+    if (this.chunks.length === 1 && this.chunks[0].length === 0) this.chunks = [];
+    return processData.call(this, d);
+  };
+  proto.pktflowFramed = true;
 }
