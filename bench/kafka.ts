@@ -58,6 +58,10 @@ const replay = measure('pktflow replay --topic T → /dev/null (all stages, even
 const read = measure('pktflow read FILE → /dev/null (the same, from the file)', `${pktflow} read -q ${file}`, { runs });
 const tshark = measure('tshark -r FILE -Y http.response -T fields', `tshark -r ${file} -Y http.response -T fields -e http.response.code`, { runs });
 const slow = measure('pktflow replay --topic T | reader at 20 MB/s', `${pktflow} replay -q --topic "$T" --brokers ${brokers}`, { runs: 1, after: ` | ${node} bench/throttle.js 20` });
+// a short replay: what joining the group, the first fetch and leaving cost (the topic holds fixtures/http-dns.pcap)
+process.env.T = newTopic('short');
+execFileSync(node, ['bin/pktflow.js', 'read', '-q', 'fixtures/http-dns.pcap', '--kafka-topic', process.env.T, '--brokers', brokers], { cwd: ROOT, stdio: 'ignore' });
+const short = measure('pktflow replay of fixtures/http-dns.pcap (102 frames)', `${pktflow} replay -q --topic "$T" --brokers ${brokers}`, { runs: Math.max(runs, 9) });
 
 const row = (m: Measure, ref?: Measure) => {
   const s = median(m.seconds);
@@ -74,7 +78,7 @@ const rows = [
   row(tshark),
   row(slow),
 ];
-const out = { date: new Date().toISOString(), machine: machine(), file: path.relative(ROOT, file), frames, frameBytes, runs, rows };
+const out = { date: new Date().toISOString(), machine: machine(), file: path.relative(ROOT, file), frames, frameBytes, runs, rows, shortReplay: { seconds: median(short.seconds), spread: range(short.seconds) } };
 mkdirSync(path.join(ROOT, 'bench/out'), { recursive: true });
 writeFileSync(path.join(ROOT, 'bench/out/kafka.json'), JSON.stringify(out, null, 2) + '\n');
 console.log(`${out.machine}; Kafka 3.9.1, one broker on 127.0.0.1, 4 partitions\n${frames} frames, ${(frameBytes / 1e6).toFixed(1)} MB of frame bytes, median of ${runs} runs (wall time includes start-up)\n`);
@@ -82,6 +86,7 @@ console.log('| run | seconds (range) | CPU s | frames/s | MB/s | peak RSS MiB | 
 console.log('|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(`| ${r.name} | ${r.seconds.toFixed(2)} (${r.spread}) | ${r.cpuSeconds.toFixed(2)} | ${r.framesPerSec.toLocaleString('en')} | ${r.mbPerSec} | ${r.peakRssMiB} | ${r.ratio} |`);
 console.log('\nratio: pktflow against the Java client for production and consumption, against tshark for analysis (higher is faster)');
+console.log(`\n${short.name}: ${median(short.seconds).toFixed(2)} s (${range(short.seconds)}), median of ${short.seconds.length}`);
 // issue 10's targets, on the wall-time medians of this run
 target('production against Java ProducerPerformance', parseFloat(rows[0].ratio), 0.8, 'x');
 target('replay analysis against tshark', parseFloat(rows[4].ratio), 3.5, 'x');

@@ -87,6 +87,15 @@ const earlier = (a: Frame, b: Frame) => a.tsSec < b.tsSec || (a.tsSec === b.tsSe
 const TICK_MS = 1000;
 
 /**
+ * The longest a fetch waits for new frames (the broker's long poll), following a topic
+ * and replaying it to the end. At the end of a replay kafkajs waits out the fetch under
+ * way before it leaves the group: at 100 ms, a replay of a 102-frame topic (fixtures/http-dns.pcap) took 0.44 s
+ * (median of 10), at 20 ms 0.36 s, at 10 ms the same (docs/performance.md).
+ */
+const FOLLOW_WAIT_MS = 100;
+const REPLAY_WAIT_MS = 20;
+
+/**
  * Replays raw frames from a topic (docs/kafka.md) as a member of a consumer group.
  *
  * kafkajs fills one buffer per assigned partition; a partition whose buffer is past
@@ -230,15 +239,16 @@ export class KafkaFrameSource implements Source {
     }
 
     // heartbeats every second: a rebalance is noticed within about a second. A fetch waits
-    // at most 100 ms for new frames (kafkajs: 5 s), which is also how long leaving takes:
-    // kafkajs lets go only after the fetch under way, so a replay's end waits that long
-    // (at 500 ms it was a tenth of replaying 300,000 frames; an idle --follow asks the
-    // broker ten times a second, which costs it nothing to speak of).
+    // at most FOLLOW_WAIT_MS for new frames with --follow (kafkajs: 5 s; an idle member
+    // asks the broker ten times a second, which costs it nothing to speak of), and
+    // REPLAY_WAIT_MS without: kafkajs lets go of the group only after the fetch under way,
+    // and sleeps that long while every partition is paused, so a replay's end and a
+    // resumed partition wait that long.
     const consumer = client.consumer({
       groupId,
       maxBytesPerPartition: this.o.maxBytesPerPartition ?? 1024 * 1024,
       heartbeatInterval: 1000,
-      maxWaitTimeInMs: 100,
+      maxWaitTimeInMs: follow ? FOLLOW_WAIT_MS : REPLAY_WAIT_MS,
       // kafkajs restarts a consumer that crashed on a retriable error, from a timer of its
       // own; once the replay has let go of it, a restart would keep a consumer (and the
       // process) alive with nobody reading
