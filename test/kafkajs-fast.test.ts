@@ -299,22 +299,27 @@ describe('kafkajs responses read whole', { timeout: 60_000 }, () => {
     }),
   );
 
-  it('cuts reads into responses wherever the reads end, the read buffer reused', async () => {
+  it('cuts reads into responses wherever the reads end, the shared read buffer reused', async () => {
     const { responseFramer } = await import('../src/kafka/kafkajs-fast');
     fc.assert(
-      fc.property(responses, fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 20 }), (rs, cuts) => {
+      fc.property(responses, fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 20 }), fc.integer({ min: 1, max: 70_000 }), (rs, cuts, readBytes) => {
         const got: Buffer[] = [];
-        const push = responseFramer(
+        const framer = responseFramer(
           (f) => got.push(f),
           (e) => assert.fail(e),
+          readBytes,
         );
+        const shared = framer.next();
+        assert.equal(shared.length, readBytes);
         const stream = Buffer.concat(rs);
-        const read = Buffer.alloc(70_000);
         for (let at = 0, k = 0; at < stream.length; k++) {
-          const n = Math.min(cuts[k % cuts.length], stream.length - at);
-          stream.copy(read, 0, at, at + n);
-          assert.equal(push(read, n), true);
-          read.fill(0xee); // what the next read brings: nothing handed on may be a view of it
+          // a read of at most what the buffer given holds, as the kernel's
+          const into = framer.next();
+          const n = Math.min(cuts[k % cuts.length], into.length, stream.length - at);
+          stream.copy(into, 0, at, at + n);
+          assert.equal(framer.push(n, into), true);
+          // what the next read brings into the shared buffer: nothing handed on may be a view of it
+          if (into === shared) shared.fill(0xee);
           at += n;
         }
         assert.deepEqual(got, rs);
@@ -323,18 +328,40 @@ describe('kafkajs responses read whole', { timeout: 60_000 }, () => {
     );
   });
 
+  it('reads a response straight into its own buffer once its size is known', async () => {
+    const { responseFramer } = await import('../src/kafka/kafkajs-fast');
+    const got: Buffer[] = [];
+    const framer = responseFramer(
+      (f) => got.push(f),
+      (e) => assert.fail(e),
+      16,
+    );
+    const r = Buffer.alloc(4 + 100, 9);
+    r.writeInt32BE(100, 0);
+    const first = framer.next();
+    r.copy(first, 0, 0, 16);
+    framer.push(16, first);
+    const rest = framer.next();
+    assert.equal(rest.length, 104 - 16, 'the rest of the response, no more');
+    r.copy(rest, 0, 16);
+    framer.push(rest.length, rest);
+    assert.deepEqual(got, [r]);
+    assert.equal(got[0].buffer, rest.buffer, 'the response is the buffer read into');
+    assert.equal(framer.next(), first, 'between responses: the shared buffer');
+  });
+
   it('ends the reading at a negative size, and hands on nothing more', async () => {
     const { responseFramer } = await import('../src/kafka/kafkajs-fast');
     const got: Buffer[] = [];
     const errors: Error[] = [];
-    const push = responseFramer(
+    const framer = responseFramer(
       (f) => got.push(f),
       (e) => errors.push(e),
     );
     const ok = Buffer.from([0, 0, 0, 1, 7]);
     const bad = Buffer.from([0xff, 0xff, 0xff, 0xfe, 1, 2, 3]);
-    assert.equal(push(Buffer.concat([ok, bad, ok]), 17), false);
-    assert.equal(push(ok, ok.length), false);
+    assert.equal(framer.push(17, Buffer.concat([ok, bad, ok])), false);
+    assert.equal(framer.push(ok.length, ok), false);
     assert.deepEqual(got, [ok]);
     assert.equal(errors.length, 1);
     assert.match(errors[0].message, /^Kafka response unreadable: a response of -2 bytes$/);

@@ -25,9 +25,9 @@
  *   record's bytes (frames.ts recordFrame).
  * - The consumer's Batch drops messages before the fetched offset comparing numbers, where
  *   kafkajs makes a 64-bit object of every message's offset.
- * - Reading responses (plaintext connections): each connection reads into one reused
- *   buffer and hands kafkajs every response whole, in a buffer of its own size
- *   (framedSocketFactory); kafkajs kept each 64 KiB read as a new buffer and joined a
+ * - Reading responses (plaintext connections): a connection reads each response straight
+ *   into a buffer of its size and hands it to kafkajs whole (framedSocketFactory);
+ *   kafkajs's sockets made a new buffer of every read of up to 64 KiB and joined a
  *   response's reads with one more copy.
  *
  * The grouping, the framing, the record decoder and the Batch replace kafkajs's modules of those
@@ -578,51 +578,79 @@ export function cachedPartitioner(): Partitioner {
 // ---------------------------------------------------------------------------------------
 // Reading responses: one reused read buffer, each response handed to kafkajs whole
 
-/** the size of the buffer each connection reads into */
+/** the size of the shared buffer a connection reads into between responses */
 const READ_BYTES = 64 * 1024;
 
+/** Where a connection's reads go, and what it does with what was read (Node's `onread`). */
+export interface ResponseFramer {
+  /** the buffer for the next read: the rest of the response under way, else the shared one */
+  next(): Buffer;
+  /** `n` bytes were read into `buf`, the buffer next() gave (Node's order); false ends the reading */
+  push(n: number, buf: Uint8Array): boolean;
+}
+
 /**
- * Cuts a connection's bytes into Kafka responses (a 4-byte size, then that many bytes):
- * `push` takes each read as it comes, in a buffer it may reuse, and `onFrame` gets every
- * response whole (size included, as kafkajs expects a read to start) in a buffer of its
- * own. A negative size is `onError` and ends the reading, like an allocation that fails.
+ * Cuts a connection's bytes into Kafka responses (a 4-byte size, then that many bytes),
+ * and gives `onFrame` each response whole (size included, as kafkajs expects a read to
+ * start) in a buffer of its own. Once a response's size is known, reads go straight into
+ * the rest of its buffer, never past its end; between responses they go into one shared
+ * buffer and are copied out. A negative size (or one that cannot be allocated) is
+ * `onError`, and ends the reading.
  */
-export function responseFramer(onFrame: (frame: Buffer) => void, onError: (err: Error) => void): (buf: Buffer, n: number) => boolean {
+export function responseFramer(onFrame: (frame: Buffer) => void, onError: (err: Error) => void, readBytes = READ_BYTES): ResponseFramer {
+  const shared = Buffer.allocUnsafe(readBytes);
   const size = Buffer.alloc(4);
   let sizeHave = 0;
   let frame: Buffer | null = null;
   let have = 0;
+  let direct: Buffer | null = null;
   let failed = false;
-  return (buf, n) => {
-    let at = 0;
-    while (at < n && !failed) {
-      if (frame === null) {
-        while (sizeHave < 4 && at < n) size[sizeHave++] = buf[at++];
-        if (sizeHave < 4) break;
-        sizeHave = 0;
-        const len = size.readInt32BE(0);
-        try {
-          if (len < 0) throw new Error(`a response of ${len} bytes`);
-          frame = Buffer.allocUnsafe(4 + len);
-        } catch (err) {
-          failed = true;
-          onError(new Error(`Kafka response unreadable: ${(err as Error).message}`));
-          return false;
-        }
-        size.copy(frame, 0);
-        have = 4;
-      }
-      const take = Math.min(n - at, frame.length - have);
-      buf.copy(frame, have, at, at + take);
-      have += take;
-      at += take;
-      if (have === frame.length) {
-        const whole = frame;
-        frame = null;
-        onFrame(whole);
-      }
+  const filled = (): void => {
+    if (frame !== null && have === frame.length) {
+      const whole = frame;
+      frame = null;
+      onFrame(whole);
     }
-    return !failed;
+  };
+  return {
+    next() {
+      direct = frame !== null ? frame.subarray(have) : null;
+      return direct ?? shared;
+    },
+    push(n, into) {
+      if (failed) return false;
+      const buf = into as Buffer;
+      if (buf === direct && frame !== null) {
+        have += n;
+        filled();
+        return true;
+      }
+      let at = 0;
+      while (at < n && !failed) {
+        if (frame === null) {
+          while (sizeHave < 4 && at < n) size[sizeHave++] = buf[at++];
+          if (sizeHave < 4) break;
+          sizeHave = 0;
+          const len = size.readInt32BE(0);
+          try {
+            if (len < 0) throw new Error(`a response of ${len} bytes`);
+            frame = Buffer.allocUnsafe(4 + len);
+          } catch (err) {
+            failed = true;
+            onError(new Error(`Kafka response unreadable: ${(err as Error).message}`));
+            return false;
+          }
+          size.copy(frame, 0);
+          have = 4;
+        }
+        const take = Math.min(n - at, frame.length - have);
+        buf.copy(frame, have, at, at + take);
+        have += take;
+        at += take;
+        filled();
+      }
+      return !failed;
+    },
   };
 }
 
@@ -635,8 +663,9 @@ interface SocketFactoryArgs {
 
 /**
  * kafkajs's socket factory (its `socketFactory` option) with the same sockets, except
- * that a plaintext one reads into one reused buffer (Node's `onread`) and emits each
- * response as one `data` event (responseFramer). TLS connections are kafkajs's own.
+ * that a plaintext one reads each response into a buffer of its own size (Node's
+ * `onread`, responseFramer) and emits it as one `data` event. TLS connections are
+ * kafkajs's own.
  */
 export function framedSocketFactory(): (a: SocketFactoryArgs) => import('node:net').Socket {
   const net = require('node:net') as typeof import('node:net');
@@ -646,14 +675,13 @@ export function framedSocketFactory(): (a: SocketFactoryArgs) => import('node:ne
     if (ssl) {
       socket = tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), ...(ssl as object) }, onConnect);
     } else {
-      const push = responseFramer(
+      const framer = responseFramer(
         (frame) => {
           if (!socket.destroyed) socket.emit('data', frame);
         },
         (err) => socket.destroy(err),
       );
-      const buffer = Buffer.allocUnsafe(READ_BYTES);
-      socket = net.connect({ host, port, onread: { buffer, callback: (n: number) => push(buffer, n) } }, onConnect);
+      socket = net.connect({ host, port, onread: { buffer: framer.next, callback: framer.push } }, onConnect);
     }
     socket.setKeepAlive(true, 60_000);
     return socket;
