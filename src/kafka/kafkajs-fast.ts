@@ -576,7 +576,7 @@ export function cachedPartitioner(): Partitioner {
 }
 
 // ---------------------------------------------------------------------------------------
-// Reading responses: one reused read buffer, each response handed to kafkajs whole
+// Reading responses: each read straight into its response's buffer, each response handed to kafkajs whole
 
 /** the size of the shared buffer a connection reads into between responses */
 const READ_BYTES = 64 * 1024;

@@ -89,8 +89,9 @@ const TICK_MS = 1000;
 /**
  * The longest a fetch waits for new frames (the broker's long poll), following a topic
  * and replaying it to the end. At the end of a replay kafkajs waits out the fetch under
- * way before it leaves the group: at 100 ms, a replay of a 102-frame topic (fixtures/http-dns.pcap) took 0.44 s
- * (median of 10), at 20 ms 0.36 s, at 10 ms the same (docs/performance.md).
+ * way before it leaves the group: at 100 ms, a replay of a 102-frame topic
+ * (fixtures/http-dns.pcap) took 0.44 s (median of 10), at 20 ms 0.36 s, at 10 ms the
+ * same (docs/performance.md).
  */
 const FOLLOW_WAIT_MS = 100;
 const REPLAY_WAIT_MS = 20;
