@@ -48,7 +48,6 @@ export function kafkaClient(c: KafkaConnection, extra: Partial<KafkaConfig> = {}
   const fast = kafkajsFast();
   fast.installProduceEncoder();
   const { Kafka, logLevel } = kafkajs();
-  fast.installResponseReader();
   const levels: Record<string, number> = { error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG };
   return new Kafka({
     clientId: c.clientId ?? 'pktflow',

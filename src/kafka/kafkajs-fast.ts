@@ -664,25 +664,24 @@ interface SocketFactoryArgs {
 /**
  * kafkajs's socket factory (its `socketFactory` option) with the same sockets, except
  * that a plaintext one reads each response into a buffer of its own size (Node's
- * `onread`, responseFramer) and emits it as one `data` event. TLS connections are
- * kafkajs's own.
+ * `onread`, responseFramer) and emits it as one `data` event; kafkajs's Connection is
+ * told not to join such a read with the empty rest of the one before
+ * (installResponseReader). TLS connections come from kafkajs's own factory.
  */
 export function framedSocketFactory(): (a: SocketFactoryArgs) => import('node:net').Socket {
   const net = require('node:net') as typeof import('node:net');
-  const tls = require('node:tls') as typeof import('node:tls');
-  return ({ host, port, ssl, onConnect }) => {
-    let socket: import('node:net').Socket;
-    if (ssl) {
-      socket = tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), ...(ssl as object) }, onConnect);
-    } else {
-      const framer = responseFramer(
-        (frame) => {
-          if (!socket.destroyed) socket.emit('data', frame);
-        },
-        (err) => socket.destroy(err),
-      );
-      socket = net.connect({ host, port, onread: { buffer: framer.next, callback: framer.push } }, onConnect);
-    }
+  const kafkajsFactory = (require('kafkajs/src/network/socketFactory') as () => (a: SocketFactoryArgs) => import('node:net').Socket)();
+  installResponseReader();
+  return (a) => {
+    if (a.ssl) return kafkajsFactory(a);
+    const framer = responseFramer(
+      (frame) => {
+        if (!socket.destroyed) socket.emit('data', frame);
+      },
+      (err) => socket.destroy(err),
+    );
+    const socket = net.connect({ host: a.host, port: a.port, onread: { buffer: framer.next, callback: framer.push } }, a.onConnect);
+    // as kafkajs's own sockets
     socket.setKeepAlive(true, 60_000);
     return socket;
   };
@@ -693,7 +692,7 @@ export function framedSocketFactory(): (a: SocketFactoryArgs) => import('node:ne
  * response) as its first chunk and joins it with the next read: one copy of every
  * response. An empty first chunk is dropped before that.
  */
-export function installResponseReader(): void {
+function installResponseReader(): void {
   type Connection = { prototype: { processData(d: Buffer): unknown; pktflowFramed?: boolean } };
   const proto = (require('kafkajs/src/network/connection') as Connection).prototype;
   if (proto.pktflowFramed === true) return;
